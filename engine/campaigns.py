@@ -1,0 +1,145 @@
+"""Campaign lifecycle: documents in, versions out, journeys started and stopped.
+
+Every function here works inside the caller's transaction, so a failure (an invalid
+document, a missing segment) leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from engine import wakeups
+from engine.entry import enroll_select
+from engine.errors import InvalidState, NotFound
+from engine.graph import CampaignGraph
+from engine.models import Campaign, CampaignVersion, Enrollment
+from engine.validation import ensure_valid
+
+EDITABLE = {"draft", "scheduled", "active", "paused", "suspended", "finished", "stopped"}
+
+
+def create(session: Session, document: Mapping[str, Any]) -> Campaign:
+    """A new draft campaign whose version 1 is `document` (validated first)."""
+    ensure_valid(document)
+    campaign = Campaign(name=document["name"], description=document.get("description", ""),
+                        tags=list(document.get("tags", [])), status="draft")
+    session.add(campaign)
+    session.flush()
+    _new_version(session, campaign, document)
+    return campaign
+
+
+def save(session: Session, campaign_id: int, document: Mapping[str, Any]) -> CampaignVersion:
+    """Store an edited document as a new version; customers in flight stay on theirs."""
+    campaign = get(session, campaign_id, lock=True)
+    ensure_valid(document)
+    current = session.get(CampaignVersion, campaign.version_id)
+    if current is not None and current.document == dict(document):
+        return current
+    campaign.name = document["name"]
+    campaign.description = document.get("description", "")
+    campaign.tags = list(document.get("tags", []))
+    return _new_version(session, campaign, document)
+
+
+def _new_version(session: Session, campaign: Campaign, document: Mapping[str, Any]) -> CampaignVersion:
+    number = (session.scalar(select(func.max(CampaignVersion.number)).where(
+        CampaignVersion.campaign_id == campaign.id)) or 0) + 1
+    version = CampaignVersion(campaign_id=campaign.id, number=number, document=dict(document))
+    session.add(version)
+    session.flush()
+    campaign.version_id = version.id
+    return version
+
+
+def get(session: Session, campaign_id: int, *, lock: bool = False) -> Campaign:
+    query = select(Campaign).where(Campaign.id == campaign_id)
+    campaign = session.scalars(query.with_for_update() if lock else query).first()
+    if campaign is None:
+        raise NotFound(f"campaign {campaign_id} does not exist")
+    return campaign
+
+
+def launch(session: Session, campaign_id: int, now: datetime) -> int:
+    """Activate the campaign and enroll its launch audience; returns how many entered."""
+    campaign = get(session, campaign_id, lock=True)
+    if campaign.status not in ("draft", "scheduled"):
+        raise InvalidState(f"campaign {campaign_id} is {campaign.status}; only a draft or scheduled "
+                           "campaign can be launched (resume a paused one)")
+    version = session.get(CampaignVersion, campaign.version_id)
+    ensure_valid(version.document)
+    graph = CampaignGraph.build(version.document)
+    campaign.status, campaign.launched_at, campaign.status_reason = "active", now, ""
+    audience = graph.nodes[graph.entry].launch_audience(session, now)
+    if audience is None:
+        return 0
+    return enroll_select(session, campaign.id, version.id, graph.entry, audience, now)
+
+
+def pause(session: Session, campaign_id: int) -> None:
+    """Hold every customer where they are; due steps wait until resume."""
+    campaign = get(session, campaign_id, lock=True)
+    if campaign.status != "active":
+        raise InvalidState(f"campaign {campaign_id} is {campaign.status}; only an active one can be paused")
+    campaign.status = "paused"
+
+
+def resume(session: Session, campaign_id: int, now: datetime) -> None:
+    """Continue a paused campaign: everything that came due meanwhile runs now."""
+    campaign = get(session, campaign_id, lock=True)
+    if campaign.status != "paused":
+        raise InvalidState(f"campaign {campaign_id} is {campaign.status}; only a paused one can be resumed")
+    campaign.status = "active"
+    request_due_wakeups(session, campaign_id, now)
+
+
+def stop(session: Session, campaign_id: int, now: datetime) -> int:
+    """End every journey of the campaign; returns how many were ended."""
+    campaign = get(session, campaign_id, lock=True)
+    if campaign.status in ("stopped", "draft"):
+        raise InvalidState(f"campaign {campaign_id} is {campaign.status}; nothing to stop")
+    campaign.status, campaign.finished_at = "stopped", now
+    return session.execute(
+        update(Enrollment).where(Enrollment.campaign_id == campaign_id, Enrollment.state == "active")
+        .values(state="exited", due_at=None, updated_at=now),
+        execution_options={"synchronize_session": False},
+    ).rowcount or 0
+
+
+def request_due_wakeups(session: Session, campaign_id: int | None, now: datetime, *, overdue_by: Any = None) -> int:
+    """Ask for a wakeup for each (version, node) with positions due by `now` (minus
+    `overdue_by`, to leave the normal wakeups their time); returns how many were asked."""
+    cutoff = now - overdue_by if overdue_by is not None else now
+    query = (
+        select(Enrollment.version_id, Enrollment.node_id)
+        .join(Campaign, Campaign.id == Enrollment.campaign_id)
+        .where(Enrollment.state == "active", Enrollment.due_at <= cutoff, Campaign.status == "active")
+        .group_by(Enrollment.version_id, Enrollment.node_id)
+    )
+    if campaign_id is not None:
+        query = query.where(Enrollment.campaign_id == campaign_id)
+    due = session.execute(query).all()
+    for version_id, node_id in due:
+        wakeups.request(session, version_id, node_id, now)
+    return len(due)
+
+
+def finish_completed(session: Session, now: datetime) -> list[int]:
+    """Mark finished the active campaigns that admit nobody new and have nobody in flight."""
+    finished = []
+    for campaign in session.scalars(select(Campaign).where(Campaign.status == "active")):
+        version = session.get(CampaignVersion, campaign.version_id)
+        graph = CampaignGraph.build(version.document)
+        if graph.nodes[graph.entry].continuous:
+            continue
+        in_flight = session.scalar(select(Enrollment.id).where(
+            Enrollment.campaign_id == campaign.id, Enrollment.state == "active").limit(1))
+        if in_flight is None:
+            campaign.status, campaign.finished_at = "finished", now
+            finished.append(campaign.id)
+    return finished

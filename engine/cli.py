@@ -1,0 +1,155 @@
+"""`campaign-canvas`: serve, worker, validate, simulate, demo, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from engine import clock, registry
+from engine.errors import CampaignCanvasError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="campaign-canvas", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="UI + API, with an in-process worker (embedded defaults)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=1, help="in-process workers: 0 serves API + UI only")
+
+    sub.add_parser("worker", help="an RQ worker with the scheduler (run several, on several machines)")
+    sub.add_parser("migrate", help="upgrade the database schema to the newest version")
+
+    p = sub.add_parser("validate", help="check a campaign document; prints every problem")
+    p.add_argument("file", type=Path)
+
+    p = sub.add_parser("simulate", help="run a campaign on generated profiles with a virtual clock")
+    p.add_argument("file", type=Path)
+    p.add_argument("--profiles", type=int, default=1000)
+    p.add_argument("--start", default=None, help="virtual start time, ISO 8601 (default: now)")
+    p.add_argument("--until", default="365d", help="how far the virtual clock may run (e.g. 30d)")
+    p.add_argument("--seed", type=int, default=7)
+
+    p = sub.add_parser("demo", help="seed example profiles, segments and campaigns")
+    p.add_argument("--profiles", type=int, default=2000)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    registry.load()
+    try:
+        return int(COMMANDS[args.command](args) or 0)
+    except CampaignCanvasError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        for detail in exc.details:
+            print(f"  {json.dumps(detail)}", file=sys.stderr)
+        return 2
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from engine.validation import errors, format_problems, validate_document
+
+    document = _load_json(args.file)
+    problems = validate_document(document)
+    if problems:
+        print(format_problems(problems))
+    bad = errors(problems)
+    print(f"{args.file}: {'invalid' if bad else 'valid'} ({len(bad)} errors, {len(problems) - len(bad)} warnings)")
+    return 1 if bad else 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from engine.generate import profiles
+    from engine.simulate import Simulation
+
+    document = _load_json(args.file)
+    start = clock.parse_instant(args.start) if args.start else clock.now()
+    with Simulation(document, start=start) as sim:
+        sim.add_profiles(list(profiles(args.profiles, seed=args.seed)))
+        trigger = next((n for n in document["nodes"] if n["type"] == "event_trigger"), None)
+        if trigger is not None:  # every generated customer performs the trigger event at the start
+            sim.add_events([{"at": "+0m", "event": trigger["settings"]["event"], "profile": i}
+                            for i in range(args.profiles)])
+        result = sim.run(until=clock.parse_duration(args.until))
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from engine import db
+    from engine.config import Settings
+
+    settings = Settings()
+    db.upgrade(settings.database_url)
+    print(f"database schema is current ({_safe_url(settings.database_url)})")
+    return 0
+
+
+def _worker(_args: argparse.Namespace) -> int:
+    from engine import runtime
+
+    rt = runtime.current()
+    rt.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
+    rt.worker().work(with_scheduler=True)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from engine import db, runtime
+
+    rt = runtime.current()
+    db.upgrade(rt.settings.database_url)
+    from server import create_app
+
+    app, socketio = create_app(rt)
+    if args.workers <= 0:
+        socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)
+        return 0
+    web = threading.Thread(target=socketio.run, args=(app,), daemon=True, name="web",
+                           kwargs={"host": args.host, "port": args.port, "allow_unsafe_werkzeug": True,
+                                   "use_reloader": False, "log_output": False})
+    web.start()
+    print(f"Campaign Canvas on http://{args.host}:{args.port}  (database {_safe_url(rt.settings.database_url)})",
+          flush=True)
+    rt.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
+    rt.worker().work(with_scheduler=True)  # main thread: owns the signal handlers
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from engine import db, runtime
+    from engine.demo import seed
+
+    rt = runtime.current()
+    db.upgrade(rt.settings.database_url)
+    summary = seed(rt, profiles_count=args.profiles)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"error: {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"error: {path} is not JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+COMMANDS = {"serve": _serve, "worker": _worker, "migrate": _migrate, "validate": _validate,
+            "simulate": _simulate, "demo": _demo}
+
+if __name__ == "__main__":
+    sys.exit(main())

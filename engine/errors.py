@@ -1,0 +1,63 @@
+"""Errors a caller can act on, one type per failure.
+
+Each is raised where the failure is detected; `server.py` turns them into the JSON error
+shape `{"error": {"code", "message", "details"}}` in one place, and the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CampaignCanvasError(Exception):
+    """Base class. `code` is stable for programs; `status` is the HTTP status to answer."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class RegistrationError(CampaignCanvasError):
+    """A node type declaration is invalid or its name is taken."""
+
+    code = "invalid_node_type"
+
+
+class DocumentInvalid(CampaignCanvasError):
+    """A campaign document failed validation; `details` lists every problem found."""
+
+    code = "invalid_document"
+    status = 422
+
+
+class NotFound(CampaignCanvasError):
+    code = "not_found"
+    status = 404
+
+
+class InvalidInput(CampaignCanvasError):
+    """A request body or argument is malformed; `details` names the field."""
+
+    code = "invalid_input"
+    status = 400
+
+
+class InvalidState(CampaignCanvasError):
+    """The action does not apply in the object's current state (e.g. launch a stopped campaign)."""
+
+    code = "invalid_state"
+    status = 409
+
+
+class RuleError(CampaignCanvasError):
+    """A filter or segment rule cannot be compiled; `details` carries its JSON pointer."""
+
+    code = "invalid_rule"
+    status = 422

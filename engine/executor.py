@@ -1,0 +1,283 @@
+"""The executor: moves batches of enrollments through a campaign graph.
+
+One call claims up to `chunk_size` due enrollments at one node, runs them through every
+node they reach without waiting (a cascade, in flow order so branches merge first), and
+writes where each one ends up, the per node/port counters and whatever the nodes wrote
+(audience rows, outbox rows, ...) in a single transaction. A crash anywhere rolls all of it
+back; the positions are still due, and the next wakeup or the sweeper runs them again.
+
+Claiming is an atomic `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n)
+RETURNING`: on PostgreSQL concurrent workers take disjoint rows; on SQLite the statement
+takes the database's single write lock for the transaction.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine import clock as clocks
+from engine import wakeups
+from engine.batch import IN_CHUNK, Batch, NodeContext
+from engine.graph import CampaignGraph, GraphCache
+from engine.models import Campaign, CampaignVersion, Enrollment, NodeCounter
+
+log = logging.getLogger(__name__)
+
+ENTERED = "@entered"
+#: chunks one `run` call handles before handing the rest to a fresh wakeup
+MAX_CHUNKS_PER_RUN = 200
+
+StatsListener = Callable[[int, int, dict[tuple[str, str], int]], None]
+
+
+class NodeFailed(RuntimeError):
+    """A node's process() broke its contract or raised; the whole chunk rolls back."""
+
+
+@dataclass
+class _Members:
+    enrollment_ids: list[int] = field(default_factory=list)
+    profile_ids: list[int] = field(default_factory=list)
+    node_entered_at: list[datetime] = field(default_factory=list)
+
+    def extend(self, eids: Iterable[int], pids: Iterable[int], entered: Iterable[datetime]) -> None:
+        self.enrollment_ids.extend(eids)
+        self.profile_ids.extend(pids)
+        self.node_entered_at.extend(entered)
+
+
+@dataclass
+class RunResult:
+    processed: int = 0
+    chunks: int = 0
+
+
+class Executor:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        chunk_size: int = 5000,
+        account_timezone: str = "UTC",
+        graphs: GraphCache | None = None,
+    ):
+        self.sessions = sessions
+        self.chunk_size = chunk_size
+        self.account_tz = ZoneInfo(account_timezone)
+        self.graphs = graphs or GraphCache()
+        self.listeners: list[StatsListener] = []
+
+    # -- public --------------------------------------------------------------------------
+    def run(self, version_id: int, node_id: str) -> RunResult:
+        """Process everything due at (version, node) now, chunk by chunk."""
+        result = RunResult()
+        while result.chunks < MAX_CHUNKS_PER_RUN:
+            claimed = self.run_chunk(version_id, node_id)
+            if not claimed:
+                return result
+            result.processed += claimed
+            result.chunks += 1
+            if claimed < self.chunk_size:
+                return result
+        with self.sessions() as session, session.begin():  # more is due: let another job go on
+            wakeups.request(session, version_id, node_id, clocks.now())
+        return result
+
+    def run_chunk(self, version_id: int, node_id: str) -> int:
+        """Claim and process one chunk in one transaction; returns how many were claimed."""
+        now = clocks.now()
+        with self.sessions() as session, session.begin():
+            row = session.execute(
+                select(Campaign.id, Campaign.status)
+                .join(CampaignVersion, CampaignVersion.campaign_id == Campaign.id)
+                .where(CampaignVersion.id == version_id)
+            ).first()
+            if row is None or row.status != "active":
+                return 0  # paused or stopped: positions stay where they are
+            claimed = self._claim(session, version_id, node_id, now)
+            if not claimed.enrollment_ids:
+                return 0
+            graph = self.graphs.get(version_id, lambda: session.get(CampaignVersion, version_id).document)
+            cascade = _Cascade(self, session, graph, row.id, version_id, now)
+            counts = cascade.run(node_id, claimed)
+        for listener in self.listeners:
+            listener(row.id, version_id, counts)
+        return len(claimed.enrollment_ids)
+
+    # -- claiming ------------------------------------------------------------------------
+    def _claim(self, session: Session, version_id: int, node_id: str, now: datetime) -> _Members:
+        due = (
+            select(Enrollment.id)
+            .where(
+                Enrollment.version_id == version_id,
+                Enrollment.node_id == node_id,
+                Enrollment.state == "active",
+                Enrollment.due_at <= now,
+            )
+            .order_by(Enrollment.due_at)
+            .limit(self.chunk_size)
+            .with_for_update(skip_locked=True)
+        )
+        rows = session.execute(
+            update(Enrollment)
+            .where(Enrollment.id.in_(due.scalar_subquery()))
+            .values(updated_at=now)
+            .returning(Enrollment.id, Enrollment.profile_id, Enrollment.node_entered_at),
+            execution_options={"synchronize_session": False},
+        ).all()
+        members = _Members()
+        members.extend((r[0] for r in rows), (r[1] for r in rows), (r[2] for r in rows))
+        return members
+
+
+class _Cascade:
+    """One chunk's trip through the graph inside one transaction."""
+
+    def __init__(self, executor: Executor, session: Session, graph: CampaignGraph, campaign_id: int,
+                 version_id: int, now: datetime):
+        self.ex = executor
+        self.session = session
+        self.graph = graph
+        self.campaign_id = campaign_id
+        self.version_id = version_id
+        self.now = now
+        self.counts: Counter[tuple[str, str]] = Counter()
+        #: (node, state, due_at, node_entered_at) -> enrollment ids
+        self.final: dict[tuple[str, str, datetime | None, datetime], list[int]] = defaultdict(list)
+        self.pending: dict[str, _Members] = {}
+        self.queue: list[tuple[int, str]] = []
+        self.visited: set[str] = set()
+
+    def run(self, start: str, claimed: _Members) -> dict[tuple[str, str], int]:
+        self._arrive(start, claimed, count=False)
+        while self.queue:
+            _, node_id = heapq.heappop(self.queue)
+            members = self.pending.pop(node_id)
+            if node_id in self.visited:  # came round a cycle within this cascade: park it
+                self._park(node_id, members, self.now)
+                continue
+            self.visited.add(node_id)
+            self._process(node_id, members)
+        self._write()
+        return dict(self.counts)
+
+    def _arrive(self, node_id: str, members: _Members, *, count: bool = True) -> None:
+        if count:
+            self.counts[(node_id, ENTERED)] += len(members.enrollment_ids)
+        if node_id not in self.pending:
+            self.pending[node_id] = _Members()
+            heapq.heappush(self.queue, (self.graph.order[node_id], node_id))
+        self.pending[node_id].extend(members.enrollment_ids, members.profile_ids, members.node_entered_at)
+
+    def _park(self, node_id: str, members: _Members, due: datetime) -> None:
+        for eid, entered in zip(members.enrollment_ids, members.node_entered_at, strict=True):
+            self.final[(node_id, "active", due, entered)].append(eid)
+        wakeups.request(self.session, self.version_id, node_id, due)
+
+    def _process(self, node_id: str, members: _Members) -> None:
+        node = self.graph.nodes[node_id]
+        ctx = NodeContext(
+            session=self.session, now=self.now, campaign_id=self.campaign_id, version_id=self.version_id,
+            node_id=node_id, document=self.graph.document, account_tz=self.ex.account_tz,
+        )
+        batch = Batch(ctx, members.enrollment_ids, members.profile_ids, members.node_entered_at)
+        try:
+            routed = node.process(batch)
+        except Exception as exc:
+            raise NodeFailed(f"node {node_id!r} ({node.type}) failed: {exc}") from exc
+        ports = set(node.ports_for(node.settings))
+        placed: set[int] = set()
+        for port, subset in routed.items():
+            if port not in ports:
+                raise NodeFailed(f"node {node_id!r} ({node.type}) routed to unknown port {port!r}")
+            self._check_unplaced(node_id, placed, subset.enrollment_ids)
+            self.counts[(node_id, port)] += len(subset)
+            self._follow(node_id, port, subset)
+        entered_at = dict(zip(members.enrollment_ids, members.node_entered_at, strict=True))
+        for eids, times in batch.holds:
+            self._check_unplaced(node_id, placed, eids)
+            for eid, due in zip(eids, times, strict=True):
+                self.final[(node_id, "active", due, entered_at[eid])].append(eid)
+            for due in set(times):
+                wakeups.request(self.session, self.version_id, node_id, due)
+        for eid in members.enrollment_ids:
+            if eid not in placed:  # routed nowhere: the journey ends here
+                self.final[(node_id, "done", None, entered_at[eid])].append(eid)
+
+    @staticmethod
+    def _check_unplaced(node_id: str, placed: set[int], eids: list[int]) -> None:
+        before = len(placed)
+        placed.update(eids)
+        if len(placed) != before + len(eids):
+            raise NodeFailed(f"node {node_id!r} sent a customer out by two ports (or held and routed one)")
+
+    def _follow(self, node_id: str, port: str, subset: Batch) -> None:
+        targets = self.graph.targets_of(node_id, port)
+        if not targets:
+            for eid, entered in zip(subset.enrollment_ids, subset.node_entered_at, strict=True):
+                self.final[(node_id, "done", None, entered)].append(eid)
+            return
+        arrivals = [self.now] * len(subset)
+        self._arrive(targets[0], _Members(subset.enrollment_ids, subset.profile_ids, arrivals))
+        for target in targets[1:]:  # parallel paths: each further edge gets a copy of the journey
+            forked = self._fork(subset)
+            self._arrive(target, _Members(forked, subset.profile_ids, arrivals))
+
+    def _fork(self, subset: Batch) -> list[int]:
+        parents = select(Enrollment.id, Enrollment.entered_at, Enrollment.context).where(
+            Enrollment.id.in_(subset.enrollment_ids)
+        )
+        by_id = {r.id: r for r in self.session.execute(parents)}
+        rows = [
+            {
+                "campaign_id": self.campaign_id, "version_id": self.version_id, "profile_id": pid,
+                "parent_id": eid, "node_id": "", "state": "active", "due_at": None,
+                "entered_at": by_id[eid].entered_at, "node_entered_at": self.now, "updated_at": self.now,
+                "context": by_id[eid].context,
+            }
+            for eid, pid in zip(subset.enrollment_ids, subset.profile_ids, strict=True)
+        ]
+        result = self.session.execute(
+            insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True), rows
+        )
+        return [r[0] for r in result]
+
+    def _write(self) -> None:
+        for (node_id, state, due, entered), eids in self.final.items():
+            values: dict[str, Any] = {"node_id": node_id, "state": state, "due_at": due,
+                                      "node_entered_at": entered, "updated_at": self.now}
+            for start in range(0, len(eids), IN_CHUNK):
+                self.session.execute(
+                    update(Enrollment).where(Enrollment.id.in_(eids[start : start + IN_CHUNK])).values(**values),
+                    execution_options={"synchronize_session": False},
+                )
+        add_counts(self.session, self.campaign_id, self.version_id, self.counts)
+
+
+def add_counts(session: Session, campaign_id: int, version_id: int, counts: dict[tuple[str, str], int]) -> None:
+    """Add to the node/port counters in the caller's transaction (sorted, so concurrent
+    writers lock rows in the same order and cannot deadlock)."""
+    rows = [
+        {"version_id": version_id, "node_id": node, "port": port, "campaign_id": campaign_id, "count": n}
+        for (node, port), n in sorted(counts.items())
+        if n
+    ]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(NodeCounter)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["version_id", "node_id", "port"], set_={"count": NodeCounter.count + stmt.excluded.count}
+    )
+    session.execute(stmt, rows)

@@ -1,0 +1,109 @@
+"""A campaign document as a graph the executor can walk.
+
+Built once per campaign version from a document that already passed validation: node
+instances with their settings (defaults filled in), the edges leaving each port, and an
+order in which a batch can flow through the graph so that branches merge before the node
+they meet at runs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from engine import registry
+from engine.registry import NodeType
+
+
+def with_defaults(schema: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings with the schema's top-level defaults filled in where absent."""
+    filled = dict(settings)
+    for name, prop in schema.get("properties", {}).items():
+        if name not in filled and isinstance(prop, Mapping) and "default" in prop:
+            filled[name] = prop["default"]
+    return filled
+
+
+def to_networkx(document: Mapping[str, Any]) -> nx.MultiDiGraph:
+    """Nodes keyed by id (attribute `type`), one edge per document edge (attribute `port`)."""
+    graph = nx.MultiDiGraph()
+    for node in document.get("nodes", []):
+        if isinstance(node, Mapping) and isinstance(node.get("id"), str):
+            graph.add_node(node["id"], type=node.get("type"))
+    for edge in document.get("edges", []):
+        if isinstance(edge, Mapping) and edge.get("source") in graph and edge.get("target") in graph:
+            graph.add_edge(edge["source"], edge["target"], key=edge.get("id"), port=edge.get("source_port", "out"))
+    return graph
+
+
+@dataclass
+class CampaignGraph:
+    nodes: dict[str, NodeType]
+    #: (node id, port) -> target node ids, in document order
+    targets: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    #: node id -> position in the flow order (see `_flow_order`)
+    order: dict[str, int] = field(default_factory=dict)
+    entry: str = ""
+    document: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, document: Mapping[str, Any]) -> CampaignGraph:
+        nodes: dict[str, NodeType] = {}
+        for spec in document["nodes"]:
+            node_cls = registry.get(spec["type"])
+            if node_cls is None:
+                raise KeyError(f"node {spec['id']!r}: unknown node type {spec['type']!r}")
+            nodes[spec["id"]] = node_cls(spec["id"], with_defaults(node_cls.schema, spec.get("settings", {})))
+        targets: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for edge in document.get("edges", []):
+            targets[(edge["source"], edge.get("source_port", "out"))].append(edge["target"])
+        order = {node_id: i for i, node_id in enumerate(_flow_order(nodes, targets))}
+        entry = next((n for n, node in nodes.items() if node.entry), "")
+        return cls(nodes=nodes, targets=dict(targets), order=order, entry=entry, document=document)
+
+    def targets_of(self, node_id: str, port: str) -> list[str]:
+        return self.targets.get((node_id, port), [])
+
+
+class GraphCache:
+    """Versions are immutable, so a built graph can be kept as long as its database is used
+    (one cache per runtime: version ids are only unique within one database)."""
+
+    def __init__(self, size: int = 256):
+        self._graphs: dict[int, CampaignGraph] = {}
+        self._size = size
+
+    def get(self, version_id: int, load_document: Callable[[], Mapping[str, Any]]) -> CampaignGraph:
+        graph = self._graphs.get(version_id)
+        if graph is None:
+            if len(self._graphs) >= self._size:
+                self._graphs.pop(next(iter(self._graphs)))
+            graph = self._graphs[version_id] = CampaignGraph.build(load_document())
+        return graph
+
+
+def _flow_order(nodes: Mapping[str, NodeType], targets: Mapping[tuple[str, str], list[str]]) -> list[str]:
+    """Nodes so that a batch reaches every node after all the branches that lead into it.
+
+    Topological over the strongly connected components; inside a cycle (which validation
+    guarantees passes through a delay node) the edges into delay nodes are cut.
+    """
+    full = nx.DiGraph()
+    full.add_nodes_from(sorted(nodes))
+    for (source, _port), dests in targets.items():
+        full.add_edges_from((source, d) for d in dests)
+    condensed = nx.condensation(full)
+    order: list[str] = []
+    for component in nx.lexicographical_topological_sort(condensed, key=lambda c: min(condensed.nodes[c]["members"])):
+        members = condensed.nodes[component]["members"]
+        if len(members) == 1:
+            order.extend(members)
+            continue
+        inner = full.subgraph(members).copy()
+        inner.remove_edges_from([(a, b) for a, b in list(inner.edges) if nodes[b].delay])
+        order.extend(nx.lexicographical_topological_sort(inner))
+    return order

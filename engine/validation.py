@@ -1,0 +1,518 @@
+"""Campaign document validation: every problem at once, each with a JSON pointer and a sentence.
+
+Why all at once: the canvas marks every faulty node in one pass; stopping at the first
+problem would make a marketer fix and retry one problem at a time. Why sentences: the
+person reading them builds campaigns, not JSON Schemas.
+
+Order of the checks: the document's shape (schemas/campaign.schema.json), then each node
+(duplicate id, unknown type, settings against its type's schema), the entry node, the
+edges, reachability, cycles, unconnected ports (warnings) and the node types' own `check`.
+A check that needs a fact an earlier check found broken skips that node or edge instead of
+reporting the same mistake twice.
+
+Problem codes for the shape: `missing_field`, `unknown_field`, `invalid_field`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from engine import registry
+from engine.errors import DocumentInvalid
+from engine.graph import to_networkx, with_defaults
+from engine.registry import NodeType
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "campaign.schema.json"
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or worth knowing) about a campaign document.
+
+    `pointer` is the JSON pointer (RFC 6901) of the offending value so the canvas can
+    highlight the field; `node_id` names the node to highlight when there is one.
+    """
+
+    code: str
+    message: str
+    pointer: str
+    node_id: str | None = None
+    severity: str = ERROR
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def validate_document(document: object) -> list[Problem]:
+    """Every problem of `document`, errors and warnings; empty when it is a good campaign."""
+    problems = _shape_problems(document)
+    if not (
+        isinstance(document, Mapping)
+        and isinstance(document.get("nodes"), list)
+        and isinstance(document.get("edges"), list)
+    ):
+        return problems  # too broken for the graph checks to say anything useful
+    nodes = _read_nodes(document, problems)
+    by_id: dict[str, _Node] = {}
+    for node in nodes:
+        by_id.setdefault(node.id, node)
+    entries = _entry_problems(nodes, problems)
+    _edge_problems(document, by_id, problems)
+    graph = to_networkx(document)
+    _reachability_problems(graph, by_id, entries, problems)
+    _cycle_problems(graph, by_id, problems)
+    _unconnected_port_problems(document, by_id, problems)
+    _node_check_problems(document, nodes, problems)
+    return problems
+
+
+def errors(problems: Iterable[Problem]) -> list[Problem]:
+    """The problems that make a document unusable (warnings left out)."""
+    return [p for p in problems if p.severity == ERROR]
+
+
+def ensure_valid(document: object) -> None:
+    """Raise `DocumentInvalid` listing every error; warnings alone do not block."""
+    found = errors(validate_document(document))
+    if found:
+        noun = "problem" if len(found) == 1 else "problems"
+        raise DocumentInvalid(
+            f"campaign document is invalid: {len(found)} {noun}", details=[p.to_dict() for p in found]
+        )
+
+
+def format_problems(problems: Iterable[Problem]) -> str:
+    """One line per problem, for the terminal: `error  /nodes/2/settings/amount  node w1: ...`."""
+    lines = []
+    for p in problems:
+        where = f"node {p.node_id}: " if p.node_id is not None else ""
+        lines.append(f"{p.severity}  {p.pointer or '(document)'}  {where}{p.message}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- shape
+
+
+@functools.cache
+def _document_validator() -> Draft202012Validator:
+    """Loaded once per process: the schema file does not change while we run."""
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _shape_problems(document: object) -> list[Problem]:
+    problems = []
+    for path, code, phrase in _schema_errors(_document_validator(), document):
+        who, rest, node_id = _locate(document, path)
+        if not rest:
+            subject = who
+        elif who.startswith(("Node", "Edge")):
+            subject = f"{who}: {rest}"
+        else:
+            subject = f"{who} field '{rest}'"
+        problems.append(Problem(code, f"{subject} {phrase}.", _pointer(path), node_id))
+    return problems
+
+
+def _locate(document: object, path: list[Any]) -> tuple[str, str, str | None]:
+    """Who a document-level error is about, the rest of its path, and the node id if any."""
+    if len(path) >= 2 and path[0] in ("nodes", "edges") and isinstance(path[1], int):
+        item = document[path[0]][path[1]]  # type: ignore[index]
+        ident = item.get("id") if isinstance(item, Mapping) else None
+        kind = "Node" if path[0] == "nodes" else "Edge"
+        who = f"{kind} '{ident}'" if isinstance(ident, str) and ident else f"{kind} #{path[1] + 1}"
+        node_id = ident if kind == "Node" and isinstance(ident, str) else None
+        return who, "/".join(map(str, path[2:])), node_id
+    if not path:
+        return "The campaign document", "", None
+    return "The campaign", "/".join(map(str, path)), None
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+@dataclass
+class _Node:
+    """A node of the document as the later checks need it."""
+
+    index: int
+    id: str
+    spec: Mapping[str, Any]
+    cls: type[NodeType] | None = None
+    #: settings with defaults filled in; None when missing from the type or invalid
+    settings: dict[str, Any] | None = None
+
+    @property
+    def pointer(self) -> str:
+        return f"/nodes/{self.index}"
+
+    @property
+    def name(self) -> str:
+        return f"Node '{self.id}' ({self.cls.label})" if self.cls else f"Node '{self.id}'"
+
+    def ports(self) -> list[str] | None:
+        """Output ports, or None when they cannot be known (unknown type, bad settings)."""
+        if self.cls is None or self.settings is None:
+            return None
+        return list(self.cls.ports_for(self.settings))
+
+
+def _read_nodes(document: Mapping[str, Any], problems: list[Problem]) -> list[_Node]:
+    """Nodes with a usable id; reports duplicate ids, unknown types and invalid settings."""
+    nodes: list[_Node] = []
+    seen: set[str] = set()
+    for index, spec in enumerate(document["nodes"]):
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("id"), str):
+            continue  # reported by the schema
+        node = _Node(index, spec["id"], spec)
+        nodes.append(node)
+        if node.id in seen:
+            problems.append(
+                Problem(
+                    "duplicate_node_id",
+                    f"Node id '{node.id}' is used by more than one node; each node needs its own id.",
+                    f"{node.pointer}/id",
+                    node.id,
+                )
+            )
+        seen.add(node.id)
+        type_name = spec.get("type")
+        if not isinstance(type_name, str):
+            continue
+        node.cls = registry.get(type_name)
+        if node.cls is None:
+            problems.append(_unknown_type(node, type_name))
+            continue
+        node.settings = _check_settings(node, problems)
+    return nodes
+
+
+def _unknown_type(node: _Node, type_name: str) -> Problem:
+    known = [t.type for t in registry.all_types()]
+    close = difflib.get_close_matches(type_name, known, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return Problem(
+        "unknown_type",
+        f"Node '{node.id}' uses the node type '{type_name}', which is not installed.{hint}",
+        f"{node.pointer}/type",
+        node.id,
+    )
+
+
+def _check_settings(node: _Node, problems: list[Problem]) -> dict[str, Any] | None:
+    """The settings with defaults filled in if they match the type's schema, else None.
+
+    Defaults are filled before validating because that is what the executor runs with.
+    """
+    assert node.cls is not None
+    raw = node.spec.get("settings", {})
+    if not isinstance(raw, Mapping):
+        return None  # reported by the schema
+    settings = with_defaults(node.cls.schema, raw)
+    validator = Draft202012Validator(node.cls.schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    found = _schema_errors(validator, settings)
+    for path, _code, phrase in found:
+        field = "/".join(["settings", *map(str, path)])
+        problems.append(
+            Problem(
+                "invalid_settings",
+                f"{node.name}: {field} {phrase}.",
+                node.pointer + _pointer(["settings", *path]),
+                node.id,
+            )
+        )
+    return None if found else settings
+
+
+def _node_check_problems(document: Mapping[str, Any], nodes: list[_Node], problems: list[Problem]) -> None:
+    """The node types' own checks, only on valid settings (their contract says so)."""
+    for node in nodes:
+        if node.cls is None or node.settings is None:
+            continue
+        for problem in node.cls.check(node.id, node.settings, document):
+            problems.append(problem if problem.node_id is not None else replace(problem, node_id=node.id))
+
+
+# --------------------------------------------------------------------------- graph
+
+
+def _entry_problems(nodes: list[_Node], problems: list[Problem]) -> list[_Node]:
+    entries = [n for n in nodes if n.cls is not None and n.cls.entry]
+    if not entries:
+        problems.append(
+            Problem(
+                "no_entry",
+                "The campaign has no entry node: add a trigger that says who enters the campaign and when.",
+                "/nodes",
+            )
+        )
+    for extra in entries[1:]:
+        problems.append(
+            Problem(
+                "several_entries",
+                f"{extra.name} is another entry node; a campaign has exactly one "
+                f"(the first is '{entries[0].id}'). Remove it or use a separate campaign.",
+                extra.pointer,
+                extra.id,
+            )
+        )
+    return entries
+
+
+def _edge_problems(document: Mapping[str, Any], by_id: Mapping[str, _Node], problems: list[Problem]) -> None:
+    """Duplicate edge ids, dangling ends, ports the source lacks, edges into the entry, repeats."""
+    seen_ids: set[str] = set()
+    seen_links: set[tuple[str, str, str]] = set()
+    for j, edge in enumerate(document["edges"]):
+        if not isinstance(edge, Mapping):
+            continue  # reported by the schema
+        ident = edge.get("id")
+        name = f"Edge '{ident}'" if isinstance(ident, str) and ident else f"Edge #{j + 1}"
+        if isinstance(ident, str):
+            if ident in seen_ids:
+                problems.append(
+                    Problem("duplicate_edge_id", f"Edge id '{ident}' is used by more than one edge.", f"/edges/{j}/id")
+                )
+            seen_ids.add(ident)
+        source, target, port = edge.get("source"), edge.get("target"), edge.get("source_port", "out")
+        for end, node_ref in (("source", source), ("target", target)):
+            if isinstance(node_ref, str) and node_ref not in by_id:
+                verb = "starts at" if end == "source" else "leads to"
+                problems.append(
+                    Problem(
+                        "unknown_node",
+                        f"{name} {verb} node '{node_ref}', which does not exist.",
+                        f"/edges/{j}/{end}",
+                    )
+                )
+        src = by_id.get(source) if isinstance(source, str) else None
+        dst = by_id.get(target) if isinstance(target, str) else None
+        if src is not None and isinstance(port, str):
+            ports = src.ports()
+            if ports is not None and port not in ports:
+                problems.append(
+                    Problem(
+                        "unknown_port",
+                        f"{name} leaves {src.name} by the port '{port}', which it does not have "
+                        f"(its ports: {', '.join(ports) or 'none'}).",
+                        f"/edges/{j}/source_port",
+                        src.id,
+                    )
+                )
+        if dst is not None and dst.cls is not None and dst.cls.entry:
+            problems.append(
+                Problem(
+                    "edge_into_entry",
+                    f"{name} leads into {dst.name}, the entry node; customers can only enter there by its trigger.",
+                    f"/edges/{j}/target",
+                    dst.id,
+                )
+            )
+        if isinstance(source, str) and isinstance(target, str) and isinstance(port, str):
+            link = (source, port, target)
+            if link in seen_links:
+                problems.append(
+                    Problem(
+                        "duplicate_edge",
+                        f"{name} repeats another edge from '{source}' (port '{port}') to '{target}'; "
+                        "customers would arrive twice.",
+                        f"/edges/{j}",
+                        source if src is not None else None,
+                    )
+                )
+            seen_links.add(link)
+
+
+def _reachability_problems(
+    graph: nx.MultiDiGraph, by_id: Mapping[str, _Node], entries: list[_Node], problems: list[Problem]
+) -> None:
+    if not entries:
+        return  # without an entry every node would be "unreachable": no_entry says it once
+    reached: set[str] = set()
+    for entry in entries:
+        reached |= {entry.id} | nx.descendants(graph, entry.id)
+    for node in by_id.values():
+        if node.id not in reached:
+            problems.append(
+                Problem(
+                    "unreachable",
+                    f"{node.name} cannot be reached from the entry node '{entries[0].id}': "
+                    "no customer will ever get there. Connect it or remove it.",
+                    node.pointer,
+                    node.id,
+                )
+            )
+
+
+def _cycle_problems(graph: nx.MultiDiGraph, by_id: Mapping[str, _Node], problems: list[Problem]) -> None:
+    """Loops with no delay node, one problem per strongly connected region.
+
+    Delay nodes (and nodes of unknown type, already reported) are removed first: whatever
+    cycle remains is exactly a loop customers could go round within one run. Working per
+    strongly connected component keeps this linear, where listing every simple cycle can
+    explode on a dense graph.
+    """
+    simple = nx.DiGraph(graph)
+    simple.remove_nodes_from([n for n, node in by_id.items() if node.cls is None or node.cls.delay])
+    components = [c for c in nx.strongly_connected_components(simple) if len(c) > 1 or _self_loop(simple, c)]
+    for component in sorted(components, key=lambda c: min(by_id[n].index for n in c)):
+        first = min((by_id[n] for n in component), key=lambda n: n.index)
+        loop = _shortest_loop(simple.subgraph(component), first.id)
+        members = [n.id for n in sorted((by_id[n] for n in component), key=lambda n: n.index)]
+        problems.append(
+            Problem(
+                "cycle_without_delay",
+                f"Customers could loop forever without waiting: {_names(loop, ' → ')} "
+                f"(nodes in the loop: {_names(members, ', ')}). Add a delay node, such as a wait, to the loop.",
+                first.pointer,
+                first.id,
+            )
+        )
+
+
+def _shortest_loop(component: nx.DiGraph, start: str) -> list[str]:
+    """The shortest loop from `start` back to itself (one BFS: linear in the component)."""
+    paths = nx.single_source_shortest_path(component, start)
+    back = min(component.predecessors(start), key=lambda p: (len(paths[p]), p))
+    return [*paths[back], start] if back != start else [start, start]
+
+
+def _names(ids: list[str], sep: str, limit: int = 10) -> str:
+    """Quoted ids, shortened past `limit` so a huge loop stays a readable sentence."""
+    shown = [f"'{i}'" for i in ids[:limit]]
+    if len(ids) > limit:
+        shown.append(f"… ({len(ids) - limit} more)")
+    return sep.join(shown)
+
+
+def _self_loop(graph: nx.DiGraph, component: set[str]) -> bool:
+    node = next(iter(component))
+    return graph.has_edge(node, node)
+
+
+def _unconnected_port_problems(
+    document: Mapping[str, Any], by_id: Mapping[str, _Node], problems: list[Problem]
+) -> None:
+    """Ports with no edge are allowed (customers end there), but worth a warning."""
+    used = {
+        (e.get("source"), e.get("source_port", "out")) for e in document["edges"] if isinstance(e, Mapping)
+    }
+    for node in by_id.values():
+        for port in node.ports() or []:
+            if (node.id, port) not in used:
+                problems.append(
+                    Problem(
+                        "unconnected_port",
+                        f"{node.name}: customers leaving by the port '{port}' end their journey there "
+                        "(nothing is connected to it).",
+                        node.pointer,
+                        node.id,
+                        WARNING,
+                    )
+                )
+
+
+# --------------------------------------------------------------------------- schema errors as sentences
+
+_TYPE_WORDS = {
+    "string": "text",
+    "number": "a number",
+    "integer": "a whole number",
+    "object": "an object",
+    "array": "a list",
+    "boolean": "true or false",
+    "null": "empty (null)",
+}
+
+
+def _schema_errors(validator: Draft202012Validator, instance: object) -> list[tuple[list[Any], str, str]]:
+    """(instance path, problem code, phrase) for each error, deduplicated, in schema order."""
+    found: list[tuple[list[Any], str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for error in validator.iter_errors(instance):
+        while error.context:  # anyOf/oneOf: the branch that came closest says the most
+            error = best_match(error.context)
+        for path, code, phrase in _explain(error):
+            key = (_pointer(path), phrase)
+            if key not in seen:
+                seen.add(key)
+                found.append((path, code, phrase))
+    return found
+
+
+def _explain(error: ValidationError) -> list[tuple[list[Any], str, str]]:
+    path = list(error.absolute_path)
+    value, keyword, arg = error.instance, error.validator, error.validator_value
+    if keyword == "required" and isinstance(value, Mapping):
+        return [([*path, name], "missing_field", "is required") for name in arg if name not in value]
+    if keyword == "additionalProperties" and arg is False and isinstance(value, Mapping):
+        props = error.schema.get("properties", {})
+        patterns = error.schema.get("patternProperties", {})
+        extra = [k for k in value if k not in props and not any(re.search(p, k) for p in patterns)]
+        return [([*path, k], "unknown_field", "is not a field that belongs here") for k in extra]
+    return [(path, "invalid_field", _phrase(error))]
+
+
+def _phrase(error: ValidationError) -> str:
+    """What the value must be, e.g. 'must be one of eq, ne'."""
+    value, keyword, arg = error.instance, error.validator, error.validator_value
+    got = f" (got {_show(value)})"
+    if keyword == "type":
+        kinds = [arg] if isinstance(arg, str) else list(arg)
+        return "must be " + " or ".join(_TYPE_WORDS.get(k, k) for k in kinds)
+    if keyword == "enum":
+        return "must be one of " + ", ".join(str(v) for v in arg) + got
+    if keyword == "const":
+        return f"must be {_show(arg)}{got}"
+    if keyword == "pattern":
+        hint = error.schema.get("x-pattern-hint")
+        return (f"must be {hint}" if hint else f"must match the pattern {arg}") + got
+    if keyword == "minLength":
+        return "must not be empty" if arg == 1 else f"must be at least {arg} characters long"
+    if keyword == "maxLength":
+        return f"must be at most {arg} characters long"
+    simple = {
+        "minimum": "must be at least {}",
+        "maximum": "must be at most {}",
+        "exclusiveMinimum": "must be more than {}",
+        "exclusiveMaximum": "must be less than {}",
+        "multipleOf": "must be a multiple of {}",
+        "minItems": "must have at least {} item(s)",
+        "maxItems": "must have at most {} item(s)",
+        "minProperties": "must have at least {} field(s)",
+        "maxProperties": "must have at most {} field(s)",
+        "format": "must be a valid {}",
+    }
+    if keyword in simple:
+        return simple[keyword].format(arg) + (got if keyword not in ("minItems", "maxItems") else "")
+    if keyword == "uniqueItems":
+        return "must not contain the same item twice"
+    return f"is not valid: {error.message}"
+
+
+def _show(value: object) -> str:
+    text = f"'{value}'" if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _pointer(path: Iterable[Any]) -> str:
+    """RFC 6901 JSON pointer: '~' and '/' inside a key are escaped."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)

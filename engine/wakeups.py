@@ -1,0 +1,115 @@
+"""Waking the executor up at due times.
+
+Positions in the database are the truth; a wakeup only says "look at (version, node) at
+this time". So wakeups are cheap to repeat and safe to lose: one RQ job per (campaign
+version, node, due-time bucket) with a deterministic id, and the sweeper re-creates any that
+went missing. Wakeups are requested inside a transaction and sent only once it commits, so a
+worker never wakes for rows it cannot see yet.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine import clock
+
+_PENDING = "cc_wakeups_pending"
+_TARGET = "cc_wakeups"
+
+
+class Wakeups(Protocol):
+    def schedule(self, version_id: int, node_id: str, due: datetime) -> None: ...
+
+
+def request(session: Session, version_id: int, node_id: str, due: datetime) -> None:
+    """Ask for a wakeup once this session's transaction commits."""
+    session.info.setdefault(_PENDING, set()).add((version_id, node_id, due))
+
+
+def bind(sessions: sessionmaker[Session], wakeups: Wakeups) -> None:
+    """Make every session from `sessions` send its requested wakeups to `wakeups` on commit."""
+    sessions.kw.setdefault("info", {})[_TARGET] = wakeups
+
+    @event.listens_for(sessions, "after_commit")
+    def _send(session: Session) -> None:
+        pending = session.info.pop(_PENDING, None)
+        target = session.info.get(_TARGET)
+        if pending and target is not None:
+            for version_id, node_id, due in sorted(pending, key=lambda w: w[2]):
+                target.schedule(version_id, node_id, due)
+
+    @event.listens_for(sessions, "after_rollback")
+    def _drop(session: Session) -> None:
+        session.info.pop(_PENDING, None)
+
+
+class LocalWakeups:
+    """In-memory wakeups for simulations: a heap of due times on a virtual clock."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[datetime, int, str]] = []
+        self._seen: set[tuple[datetime, int, str]] = set()
+
+    def schedule(self, version_id: int, node_id: str, due: datetime) -> None:
+        key = (due, version_id, node_id)
+        if key not in self._seen:
+            self._seen.add(key)
+            heapq.heappush(self._heap, key)
+
+    def pop_next(self) -> tuple[datetime, int, str] | None:
+        if not self._heap:
+            return None
+        item = heapq.heappop(self._heap)
+        self._seen.discard(item)
+        return item
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+
+class RQWakeups:
+    """Wakeups as RQ jobs: `enqueue_at` for later buckets, a plain enqueue when due now."""
+
+    def __init__(self, queue, bucket_seconds: int = 60):  # type: ignore[no-untyped-def]
+        self.queue = queue
+        self.bucket_seconds = bucket_seconds
+
+    def bucket_end(self, due: datetime) -> datetime:
+        """Due times are rounded up to the end of their bucket: one job serves them all."""
+        ts = due.replace(tzinfo=UTC).timestamp()
+        return datetime.fromtimestamp(math.ceil(ts / self.bucket_seconds) * self.bucket_seconds, UTC).replace(
+            tzinfo=None
+        )
+
+    def job_id(self, version_id: int, node_id: str, at: datetime) -> str:
+        return f"cc-wake-{version_id}-{node_id}-{int(at.replace(tzinfo=UTC).timestamp())}"
+
+    def schedule(self, version_id: int, node_id: str, due: datetime) -> None:
+        from rq.job import Job, JobStatus
+
+        now = clock.now()
+        at = self.bucket_end(due) if due > now else self.bucket_end(now)
+        job_id = self.job_id(version_id, node_id, at)
+        existing = Job.fetch_many([job_id], connection=self.queue.connection)[0]
+        if existing is not None:
+            status = existing.get_status(refresh=False)
+            if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+                return  # that job will see these positions too
+            if status == JobStatus.STARTED:
+                job_id += "-again"  # it may have passed its last claim already
+        kwargs = {"job_id": job_id, "result_ttl": 600, "failure_ttl": 7 * 86400, "description": f"wake {node_id}"}
+        if due > now:
+            self.queue.enqueue_at(at.replace(tzinfo=UTC), "engine.jobs.wake", version_id, node_id, **kwargs)
+        else:
+            self.queue.enqueue("engine.jobs.wake", version_id, node_id, **kwargs)
+
+    def schedule_sweep(self, after: timedelta) -> None:
+        at = self.bucket_end(clock.now() + after)
+        job_id = f"cc-sweep-{int(at.replace(tzinfo=UTC).timestamp())}"
+        self.queue.enqueue_at(at.replace(tzinfo=UTC), "engine.jobs.sweep", job_id=job_id, result_ttl=600)

@@ -1,0 +1,76 @@
+"""Audience nodes: change who is in an audience, and customers' points, for a whole batch."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import delete, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine.batch import IN_CHUNK, Batch
+from engine.models import AudienceMember, Profile
+from engine.registry import NodeType, Result, register
+from nodes._schema import ID_REF
+
+_AUDIENCE = {"type": "object", "properties": {"audience_id": {**ID_REF, "title": "Audience"}},
+             "required": ["audience_id"]}
+
+
+@register
+class AddToAudience(NodeType):
+    type = "add_to_audience"
+    label = "Add to audience"
+    category = "audience"
+    schema = _AUDIENCE
+
+    def process(self, batch: Batch) -> Result:
+        dialect = batch.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        rows = [{"audience_id": self.settings["audience_id"], "profile_id": pid, "added_at": batch.now}
+                for pid in dict.fromkeys(batch.profile_ids)]
+        if rows:
+            batch.session.execute(insert(AudienceMember).on_conflict_do_nothing(), rows)
+        return {"out": batch}
+
+
+@register
+class ExcludeFromAudience(NodeType):
+    type = "exclude_from_audience"
+    label = "Exclude from audience"
+    category = "audience"
+    schema = _AUDIENCE
+
+    def process(self, batch: Batch) -> Result:
+        ids = list(dict.fromkeys(batch.profile_ids))
+        for start in range(0, len(ids), IN_CHUNK):
+            batch.session.execute(delete(AudienceMember).where(
+                AudienceMember.audience_id == self.settings["audience_id"],
+                AudienceMember.profile_id.in_(ids[start : start + IN_CHUNK]),
+            ))
+        return {"out": batch}
+
+
+@register
+class AwardPoints(NodeType):
+    """Adds (or, negative, takes away) points; a customer who passes twice gets them twice."""
+
+    type = "award_points"
+    label = "Award points"
+    category = "audience"
+    schema = {"type": "object", "properties": {"points": {"type": "integer", "not": {"const": 0},
+                                                          "title": "Points (negative to deduct)"}},
+              "required": ["points"]}
+
+    def process(self, batch: Batch) -> Result:
+        times = Counter(batch.profile_ids)
+        by_multiple: dict[int, list[int]] = {}
+        for pid, n in times.items():
+            by_multiple.setdefault(n, []).append(pid)
+        for n, ids in by_multiple.items():
+            for start in range(0, len(ids), IN_CHUNK):
+                batch.session.execute(
+                    update(Profile).where(Profile.id.in_(ids[start : start + IN_CHUNK]))
+                    .values(points=Profile.points + n * self.settings["points"], updated_at=batch.now),
+                    execution_options={"synchronize_session": False},
+                )
+        return {"out": batch}

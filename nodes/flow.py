@@ -1,0 +1,339 @@
+"""Flow nodes: route, split, hold back and delay customers, a batch at a time."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, func, insert, select
+from sqlalchemy.orm import Session
+
+from engine.batch import Batch
+from engine.clock import parse_duration, to_utc_naive
+from engine.models import AbAssignment, Event, NodeState, Profile
+from engine.registry import NodeType, Result, register
+from engine.rules import RULES_SCHEMA, check_rules, compile_rules
+from engine.validation import Problem
+from nodes._schema import DURATION
+
+
+def _rules_schema(title: str) -> dict[str, Any]:
+    """A settings schema with one `rules` property (the rule language's `$defs` hoisted to
+    the root, where its `$ref`s resolve)."""
+    rules = {k: v for k, v in RULES_SCHEMA.items() if k not in ("$defs", "$schema", "$id")}
+    return {"type": "object", "$defs": RULES_SCHEMA.get("$defs", {}),
+            "properties": {"rules": {**rules, "title": title}}, "required": ["rules"]}
+
+
+def _filter(batch: Batch, rules: Mapping[str, Any]) -> Result:
+    condition = compile_rules(dict(rules), batch.session, batch.now)
+    yes = batch.matching(select(Profile.id).where(condition), Profile.id)
+    return {"yes": yes, "no": batch.without(yes)}
+
+
+@register
+class Filter(NodeType):
+    """Splits customers by rules over profile fields, attributes, points, membership and past
+    events; evaluated by one SQL statement for the whole batch."""
+
+    type = "filter"
+    label = "Filter customers"
+    category = "flow"
+    ports = ("yes", "no")
+    schema = _rules_schema("Customers who match")
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        return [Problem(code="invalid_rules", message=f"Node {node_id!r}: {p['message']}",
+                        pointer=f"/settings/rules{p['pointer']}", node_id=node_id)
+                for p in check_rules(settings["rules"])]
+
+    def process(self, batch: Batch) -> Result:
+        return _filter(batch, self.settings["rules"])
+
+
+@register
+class RefreshFilter(NodeType):
+    """Re-applies an earlier filter node's rules, by reference: edit the filter, both change."""
+
+    type = "refresh_filter"
+    label = "Refresh filter"
+    category = "flow"
+    ports = ("yes", "no")
+    schema = {"type": "object", "properties": {"filter_node": {"type": "string", "minLength": 1,
+                                                               "title": "Filter node to re-apply"}},
+              "required": ["filter_node"]}
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        target = next((n for n in document.get("nodes", []) if n.get("id") == settings["filter_node"]), None)
+        if target is None or target.get("type") != Filter.type:
+            return [Problem(code="unknown_filter", node_id=node_id, pointer="/settings/filter_node",
+                            message=f"Node {node_id!r}: {settings['filter_node']!r} is not a filter node "
+                                    "of this campaign.")]
+        return []
+
+    def process(self, batch: Batch) -> Result:
+        target = next(n for n in batch.ctx.document["nodes"] if n["id"] == self.settings["filter_node"])
+        return _filter(batch, target["settings"]["rules"])
+
+
+#: the events that count as an open or a click of a message (written by delivery webhooks)
+METRIC_EVENTS = {"opens": ("email.open", "push.open"), "clicks": ("email.click", "push.click")}
+
+
+@register
+class ABTest(NodeType):
+    """Splits the first N customers evenly across variants; after the evaluation period the
+    variant with the best open, click or conversion rate wins and everyone later goes to it.
+    Customers arriving between the test and the decision wait here for it."""
+
+    type = "ab_test"
+    label = "A/B test"
+    category = "flow"
+    ports = ()
+    schema = {
+        "type": "object",
+        "properties": {
+            "variants": {
+                "type": "array", "minItems": 2, "maxItems": 10, "title": "Variants",
+                "items": {"type": "object", "properties": {
+                    "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+                    "name": {"type": "string", "maxLength": 100}}, "required": ["id"]},
+                "default": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}],
+            },
+            "test_size": {"type": "integer", "minimum": 2, "title": "Customers in the test", "default": 1000},
+            "metric": {"type": "string", "enum": ["opens", "clicks", "conversions"], "default": "conversions",
+                       "title": "Winner by"},
+            "evaluation_period": {**DURATION, "title": "Evaluation period", "default": "1d"},
+        },
+        "required": ["variants", "test_size"],
+    }
+
+    @classmethod
+    def ports_for(cls, settings: Mapping[str, Any]) -> list[str]:
+        return [v["id"] for v in settings.get("variants", [])]
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        ids = cls.ports_for(settings)
+        problems = []
+        if len(set(ids)) != len(ids):
+            problems.append(Problem(code="duplicate_variant", node_id=node_id, pointer="/settings/variants",
+                                    message=f"Node {node_id!r}: variant ids must be different."))
+        if settings.get("metric") == "conversions" and not document.get("goal"):
+            problems.append(Problem(code="no_goal", node_id=node_id, pointer="/settings/metric",
+                                    message=f"Node {node_id!r}: the winner is chosen by conversions, "
+                                            "so the campaign needs a goal."))
+        return problems
+
+    def process(self, batch: Batch) -> Result:
+        variants = self.ports_for(self.settings)
+        state = batch.state()
+        data = {"round": 1, "assigned": 0, "completed_at": None, "winner": None, **state.data}
+        routed: dict[str, list[int]] = {v: [] for v in variants}
+        test_count = 0
+        if data["winner"] is None:
+            test_count = min(max(self.settings["test_size"] - data["assigned"], 0), len(batch))
+            rows = []
+            for i in range(test_count):
+                variant = variants[(data["assigned"] + i) % len(variants)]
+                routed[variant].append(i)
+                rows.append({"campaign_id": batch.ctx.campaign_id, "node_id": self.id, "variant": variant,
+                             "profile_id": batch.profile_ids[i], "round": data["round"], "assigned_at": batch.now})
+            if rows:
+                batch.session.execute(insert(AbAssignment), rows)
+            data["assigned"] += test_count
+            if data["assigned"] >= self.settings["test_size"] and data["completed_at"] is None:
+                data["completed_at"] = batch.now.isoformat()
+        rest = batch.take(range(test_count, len(batch)))
+        if len(rest) and data["winner"] is None:
+            decide_at = datetime.fromisoformat(data["completed_at"]) + parse_duration(
+                self.settings["evaluation_period"])
+            if batch.now < decide_at:
+                batch.hold(rest, decide_at)
+                rest = rest.empty()
+            else:
+                data.update(self._decide(batch, data["round"], variants))
+        if data["winner"] is not None and len(rest):
+            routed[data["winner"]].extend(range(test_count, len(batch)))
+        state.data = data
+        return {v: batch.take(idx) for v, idx in routed.items()}
+
+    def _decide(self, batch: Batch, round_: int, variants: list[str]) -> dict[str, Any]:
+        """Score each variant on its test group; ties go to the earlier variant."""
+        metric = self.settings.get("metric", "conversions")
+        names = METRIC_EVENTS.get(metric) or (batch.ctx.document.get("goal", {}).get("event", ""),)
+        a = AbAssignment
+        keys = and_(a.campaign_id == batch.ctx.campaign_id, a.node_id == self.id, a.round == round_)
+        sizes = dict(batch.session.execute(select(a.variant, func.count()).where(keys).group_by(a.variant)).all())
+        acted = exists().where(Event.profile_id == a.profile_id, Event.name.in_(names),
+                               Event.occurred_at >= a.assigned_at, Event.occurred_at <= batch.now)
+        hits = dict(batch.session.execute(
+            select(a.variant, func.count(func.distinct(a.profile_id))).where(keys, acted).group_by(a.variant)
+        ).all())
+        scores = {v: {"size": sizes.get(v, 0), "hits": hits.get(v, 0),
+                      "rate": hits.get(v, 0) / sizes[v] if sizes.get(v) else 0.0} for v in variants}
+        winner = max(variants, key=lambda v: (scores[v]["rate"], -variants.index(v)))
+        return {"winner": winner, "scores": scores, "decided_at": batch.now.isoformat(), "metric": metric}
+
+
+def restart_ab_test(session: Session, campaign_id: int, node_id: str) -> None:
+    """"Restart test": forget the winner and split the next N customers again."""
+    state = session.get(NodeState, (campaign_id, node_id))
+    if state is not None:
+        data = dict(state.data)
+        state.data = {"round": data.get("round", 1) + 1, "assigned": 0, "completed_at": None, "winner": None,
+                      "previous": {k: data.get(k) for k in ("winner", "scores", "decided_at")}}
+
+
+def _spread(batch: Batch, salt: str) -> list[int]:
+    """Batch positions in a stable pseudo-random order (same customer, same place)."""
+    def key(i: int) -> bytes:
+        return hashlib.blake2b(f"{salt}:{batch.profile_ids[i]}".encode(), digest_size=8).digest()
+
+    return sorted(range(len(batch)), key=key)
+
+
+@register
+class ControlGroup(NodeType):
+    """Holds out a share of customers (or a fixed number) so the campaign's uplift can be
+    measured against them. The share is kept exact over time, not just on average."""
+
+    type = "control_group"
+    label = "Control group"
+    category = "flow"
+    ports = ("out", "control")
+    schema = {
+        "type": "object",
+        "properties": {
+            "mode": {"type": "string", "enum": ["percent", "count"], "default": "percent", "title": "Hold out"},
+            "percent": {"type": "number", "minimum": 0, "maximum": 100, "default": 10, "title": "Percent"},
+            "count": {"type": "integer", "minimum": 0, "default": 100, "title": "Number of customers"},
+        },
+    }
+
+    def process(self, batch: Batch) -> Result:
+        state = batch.state()
+        data = {"seen": 0, "held": 0, **state.data}
+        seen = data["seen"] + len(batch)
+        if self.settings["mode"] == "percent":
+            target = int(seen * self.settings["percent"] / 100 + 0.5)
+        else:
+            target = self.settings["count"]
+        take = min(max(target - data["held"], 0), len(batch))
+        order = _spread(batch, f"{batch.ctx.campaign_id}:{self.id}")
+        control = sorted(order[:take])
+        state.data = {"seen": seen, "held": data["held"] + take}
+        held = batch.take(control)
+        return {"control": held, "out": batch.without(held)}
+
+
+_PERIODS = {"campaign": None, "day": "%Y-%m-%d", "week": "%G-W%V", "month": "%Y-%m"}
+
+
+@register
+class LimitParticipants(NodeType):
+    """Lets at most N customers through per campaign, day, week or month (account time zone);
+    the others leave by `over_limit`."""
+
+    type = "limit"
+    label = "Limit number of participants"
+    category = "flow"
+    ports = ("out", "over_limit")
+    schema = {
+        "type": "object",
+        "properties": {
+            "max": {"type": "integer", "minimum": 1, "title": "At most"},
+            "period": {"type": "string", "enum": list(_PERIODS), "default": "campaign", "title": "Per"},
+        },
+        "required": ["max"],
+    }
+
+    def process(self, batch: Batch) -> Result:
+        fmt = _PERIODS[self.settings["period"]]
+        local = batch.now.replace(tzinfo=ZoneInfo("UTC")).astimezone(batch.ctx.account_tz)
+        key = local.strftime(fmt) if fmt else "all"
+        state = batch.state()
+        count = state.data.get("count", 0) if state.data.get("period") == key else 0
+        allowed = min(max(self.settings["max"] - count, 0), len(batch))
+        state.data = {"period": key, "count": count + allowed}
+        return {"out": batch.take(range(allowed)), "over_limit": batch.take(range(allowed, len(batch)))}
+
+
+_UNITS = {"minutes": "m", "hours": "h", "days": "d", "weeks": "w"}
+
+
+@register
+class Wait(NodeType):
+    """Holds each customer for a fixed time from when they reached this node."""
+
+    type = "wait"
+    label = "Wait"
+    category = "flow"
+    delay = True
+    schema = {
+        "type": "object",
+        "properties": {
+            "amount": {"type": "number", "exclusiveMinimum": 0, "title": "Wait for"},
+            "unit": {"type": "string", "enum": list(_UNITS), "default": "days", "title": "Unit"},
+        },
+        "required": ["amount"],
+    }
+
+    def process(self, batch: Batch) -> Result:
+        delta = parse_duration(f"{self.settings['amount']}{_UNITS[self.settings['unit']]}")
+        return _release_at(batch, [entered + delta for entered in batch.node_entered_at])
+
+
+@register
+class WaitUntilDate(NodeType):
+    """Holds customers until a date (00:00 in the account time zone unless a time is given)."""
+
+    type = "wait_until"
+    label = "Wait until date"
+    category = "flow"
+    delay = True
+    schema = {
+        "type": "object",
+        "properties": {
+            "date": {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$", "title": "Date"},
+            "time": {"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d$", "default": "00:00", "title": "Time"},
+            "timezone": {"type": "string", "title": "Time zone (account time zone when empty)"},
+        },
+        "required": ["date"],
+    }
+
+    def process(self, batch: Batch) -> Result:
+        tz = ZoneInfo(self.settings["timezone"]) if self.settings.get("timezone") else batch.ctx.account_tz
+        day = datetime.fromisoformat(self.settings["date"]).date()
+        at = to_utc_naive(datetime.combine(day, time.fromisoformat(self.settings["time"]), tzinfo=tz))
+        return _release_at(batch, [at] * len(batch))
+
+
+def _release_at(batch: Batch, due: list[datetime]) -> Result:
+    ready = [i for i, t in enumerate(due) if t <= batch.now]
+    later = [i for i, t in enumerate(due) if t > batch.now]
+    if later:
+        batch.hold(batch.take(later), [due[i] for i in later])
+    return {"out": batch.take(ready)}
+
+
+@register
+class Merge(NodeType):
+    """Joins branches into one path (any node accepts several incoming edges; this one makes
+    the join visible on the canvas)."""
+
+    type = "merge"
+    label = "Merge branches"
+    category = "flow"
+
+    def process(self, batch: Batch) -> Result:
+        return {"out": batch}
+
+
+__all__ = ["ABTest", "ControlGroup", "Filter", "LimitParticipants", "Merge", "RefreshFilter", "Wait",
+           "WaitUntilDate", "restart_ab_test"]

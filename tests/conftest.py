@@ -1,0 +1,150 @@
+"""Shared fixtures: real databases (SQLite file and PostgreSQL) and a real Redis.
+
+Nothing is skipped silently: if PostgreSQL or Redis is not reachable, the tests that need
+them fail and say how to start them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from engine import db, registry
+from engine.models import Base
+
+PG_ADMIN_URL = os.environ.get("CC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TEST_REDIS_URL = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+registry.load()
+
+
+def _pg_database() -> Iterator[str]:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"cc_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - turned into a clear failure
+        pytest.fail(
+            f"PostgreSQL at {PG_ADMIN_URL} is not usable ({exc.__class__.__name__}: {exc}). Start it with "
+            "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start' or set CC_TEST_PG_URL."
+        )
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request, tmp_path_factory) -> Iterator[str]:
+    """A migrated database of each kind, shared by the session; tables emptied per test."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        db.upgrade(url)
+        yield url
+    else:
+        gen = _pg_database()
+        url = next(gen)
+        db.upgrade(url)
+        yield url
+        gen.close()
+
+
+@pytest.fixture
+def engine(database_url):
+    eng = db.make_engine(database_url)
+    yield eng
+    _empty_tables(eng)
+    eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine):
+    """A sessionmaker on the test database."""
+    return db.session_factory(engine)
+
+
+def _empty_tables(eng) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with eng.begin() as conn:
+        if eng.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+            if _has_sequence(conn):
+                conn.execute(text("DELETE FROM sqlite_sequence"))
+
+
+def _has_sequence(conn) -> bool:
+    return bool(conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first())
+
+
+@pytest.fixture
+def redis_conn() -> Iterator[redis.Redis]:
+    """The machine's Redis (a real server), on a database the tests own and empty."""
+    conn = redis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        conn.ping()
+    except redis.RedisError as exc:
+        pytest.fail(
+            f"Redis at {TEST_REDIS_URL} is not reachable ({exc}). Start it with 'redis-server --daemonize yes "
+            "--bind 127.0.0.1 --port 6379 --save \"\" --appendonly no' or set CC_TEST_REDIS_URL."
+        )
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+@pytest.fixture
+def isolated_registry():
+    """Register throwaway node types inside a test; the registry is restored afterwards."""
+    with registry.snapshot():
+        yield registry
+
+
+START = __import__("datetime").datetime(2026, 12, 1, 8, 0, 0)
+
+
+class Harness:
+    """A runtime on the test database and the real Redis, a virtual clock and a time machine."""
+
+    def __init__(self, rt, clock, machine):
+        self.rt, self.clock, self.machine = rt, clock, machine
+
+    def session(self):
+        return self.rt.sessions()
+
+    def transaction(self):
+        return db.transaction(self.rt.sessions)
+
+
+@pytest.fixture
+def harness(database_url, redis_conn, engine):
+    from engine import clock as clocks
+    from engine import runtime
+    from engine.config import Settings
+    from engine.runtime import Runtime
+    from engine.timemachine import TimeMachine
+
+    settings = Settings(database_url=database_url, queue_name=f"test-{uuid.uuid4().hex[:8]}", chunk_size=500)
+    rt = Runtime(settings, redis_conn=redis_conn)
+    virtual = clocks.VirtualClock(START)
+    previous_clock = clocks.use(virtual)
+    previous_rt = runtime.use(rt)
+    try:
+        yield Harness(rt, virtual, TimeMachine(rt, virtual))
+    finally:
+        runtime.use(previous_rt)
+        clocks.use(previous_clock)
+        rt.close()

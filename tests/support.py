@@ -1,0 +1,58 @@
+"""Small builders the engine tests share: documents, profiles, and reading results back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from engine import campaigns
+from engine.models import Enrollment, Profile
+from engine.stats import node_stats
+
+
+def doc(nodes: list[tuple[str, str, dict[str, Any]]], edges: list[tuple[str, str, str]], **extra: Any) -> dict:
+    """A document from (id, type, settings) nodes and (source, port, target) edges."""
+    return {
+        "name": extra.pop("name", "Test campaign"),
+        "nodes": [{"id": i, "type": t, "settings": s, "position": {"x": 0, "y": 80 * n}}
+                  for n, (i, t, s) in enumerate(nodes)],
+        "edges": [{"id": f"e{n}", "source": s, "source_port": p, "target": t} for n, (s, p, t) in enumerate(edges)],
+        **extra,
+    }
+
+
+def add_profiles(session, count: int, **fields: Any) -> list[int]:
+    rows = [{"external_id": f"p{i}", "email": f"p{i}@example.com", "attributes": {}, "push_tokens": [],
+             "points": 0, **{k: (v(i) if callable(v) else v) for k, v in fields.items()}} for i in range(count)]
+    return list(session.scalars(insert(Profile).returning(Profile.id, sort_by_parameter_order=True), rows))
+
+
+def launch(h, document: dict) -> int:
+    """Create and launch a campaign, then run whatever is due now. Returns the campaign id."""
+    with h.transaction() as session:
+        campaign = campaigns.create(session, document)
+        campaigns.launch(session, campaign.id, h.clock.now())
+    h.machine.run_due()
+    return campaign.id
+
+
+def stats(h, campaign_id: int) -> dict[str, dict[str, Any]]:
+    with h.session() as session:
+        return node_stats(session, campaign_id)
+
+
+def positions(h, campaign_id: int) -> dict[tuple[str, str], int]:
+    """(node, state) -> how many enrollments are there."""
+    with h.session() as session:
+        rows = session.execute(
+            select(Enrollment.node_id, Enrollment.state, func.count())
+            .where(Enrollment.campaign_id == campaign_id)
+            .group_by(Enrollment.node_id, Enrollment.state)
+        )
+        return {(n, s): c for n, s, c in rows}
+
+
+def points(h) -> dict[int, int]:
+    with h.session() as session:
+        return dict(session.execute(select(Profile.id, Profile.points)).all())
