@@ -14,7 +14,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from engine import campaigns, clock, db, registry
-from engine.errors import CampaignCanvasError, InvalidInput
+from engine.errors import CampaignCanvasError, InvalidInput, NotFound
 from engine.models import Campaign, CampaignVersion
 from engine.runtime import Runtime
 from engine.stats import node_stats
@@ -123,7 +123,7 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
     def ui(path: str = "index.html"):  # type: ignore[no-untyped-def]
         folder = UI_DIST if (UI_DIST / "index.html").exists() else UI_PLACEHOLDER
         if path.startswith("api/"):
-            raise InvalidInput(f"no API endpoint at /{path}")
+            raise NotFound(f"no API endpoint at /{path}")
         target = folder / path
         return send_from_directory(folder, path if target.is_file() else "index.html")
 

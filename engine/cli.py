@@ -67,16 +67,25 @@ def _validate(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from engine.generate import profiles
     from engine.simulate import Simulation
+    from engine.validation import ensure_valid
 
     document = _load_json(args.file)
-    start = clock.parse_instant(args.start) if args.start else clock.now()
+    ensure_valid(document)  # every problem at once, before anything below reads the document
+    try:
+        start = clock.parse_instant(args.start) if args.start else clock.now()
+    except ValueError:
+        raise SystemExit(f"error: --start {args.start!r} is not an ISO 8601 time (e.g. 2026-12-01T08:00:00Z)") from None
+    try:
+        until = clock.parse_duration(args.until)
+    except ValueError as exc:
+        raise SystemExit(f"error: --until: {exc}") from None
     with Simulation(document, start=start) as sim:
         sim.add_profiles(list(profiles(args.profiles, seed=args.seed)))
         trigger = next((n for n in document["nodes"] if n["type"] == "event_trigger"), None)
         if trigger is not None:  # every generated customer performs the trigger event at the start
             sim.add_events([{"at": "+0m", "event": trigger["settings"]["event"], "profile": i}
                             for i in range(args.profiles)])
-        result = sim.run(until=clock.parse_duration(args.until))
+        result = sim.run(until=until)
     print(json.dumps(result.to_dict(), indent=2))
     return 0
 
@@ -135,9 +144,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SystemExit(f"error: {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise SystemExit(f"error: {path} is not JSON: it is not UTF-8 text") from None
+    except OSError as exc:
+        raise SystemExit(f"error: cannot read {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise SystemExit(f"error: {path} is not JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
 

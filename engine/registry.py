@@ -78,7 +78,10 @@ class NodeType:
 
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
-        """Checks beyond the JSON Schema (e.g. a reference to another node). Empty when fine."""
+        """Checks beyond the JSON Schema (e.g. a reference to another node). Empty when fine.
+
+        Pointers are relative to the node (`/settings/gold`); validation prefixes the node's
+        place in the document."""
         return []
 
     def process(self, batch: Batch) -> Result:

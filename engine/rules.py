@@ -3,7 +3,7 @@
 A rule set is a group ``{"match": "all" | "any", "rules": [...]}``; each item is a rule, a
 nested group, or ``{"not": group}``. Rules:
 
-- profile field: ``{"field": "email", "op": "ends...", "value": ...}`` over email, phone,
+- profile field: ``{"field": "email", "op": "contains", "value": "@example.com"}`` over email, phone,
   external_id, timezone (strings), points (number) and created_at (an ISO timestamp, or a
   signed offset from now such as ``"-30d"``);
 - attribute: ``{"field": "attributes.address.city", "op": ..., "value": ...}`` (dotted path
@@ -131,7 +131,8 @@ def _schema() -> dict[str, Any]:
         _if_op(TEXT_OPS, {"required": ["value"], "properties": {"value": {"type": "string"}}}),
     ]
     typed_fields = [
-        _if_field(["email", "phone", "external_id", "timezone"], {"type": ["string", "array"], "items": {"type": "string"}}),
+        _if_field(["email", "phone", "external_id", "timezone"],
+                  {"type": ["string", "array"], "items": {"type": "string"}}),
         _if_field(["points"], {"type": ["number", "array"], "items": {"type": "number"}}),
         _if_field(["created_at"], {"type": "string"}),
     ]
@@ -459,7 +460,8 @@ def _check_last(last: Any, pointer: str, problems: list[Problem]) -> None:
     for key in last:
         if key not in ("within", "before"):
             _add(problems, f"{pointer}/{_token(key)}", f"unknown key {key!r} in last (use within, before)")
-    bounds = {key: _check_duration(last[key], f"{pointer}/{key}", problems) for key in ("within", "before") if key in last}
+    bounds = {key: _check_duration(last[key], f"{pointer}/{key}", problems)
+              for key in ("within", "before") if key in last}
     if bounds.get("within") and bounds.get("before") and bounds["within"] <= bounds["before"]:
         _add(problems, pointer, "within must be longer than before, or nothing can match")
 
@@ -549,7 +551,7 @@ def compile_rules(rules: dict[str, Any], session: Session, now: datetime) -> Col
     return _Compiler(session, now, _Sql(postgresql=dialect == "postgresql")).group(rules, "")
 
 
-def matching_profiles(session: Session, rules: dict[str, Any], now: datetime) -> Select[tuple[int]]:
+def matching_profiles(session: Session, rules: dict[str, Any], now: datetime) -> Select[Any]:
     """The ids of the matching customers, as a query to run or to restrict further
     (e.g. to a batch with `Batch.matching`)."""
     return select(Profile.id).where(compile_rules(rules, session, now))
@@ -612,9 +614,13 @@ class _Compiler:
         return and_(column.is_not(None), compared) if column.nullable else compared
 
     def instant(self, text: str, pointer: str) -> datetime:
+        """A created_at value as a datetime: an ISO instant, or now plus a signed offset."""
         parsed = _time_value(text)
+        assert parsed is not None  # check_rules rejected anything else
+        if isinstance(parsed, datetime):
+            return parsed
         try:
-            return self.now + parsed if isinstance(parsed, timedelta) else parsed  # type: ignore[return-value]
+            return self.now + parsed
         except OverflowError:
             raise self.fail(pointer, f"{text!r} is too far from now") from None
 

@@ -243,12 +243,14 @@ def _check_settings(node: _Node, problems: list[Problem]) -> dict[str, Any] | No
 
 
 def _node_check_problems(document: Mapping[str, Any], nodes: list[_Node], problems: list[Problem]) -> None:
-    """The node types' own checks, only on valid settings (their contract says so)."""
+    """The node types' own checks, only on valid settings (their contract says so). A check
+    points within its node (`/settings/gold`); here it becomes a document pointer."""
     for node in nodes:
         if node.cls is None or node.settings is None:
             continue
         for problem in node.cls.check(node.id, node.settings, document):
-            problems.append(problem if problem.node_id is not None else replace(problem, node_id=node.id))
+            problems.append(replace(problem, node_id=problem.node_id or node.id,
+                                    pointer=node.pointer + problem.pointer))
 
 
 # --------------------------------------------------------------------------- graph

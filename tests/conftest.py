@@ -19,7 +19,9 @@ from engine import db, registry
 from engine.models import Base
 
 PG_ADMIN_URL = os.environ.get("CC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TEST_REDIS_URL = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+TEST_REDIS_URL = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+#: each test session claims a Redis database of its own (tests flush it): 15 down to 1
+REDIS_DATABASES = range(15, 0, -1)
 
 registry.load()
 
@@ -89,21 +91,47 @@ def _has_sequence(conn) -> bool:
     return bool(conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first())
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis database no other test session uses (a claim key with a TTL marks it), so
+    concurrent test runs on one machine never flush each other's jobs."""
+    token = uuid.uuid4().hex
+    for number in REDIS_DATABASES:
+        url = f"{TEST_REDIS_URL.rstrip('/')}/{number}"
+        conn = redis.Redis.from_url(url)
+        try:
+            claimed = conn.set("cc-test-session", token, nx=True, ex=3600)
+        except redis.RedisError as exc:
+            pytest.fail(
+                f"Redis at {TEST_REDIS_URL} is not reachable ({exc}). Start it with 'redis-server --daemonize yes "
+                "--bind 127.0.0.1 --port 6379 --save \"\" --appendonly no' or set CC_TEST_REDIS_URL."
+            )
+        if claimed:
+            try:
+                yield url
+            finally:
+                conn.delete("cc-test-session")
+                conn.close()
+            return
+        conn.close()
+    pytest.fail(f"every Redis database at {TEST_REDIS_URL} is claimed by another test session")
+
+
 @pytest.fixture
-def redis_conn() -> Iterator[redis.Redis]:
-    """The machine's Redis (a real server), on a database the tests own and empty."""
-    conn = redis.Redis.from_url(TEST_REDIS_URL)
-    try:
-        conn.ping()
-    except redis.RedisError as exc:
-        pytest.fail(
-            f"Redis at {TEST_REDIS_URL} is not reachable ({exc}). Start it with 'redis-server --daemonize yes "
-            "--bind 127.0.0.1 --port 6379 --save \"\" --appendonly no' or set CC_TEST_REDIS_URL."
-        )
-    conn.flushdb()
+def redis_conn(redis_url) -> Iterator[redis.Redis]:
+    """The machine's Redis (a real server), on this session's database, emptied per test."""
+    conn = redis.Redis.from_url(redis_url)
+    _flush_keeping_claim(conn)
     yield conn
-    conn.flushdb()
+    _flush_keeping_claim(conn)
     conn.close()
+
+
+def _flush_keeping_claim(conn: redis.Redis) -> None:
+    token, ttl = conn.get("cc-test-session"), conn.ttl("cc-test-session")
+    conn.flushdb()
+    if token is not None:
+        conn.set("cc-test-session", token, ex=max(ttl, 60))
 
 
 @pytest.fixture

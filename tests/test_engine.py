@@ -204,7 +204,9 @@ def test_sweeper_finishes_a_campaign_whose_jobs_were_all_deleted(harness, redis_
                                ("p2", "award_points", {"points": 10})],
                               [("all", "out", "p1"), ("p1", "out", "w"), ("w", "out", "p2")]))
     assert positions(harness, cid) == {("w", "active"): 120}
-    redis_conn.flushdb()  # every RQ job and registry gone
+    lost = list(redis_conn.scan_iter("rq:*"))
+    assert lost, "the campaign had scheduled jobs in Redis"
+    redis_conn.delete(*lost)  # every RQ job, queue and registry gone
     harness.machine.advance(timedelta(days=1, minutes=5))
     assert positions(harness, cid) == {("w", "active"): 120}, "nothing wakes without a job"
 

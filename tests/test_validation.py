@@ -92,7 +92,7 @@ class Jump(NodeType):
         if settings["to"] in ids:
             return []
         message = f"Node '{node_id}' jumps to '{settings['to']}', which does not exist."
-        return [Problem("unknown_jump_target", message, "")]
+        return [Problem("unknown_jump_target", message, "/settings/to")]
 
     def process(self, batch):
         return {"out": batch}
@@ -412,6 +412,7 @@ def test_node_type_check_is_reported_with_the_node_id():
     doc["edges"].append(edge("e4", "f", "j", "no"))
     problem = only(validate_document(doc), "unknown_jump_target")
     assert problem.node_id == "j" and "'nope'" in problem.message
+    assert problem.pointer == f"/nodes/{len(doc['nodes']) - 1}/settings/to"  # made a document pointer
 
 
 def test_node_type_check_skipped_when_settings_are_invalid():
