@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine import clock as clocks
 from engine import wakeups
-from engine.batch import IN_CHUNK, Batch, NodeContext
+from engine.batch import Batch, NodeContext, id_chunks
 from engine.graph import CampaignGraph, GraphCache
 from engine.models import Campaign, CampaignVersion, Enrollment, NodeCounter
 
@@ -117,8 +117,9 @@ class Executor:
 
     # -- claiming ------------------------------------------------------------------------
     def _claim(self, session: Session, version_id: int, node_id: str, now: datetime) -> _Members:
+        columns = (Enrollment.id, Enrollment.profile_id, Enrollment.node_entered_at)
         due = (
-            select(Enrollment.id)
+            select(*columns)
             .where(
                 Enrollment.version_id == version_id,
                 Enrollment.node_id == node_id,
@@ -129,13 +130,18 @@ class Executor:
             .limit(self.chunk_size)
             .with_for_update(skip_locked=True)
         )
-        rows = session.execute(
-            update(Enrollment)
-            .where(Enrollment.id.in_(due.scalar_subquery()))
-            .values(updated_at=now)
-            .returning(Enrollment.id, Enrollment.profile_id, Enrollment.node_entered_at),
-            execution_options={"synchronize_session": False},
-        ).all()
+        if session.get_bind().dialect.name == "postgresql":
+            rows = session.execute(due).all()  # the row locks, held to commit, are the claim
+        else:
+            # SQLite has no row locks: a write takes the database's write lock, so the rows
+            # read here cannot be claimed by anyone else before this transaction ends
+            rows = session.execute(
+                update(Enrollment)
+                .where(Enrollment.id.in_(due.with_only_columns(Enrollment.id).scalar_subquery()))
+                .values(updated_at=now)
+                .returning(*columns),
+                execution_options={"synchronize_session": False},
+            ).all()
         members = _Members()
         members.extend((r[0] for r in rows), (r[1] for r in rows), (r[2] for r in rows))
         return members
@@ -235,10 +241,10 @@ class _Cascade:
             self._arrive(target, _Members(forked, subset.profile_ids, arrivals))
 
     def _fork(self, subset: Batch) -> list[int]:
-        parents = select(Enrollment.id, Enrollment.entered_at, Enrollment.context).where(
-            Enrollment.id.in_(subset.enrollment_ids)
-        )
-        by_id = {r.id: r for r in self.session.execute(parents)}
+        by_id = {}
+        for chosen in id_chunks(self.session, Enrollment.id, subset.enrollment_ids):
+            parents = select(Enrollment.id, Enrollment.entered_at, Enrollment.context).where(chosen)
+            by_id.update((r.id, r) for r in self.session.execute(parents))
         rows = [
             {
                 "campaign_id": self.campaign_id, "version_id": self.version_id, "profile_id": pid,
@@ -257,11 +263,9 @@ class _Cascade:
         for (node_id, state, due, entered), eids in self.final.items():
             values: dict[str, Any] = {"node_id": node_id, "state": state, "due_at": due,
                                       "node_entered_at": entered, "updated_at": self.now}
-            for start in range(0, len(eids), IN_CHUNK):
-                self.session.execute(
-                    update(Enrollment).where(Enrollment.id.in_(eids[start : start + IN_CHUNK])).values(**values),
-                    execution_options={"synchronize_session": False},
-                )
+            for chosen in id_chunks(self.session, Enrollment.id, eids):
+                self.session.execute(update(Enrollment).where(chosen).values(**values),
+                                     execution_options={"synchronize_session": False})
         add_counts(self.session, self.campaign_id, self.version_id, self.counts)
 
 

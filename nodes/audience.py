@@ -7,7 +7,7 @@ from collections import Counter
 from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from engine.batch import IN_CHUNK, Batch
+from engine.batch import Batch, id_chunks
 from engine.models import AudienceMember, Profile
 from engine.registry import NodeType, Result, register
 from nodes._schema import ID_REF
@@ -41,12 +41,9 @@ class ExcludeFromAudience(NodeType):
     schema = _AUDIENCE
 
     def process(self, batch: Batch) -> Result:
-        ids = list(dict.fromkeys(batch.profile_ids))
-        for start in range(0, len(ids), IN_CHUNK):
+        for members in id_chunks(batch.session, AudienceMember.profile_id, list(dict.fromkeys(batch.profile_ids))):
             batch.session.execute(delete(AudienceMember).where(
-                AudienceMember.audience_id == self.settings["audience_id"],
-                AudienceMember.profile_id.in_(ids[start : start + IN_CHUNK]),
-            ))
+                AudienceMember.audience_id == self.settings["audience_id"], members))
         return {"out": batch}
 
 
@@ -67,9 +64,9 @@ class AwardPoints(NodeType):
         for pid, n in times.items():
             by_multiple.setdefault(n, []).append(pid)
         for n, ids in by_multiple.items():
-            for start in range(0, len(ids), IN_CHUNK):
+            for chosen in id_chunks(batch.session, Profile.id, ids):
                 batch.session.execute(
-                    update(Profile).where(Profile.id.in_(ids[start : start + IN_CHUNK]))
+                    update(Profile).where(chosen)
                     .values(points=Profile.points + n * self.settings["points"], updated_at=batch.now),
                     execution_options={"synchronize_session": False},
                 )
