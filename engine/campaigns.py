@@ -17,7 +17,7 @@ from engine import wakeups
 from engine.entry import enroll_select
 from engine.errors import InvalidState, NotFound
 from engine.graph import CampaignGraph
-from engine.models import Campaign, CampaignVersion, Enrollment
+from engine.models import ACTIVE, Campaign, CampaignVersion, Enrollment
 from engine.validation import ensure_valid
 
 EDITABLE = {"draft", "scheduled", "active", "paused", "suspended", "finished", "stopped"}
@@ -118,7 +118,7 @@ def request_due_wakeups(session: Session, campaign_id: int | None, now: datetime
     query = (
         select(Enrollment.version_id, Enrollment.node_id)
         .join(Campaign, Campaign.id == Enrollment.campaign_id)
-        .where(Enrollment.state == "active", Enrollment.due_at <= cutoff, Campaign.status == "active")
+        .where(ACTIVE, Enrollment.due_at <= cutoff, Campaign.status == "active")
         .group_by(Enrollment.version_id, Enrollment.node_id)
     )
     if campaign_id is not None:

@@ -30,7 +30,7 @@ from engine import clock as clocks
 from engine import wakeups
 from engine.batch import Batch, NodeContext, id_chunks
 from engine.graph import CampaignGraph, GraphCache
-from engine.models import Campaign, CampaignVersion, Enrollment, NodeCounter
+from engine.models import ACTIVE, Campaign, CampaignVersion, Enrollment, NodeCounter
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class Executor:
             .where(
                 Enrollment.version_id == version_id,
                 Enrollment.node_id == node_id,
-                Enrollment.state == "active",
+                ACTIVE,
                 Enrollment.due_at <= now,
             )
             .order_by(Enrollment.due_at)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -142,6 +143,11 @@ class CampaignVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
+#: the partial index's predicate, as a literal so the planner can always match the index
+#: (a bound parameter may be planned generically, without the index)
+ACTIVE = text("enrollments.state = 'active'")
+
+
 class Enrollment(Base):
     """One customer's journey through one campaign version, and where it stands.
 
@@ -151,8 +157,10 @@ class Enrollment(Base):
 
     __tablename__ = "enrollments"
     __table_args__ = (
-        Index("ix_enrollments_claim", "version_id", "node_id", "state", "due_at"),
-        Index("ix_enrollments_due", "state", "due_at"),
+        # Claiming and sweeping only look at active positions: a partial index keeps finished
+        # journeys out of it, so moving a customer out of the graph adds no index entry.
+        Index("ix_enrollments_active", "version_id", "node_id", "due_at",
+              sqlite_where=text("state = 'active'"), postgresql_where=text("state = 'active'")),
         Index("ix_enrollments_campaign_profile", "campaign_id", "profile_id", "entered_at"),
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.batch import Batch, id_chunks
@@ -26,10 +26,10 @@ class AddToAudience(NodeType):
     def process(self, batch: Batch) -> Result:
         dialect = batch.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        rows = [{"audience_id": self.settings["audience_id"], "profile_id": pid, "added_at": batch.now}
-                for pid in dict.fromkeys(batch.profile_ids)]
-        if rows:
-            batch.session.execute(insert(AudienceMember).on_conflict_do_nothing(), rows)
+        columns = ["audience_id", "profile_id", "added_at"]
+        for chosen in id_chunks(batch.session, Profile.id, list(dict.fromkeys(batch.profile_ids))):
+            rows = select(literal(self.settings["audience_id"]), Profile.id, literal(batch.now)).where(chosen)
+            batch.session.execute(insert(AudienceMember).from_select(columns, rows).on_conflict_do_nothing())
         return {"out": batch}
 
 

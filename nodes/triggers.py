@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from engine.clock import parse_duration
 from engine.batch import Batch
+from engine.clock import parse_duration
 from engine.models import AudienceMember, Enrollment, Profile, Segment
 from engine.registry import NodeType, Result, register
 from nodes._schema import DURATION, ID_REF

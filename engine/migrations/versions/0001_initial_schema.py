@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 04:48:36.378322
+Create Date: 2026-11-24 05:17:14.686378
 """
 
 from alembic import op
@@ -147,9 +147,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_enrollments'))
     )
     with op.batch_alter_table('enrollments', schema=None) as batch_op:
+        batch_op.create_index('ix_enrollments_active', ['version_id', 'node_id', 'due_at'], unique=False, sqlite_where=sa.text("state = 'active'"), postgresql_where=sa.text("state = 'active'"))
         batch_op.create_index('ix_enrollments_campaign_profile', ['campaign_id', 'profile_id', 'entered_at'], unique=False)
-        batch_op.create_index('ix_enrollments_claim', ['version_id', 'node_id', 'state', 'due_at'], unique=False)
-        batch_op.create_index('ix_enrollments_due', ['state', 'due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_enrollments_profile_id'), ['profile_id'], unique=False)
 
     op.create_table('node_counters',
@@ -176,9 +175,8 @@ def downgrade() -> None:
     op.drop_table('node_counters')
     with op.batch_alter_table('enrollments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_enrollments_profile_id'))
-        batch_op.drop_index('ix_enrollments_due')
-        batch_op.drop_index('ix_enrollments_claim')
         batch_op.drop_index('ix_enrollments_campaign_profile')
+        batch_op.drop_index('ix_enrollments_active', sqlite_where=sa.text("state = 'active'"), postgresql_where=sa.text("state = 'active'"))
 
     op.drop_table('enrollments')
     op.drop_table('node_states')
