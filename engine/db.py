@@ -1,7 +1,10 @@
 """Database engines and schema upgrades.
 
-SQLite gets WAL, a busy timeout, foreign keys and real transactions (pysqlite otherwise
-starts a transaction only at the first write, so a read-then-write would not be atomic).
+SQLite gets WAL, a busy timeout, foreign keys and real transactions. Every transaction
+begins IMMEDIATE (takes the write lock up front, waiting up to the busy timeout): a deferred
+one that reads, then writes after another connection committed cannot upgrade its stale
+snapshot and fails at once with "database is locked". SQLite has one writer at a time
+anyway; PostgreSQL is the choice for concurrency.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def _sqlite_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -345,3 +345,32 @@ def _events(h, profile_ids, name: str) -> None:
             record_event(s, pid, name, {}, h.clock.now())
     h.machine.run_due()
 
+
+
+def test_concurrent_workers_on_one_node_process_each_customer_once(harness):
+    """Several executors wake for the same node at once (an RQ retry, the sweeper, a duplicate
+    schedule): each position is claimed by exactly one of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.executor import Executor
+
+    with harness.transaction() as s:
+        add_profiles(s, 3000)
+    document = doc([ALL, ("ab", "ab_test", {"variants": [{"id": "a"}, {"id": "b"}], "test_size": 1000,
+                                            "metric": "opens", "evaluation_period": "1h"}),
+                    ("pts", "award_points", {"points": 1})],
+                   [("all", "out", "ab"), ("ab", "a", "pts"), ("ab", "b", "pts")])
+    with harness.transaction() as s:
+        cid = campaigns.create(s, document).id
+        campaigns.launch(s, cid, harness.clock.now())
+        version_id = campaigns.get(s, cid).version_id
+    workers = [Executor(harness.rt.sessions, chunk_size=200) for _ in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        processed = sum(r.processed for r in pool.map(lambda ex: ex.run(version_id, "all"), workers))
+    assert processed == 3000
+    assert set(points(harness).values()) == {0, 1}
+    assert sum(points(harness).values()) == 1000, "exactly the test group passed, once each"
+    st = stats(harness, cid)
+    assert st["ab"]["left"] == {"a": 500, "b": 500} and st["ab"]["waiting"] == 2000
+    with harness.session() as s:
+        assert s.scalar(select(func.count()).select_from(AbAssignment)) == 1000
