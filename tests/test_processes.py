@@ -1,0 +1,116 @@
+"""The real processes: `campaign-canvas serve` (embedded Redis + SQLite, in-process worker) and
+`campaign-canvas worker` (RQ worker with RQ's own scheduler) on the wall clock."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from sqlalchemy import select
+
+from engine import campaigns, clock, db
+from engine.models import Profile
+from tests.support import add_profiles, doc, positions
+
+CLI = str(Path(sys.executable).parent / "campaign-canvas")
+# a 3-second wait: long enough to be scheduled in Redis, short enough for a test
+SHORT_WAIT = doc([("all", "select_segment", {"source": "all"}), ("w", "wait", {"amount": 0.05, "unit": "minutes"}),
+                  ("pts", "award_points", {"points": 3})],
+                 [("all", "out", "w"), ("w", "out", "pts")], name="Short wait")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _api(base: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(base + path, method="POST" if body is not None else "GET",
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _stop(process: subprocess.Popen) -> str:
+    process.terminate()
+    try:
+        out, _ = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+    return out or ""
+
+
+def test_serve_runs_a_campaign_with_embedded_redis_and_sqlite(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "CC_INSTANCE_DIR": str(tmp_path), "CC_BUCKET_SECONDS": "1", "CC_SWEEP_SECONDS": "2"}
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    server = subprocess.Popen([CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: _reachable(base), what="the server to answer")
+        assert (tmp_path / "campaign-canvas.db").exists(), "the embedded SQLite database lives in the instance dir"
+        with db.transaction(db.session_factory(db.make_engine(f"sqlite:///{tmp_path / 'campaign-canvas.db'}"))) as s:
+            add_profiles(s, 25)
+        campaign = _api(base, "/api/campaigns", SHORT_WAIT)
+        assert _api(base, f"/api/campaigns/{campaign['id']}/launch", {})["entered"] == 25
+
+        def finished():
+            nodes = _api(base, f"/api/campaigns/{campaign['id']}/stats")["nodes"]
+            return nodes.get("pts", {}).get("entered") == 25 and nodes
+
+        nodes = _wait_for(finished, what="the wait to release everyone")
+        assert nodes["w"]["left"] == {"out": 25} and nodes["w"]["waiting"] == 0
+    finally:
+        output = _stop(server)
+    assert "Traceback" not in output, output
+
+
+def test_worker_process_releases_waits_with_rqs_scheduler(harness, redis_url, database_url):
+    with harness.transaction() as s:
+        add_profiles(s, 40)
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "CC_QUEUE": harness.rt.settings.queue_name,
+           "CC_BUCKET_SECONDS": "1", "CC_SWEEP_SECONDS": "2"}
+    worker = subprocess.Popen([CLI, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    virtual = clock.use(clock.SystemClock())  # this test runs on the wall clock, like the worker
+    try:
+        with harness.transaction() as s:
+            cid = campaigns.create(s, SHORT_WAIT).id
+            campaigns.launch(s, cid, clock.now())
+        _wait_for(lambda: positions(harness, cid) == {("w", "active"): 40}, what="everyone to reach the wait")
+        _wait_for(lambda: positions(harness, cid) == {("pts", "done"): 40}, what="the scheduler to release them")
+        with harness.session() as s:
+            assert set(s.scalars(select(Profile.points))) == {3}
+    finally:
+        clock.use(virtual)
+        output = _stop(worker)
+    assert "Traceback" not in output, output
+
+
+def _reachable(base: str) -> bool:
+    try:
+        _api(base, "/api/node-types")
+        return True
+    except OSError:
+        return False
+
