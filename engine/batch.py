@@ -8,16 +8,16 @@ commits in the same transaction that moves the batch along its edges.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, ColumnElement, Select, any_, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from engine.db import upsert
 from engine.models import NodeState
 
 #: keep IN lists well below SQLite's bound-parameter limit
@@ -48,8 +48,6 @@ class NodeContext:
     node_id: str
     document: Mapping[str, Any]
     account_tz: ZoneInfo
-    #: room for what later node families need to share within one transaction
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class Batch:
@@ -148,9 +146,7 @@ class Batch:
         running the same node take turns). Mutate `.data` by assigning a new dict."""
         session = self.session
         key = {"campaign_id": self.ctx.campaign_id, "node_id": self.ctx.node_id}
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(insert(NodeState).values(**key, data={}, updated_at=self.now).on_conflict_do_nothing())
+        session.execute(upsert(session, NodeState).values(**key, data={}, updated_at=self.now).on_conflict_do_nothing())
         row = session.scalars(
             select(NodeState).filter_by(**key).with_for_update().execution_options(populate_existing=True)
         ).one()

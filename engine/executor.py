@@ -23,12 +23,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import clock as clocks
 from engine import wakeups
 from engine.batch import Batch, NodeContext, id_chunks
+from engine.db import upsert
 from engine.graph import CampaignGraph, GraphCache
 from engine.models import ACTIVE, Campaign, CampaignVersion, Enrollment, NodeCounter
 
@@ -70,12 +70,11 @@ class Executor:
         *,
         chunk_size: int = 5000,
         account_timezone: str = "UTC",
-        graphs: GraphCache | None = None,
     ):
         self.sessions = sessions
         self.chunk_size = chunk_size
         self.account_tz = ZoneInfo(account_timezone)
-        self.graphs = graphs or GraphCache()
+        self.graphs = GraphCache()  # per executor: version ids are only unique per database
         self.listeners: list[StatsListener] = []
 
     # -- public --------------------------------------------------------------------------
@@ -279,8 +278,7 @@ def add_counts(session: Session, campaign_id: int, version_id: int, counts: dict
     ]
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(NodeCounter)
+    stmt = upsert(session, NodeCounter)
     stmt = stmt.on_conflict_do_update(
         index_elements=["version_id", "node_id", "port"], set_={"count": NodeCounter.count + stmt.excluded.count}
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from sqlalchemy import delete, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.batch import Batch, id_chunks
+from engine.db import upsert
 from engine.models import AudienceMember, Profile
 from engine.registry import NodeType, Result, register
 from nodes._schema import ID_REF
@@ -24,12 +24,11 @@ class AddToAudience(NodeType):
     schema = _AUDIENCE
 
     def process(self, batch: Batch) -> Result:
-        dialect = batch.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         columns = ["audience_id", "profile_id", "added_at"]
         for chosen in id_chunks(batch.session, Profile.id, list(dict.fromkeys(batch.profile_ids))):
             rows = select(literal(self.settings["audience_id"]), Profile.id, literal(batch.now)).where(chosen)
-            batch.session.execute(insert(AudienceMember).from_select(columns, rows).on_conflict_do_nothing())
+            batch.session.execute(upsert(batch.session, AudienceMember).from_select(columns, rows)
+                                  .on_conflict_do_nothing())
         return {"out": batch}
 
 

@@ -89,8 +89,8 @@ def test_serve_runs_a_campaign_with_embedded_redis_and_sqlite(tmp_path):
 def test_worker_process_releases_waits_with_rqs_scheduler(harness, redis_url, database_url):
     with harness.transaction() as s:
         add_profiles(s, 40)
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "CC_QUEUE": harness.rt.settings.queue_name,
-           "CC_BUCKET_SECONDS": "1", "CC_SWEEP_SECONDS": "2"}
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "CC_QUEUE": harness.rt.settings.queue_name, "CC_BUCKET_SECONDS": "1", "CC_SWEEP_SECONDS": "2"}
     worker = subprocess.Popen([CLI, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     virtual = clock.use(clock.SystemClock())  # this test runs on the wall clock, like the worker
     try:
