@@ -20,14 +20,12 @@ from engine.graph import CampaignGraph
 from engine.models import ACTIVE, Campaign, CampaignVersion, Enrollment
 from engine.validation import ensure_valid
 
-EDITABLE = {"draft", "scheduled", "active", "paused", "suspended", "finished", "stopped"}
-
 
 def create(session: Session, document: Mapping[str, Any]) -> Campaign:
     """A new draft campaign whose version 1 is `document` (validated first)."""
     ensure_valid(document)
-    campaign = Campaign(name=document["name"], description=document.get("description", ""),
-                        tags=list(document.get("tags", [])), status="draft")
+    campaign = Campaign(status="draft")
+    _describe(campaign, document)
     session.add(campaign)
     session.flush()
     _new_version(session, campaign, document)
@@ -41,10 +39,15 @@ def save(session: Session, campaign_id: int, document: Mapping[str, Any]) -> Cam
     current = session.get(CampaignVersion, campaign.version_id)
     if current is not None and current.document == dict(document):
         return current
+    _describe(campaign, document)
+    return _new_version(session, campaign, document)
+
+
+def _describe(campaign: Campaign, document: Mapping[str, Any]) -> None:
+    """The campaign row mirrors the newest document's name, description and tags (for lists)."""
     campaign.name = document["name"]
     campaign.description = document.get("description", "")
     campaign.tags = list(document.get("tags", []))
-    return _new_version(session, campaign, document)
 
 
 def _new_version(session: Session, campaign: Campaign, document: Mapping[str, Any]) -> CampaignVersion:

@@ -14,6 +14,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from rq.job import Job, JobStatus
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -91,8 +92,6 @@ class RQWakeups:
         return f"cc-wake-{version_id}-{node_id}-{int(at.replace(tzinfo=UTC).timestamp())}"
 
     def schedule(self, version_id: int, node_id: str, due: datetime) -> None:
-        from rq.job import Job, JobStatus
-
         now = clock.now()
         at = self.bucket_end(due) if due > now else self.bucket_end(now)
         job_id = self.job_id(version_id, node_id, at)
