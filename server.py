@@ -8,17 +8,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, request, send_from_directory
+from flask import Blueprint, Flask, jsonify, request, send_from_directory
 from flask_socketio import SocketIO, join_room
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from engine import campaigns, clock, db, registry
-from engine.errors import CampaignCanvasError, InvalidInput, NotFound
+from engine.api import body, iso
+from engine.errors import CampaignCanvasError, NotFound
 from engine.models import Campaign, CampaignVersion
 from engine.runtime import Runtime
 from engine.stats import node_stats
 from engine.validation import validate_document
+
+#: API areas in modules of their own (engine/api/)
+BLUEPRINTS: list[Blueprint] = []
 
 UI_DIST = Path(__file__).parent / "canvas_ui" / "dist"
 UI_PLACEHOLDER = Path(__file__).parent / "canvas_ui" / "placeholder"
@@ -28,6 +32,9 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
     registry.load()
     app = Flask(__name__, static_folder=None)
     app.config["JSON_SORT_KEYS"] = False
+    app.extensions["campaign_canvas"] = rt
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
     socketio = SocketIO(app, async_mode="threading")
     rt.executor.listeners.append(
         lambda campaign_id, _v, _counts: socketio.emit("stats", {"campaign_id": campaign_id},
@@ -61,7 +68,7 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
 
     @app.post("/api/campaigns")
     def create_campaign():  # type: ignore[no-untyped-def]
-        document = _body()
+        document = body()
         with db.transaction(rt.sessions) as session:
             campaign = campaigns.create(session, document)
             payload = _campaign_json(campaign, document)
@@ -76,7 +83,7 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
 
     @app.put("/api/campaigns/<int:campaign_id>")
     def update_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
-        document = _body()
+        document = body()
         with db.transaction(rt.sessions) as session:
             version = campaigns.save(session, campaign_id, document)
             payload = _campaign_json(campaigns.get(session, campaign_id), version.document)
@@ -84,7 +91,7 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
 
     @app.post("/api/campaigns/validate")
     def validate_unsaved():  # type: ignore[no-untyped-def]
-        problems = validate_document(_body())
+        problems = validate_document(body())
         return jsonify(problems=[p.to_dict() for p in problems])
 
     @app.post("/api/campaigns/<int:campaign_id>/launch")
@@ -130,25 +137,15 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
     return app, socketio
 
 
-def _body() -> Any:
-    body = request.get_json(silent=True)
-    if body is None:
-        raise InvalidInput("the request body must be JSON (Content-Type: application/json)",
-                           [{"pointer": "", "message": "missing or malformed JSON body"}])
-    return body
-
-
 def _campaign_json(campaign: Campaign, document: dict[str, Any] | None = None) -> dict[str, Any]:
     data = {
         "id": campaign.id, "name": campaign.name, "description": campaign.description, "tags": campaign.tags,
         "status": campaign.status, "status_reason": campaign.status_reason, "version_id": campaign.version_id,
-        "created_at": _iso(campaign.created_at), "updated_at": _iso(campaign.updated_at),
-        "launched_at": _iso(campaign.launched_at), "finished_at": _iso(campaign.finished_at),
+        "created_at": iso(campaign.created_at), "updated_at": iso(campaign.updated_at),
+        "launched_at": iso(campaign.launched_at), "finished_at": iso(campaign.finished_at),
     }
     if document is not None:
         data["document"] = document
     return data
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() + "Z" if value is not None else None

@@ -57,6 +57,11 @@ class Profile(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: per-channel consent: an opted-out (or bounced) address is skipped, never sent to
+    email_opt_out: Mapped[bool] = mapped_column(default=False, server_default="0")
+    email_bounced_at: Mapped[datetime | None] = mapped_column()
+    sms_opt_out: Mapped[bool] = mapped_column(default=False, server_default="0")
+    push_opt_out: Mapped[bool] = mapped_column(default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
 
@@ -223,3 +228,104 @@ class AbAssignment(Base):
     #: test round: "restart test" starts a new one
     round: Mapped[int] = mapped_column(Integer, default=1)
     assigned_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class ProviderConfig(Base):
+    """How to reach a channel's provider. `secrets` (API keys, tokens, passwords) are stored
+    apart from `settings` so nothing that serializes settings can leak them."""
+
+    __tablename__ = "provider_configs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: email, sms, push, webapi
+    channel: Mapped[str] = mapped_column(String(16), index=True)
+    #: sendgrid, smtp, twilio, fcm, webhook
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secrets: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class Template(Base):
+    """Saved message content with merge tags; which fields matter depends on the channel."""
+
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("channel", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    #: {"subject", "preheader", "html", "text"} for email; {"title", "body", "image", "data"} otherwise
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: merge tag defaults, e.g. {"profile.attributes.first_name": "there"}
+    defaults: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class OutboxMessage(Base):
+    """One message to send: the ledger that makes sends exactly-once.
+
+    Unique per (enrollment, node): a retried chunk cannot write it twice. status: `queued`
+    (due at `next_attempt_at`), `sending` (handed to a provider under `lease_until`, batch
+    `batch_key`), `sent`, `failed`, `uncertain` (a dispatcher died mid-call and the provider
+    cannot say: never resent). Delivery fields are filled by provider webhooks.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "node_id"),
+        Index("ix_outbox_due", "next_attempt_at", sqlite_where=text("status = 'queued'"),
+              postgresql_where=text("status = 'queued'")),
+        Index("ix_outbox_sending", "lease_until", sqlite_where=text("status = 'sending'"),
+              postgresql_where=text("status = 'sending'")),
+        Index("ix_outbox_campaign_node_profile", "campaign_id", "node_id", "profile_id"),
+        Index("ix_outbox_batch", "batch_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("campaign_versions.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(64))
+    enrollment_id: Mapped[int] = mapped_column(BigId, ForeignKey("enrollments.id", ondelete="CASCADE"))
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider_configs.id", ondelete="SET NULL"))
+    to_address: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    next_attempt_at: Mapped[datetime] = mapped_column(default=_now)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column()
+    batch_key: Mapped[str | None] = mapped_column(String(64))
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    #: newest delivery state from webhooks: processed, delivered, bounced, dropped, deferred, ...
+    delivery_status: Mapped[str | None] = mapped_column(String(32))
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    opened_at: Mapped[datetime | None] = mapped_column()
+    clicked_at: Mapped[datetime | None] = mapped_column()
+    bounced_at: Mapped[datetime | None] = mapped_column()
+    unsubscribed_at: Mapped[datetime | None] = mapped_column()
+
+
+class Notification(Base):
+    """An in-app notification kept for the customer's app to read."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_profile", "profile_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    outbox_id: Mapped[int | None] = mapped_column(BigId, unique=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    category: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    read_at: Mapped[datetime | None] = mapped_column()

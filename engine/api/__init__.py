@@ -1,0 +1,29 @@
+"""REST API blueprints, one module per area; `server.py` registers them and owns the single
+error handler that turns our errors into `{"error": {"code", "message", "details"}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+
+from engine.errors import InvalidInput
+from engine.runtime import Runtime
+
+
+def runtime() -> Runtime:
+    """The runtime of the app handling this request."""
+    return current_app.extensions["campaign_canvas"]
+
+
+def body() -> Any:
+    """The request's JSON body, or InvalidInput naming what is wrong."""
+    data = request.get_json(silent=True)
+    if data is None:
+        raise InvalidInput("the request body must be JSON (Content-Type: application/json)",
+                           [{"pointer": "", "message": "missing or malformed JSON body"}])
+    return data
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None

@@ -1,0 +1,84 @@
+"""Channels and their providers: how a rendered message leaves the building.
+
+A provider kind (SendGrid, SMTP, Twilio-style SMS, FCM-style push, a generic webhook) is one
+class declaring its settings and secrets schemas and two operations: `send` a batch, and
+`accepted` (which messages of a batch the provider already has, when it can tell; the
+dispatcher asks after a crash, so a message is never sent twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+CHANNELS = ("email", "sms", "push", "webapi")
+
+
+@dataclass
+class OutgoingMessage:
+    outbox_id: int
+    profile_id: int
+    to: str
+    #: rendered content: email {"subject", "preheader", "html", "text", "from_name"?};
+    #: sms {"body"}; push {"title", "body", "image", "data"}; webapi {"body": JSON value}
+    content: dict[str, Any]
+    category: str = ""
+
+
+@dataclass
+class SendResult:
+    outbox_id: int
+    ok: bool
+    provider_message_id: str | None = None
+    error: str | None = None
+    #: worth retrying later (rate limit, 5xx, network); otherwise the failure is final
+    transient: bool = False
+
+
+class TransientError(Exception):
+    """The whole batch failed in a way worth retrying (network, 429, 5xx)."""
+
+
+class Provider:
+    """Base class for provider kinds. Instances are built from a stored ProviderConfig."""
+
+    kind: ClassVar[str]
+    channel: ClassVar[str]
+    label: ClassVar[str]
+    #: messages one `send` call may take (SendGrid: 1000 personalizations)
+    max_batch: ClassVar[int] = 100
+    settings_schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}}
+    #: the fields kept in ProviderConfig.secrets and never shown back
+    secrets_schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}}
+
+    def __init__(self, settings: Mapping[str, Any], secrets: Mapping[str, Any]):
+        self.settings = dict(settings)
+        self.secrets = dict(secrets)
+
+    def send(self, messages: list[OutgoingMessage], batch_key: str) -> list[SendResult]:
+        """Send up to `max_batch` messages; one result per message, in any order. Raise
+        TransientError when nothing was sent and a retry may work."""
+        raise NotImplementedError
+
+    def accepted(self, batch_key: str) -> set[int] | None:
+        """Outbox ids of `batch_key` the provider has accepted, or None when it cannot tell."""
+        return None
+
+    def __repr__(self) -> str:  # never the secrets
+        return f"<{type(self).__name__} {self.settings!r}>"
+
+
+@dataclass
+class ProviderKinds:
+    kinds: dict[str, type[Provider]] = field(default_factory=dict)
+
+    def register(self, cls: type[Provider]) -> type[Provider]:
+        self.kinds[cls.kind] = cls
+        return cls
+
+    def get(self, kind: str) -> type[Provider] | None:
+        return self.kinds.get(kind)
+
+
+provider_kinds = ProviderKinds()
