@@ -15,6 +15,10 @@ from werkzeug.exceptions import HTTPException
 
 from engine import campaigns, clock, db, registry
 from engine.api import body, iso
+from engine.api import profiles as profiles_api
+from engine.api import providers as providers_api
+from engine.api import templates as templates_api
+from engine.api import webhooks as webhooks_api
 from engine.errors import CampaignCanvasError, NotFound
 from engine.models import Campaign, CampaignVersion
 from engine.runtime import Runtime
@@ -22,7 +26,12 @@ from engine.stats import node_stats
 from engine.validation import validate_document
 
 #: API areas in modules of their own (engine/api/)
-BLUEPRINTS: list[Blueprint] = []
+BLUEPRINTS: list[Blueprint] = [
+    providers_api.bp,
+    templates_api.bp,
+    profiles_api.bp,
+    webhooks_api.bp,
+]
 
 UI_DIST = Path(__file__).parent / "canvas_ui" / "dist"
 UI_PLACEHOLDER = Path(__file__).parent / "canvas_ui" / "placeholder"

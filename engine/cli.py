@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="in-process workers: 0 serves API + UI only")
 
     sub.add_parser("worker", help="an RQ worker with the scheduler (run several, on several machines)")
+    p = sub.add_parser("dispatcher", help="send the outbox: run one or more, on any machines")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between looks when idle")
     sub.add_parser("migrate", help="upgrade the database schema to the newest version")
 
     p = sub.add_parser("validate", help="check a campaign document; prints every problem")
@@ -109,6 +111,23 @@ def _worker(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _dispatcher(args: argparse.Namespace) -> int:
+    import time
+
+    from engine import runtime
+    from engine.dispatcher import Dispatcher
+
+    rt = runtime.current()
+    log = logging.getLogger("engine.dispatcher")
+    log.info("dispatcher started (lease %ss)", rt.settings.dispatch_lease_seconds)
+    while True:
+        stats = Dispatcher.from_runtime(rt).run()
+        if stats.batches:
+            log.info("dispatched: %s", stats.to_dict())
+        else:
+            time.sleep(args.poll)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from engine import db, runtime
 
@@ -161,7 +180,7 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-COMMANDS = {"serve": _serve, "worker": _worker, "migrate": _migrate, "validate": _validate,
+COMMANDS = {"serve": _serve, "worker": _worker, "dispatcher": _dispatcher, "migrate": _migrate, "validate": _validate,
             "simulate": _simulate, "demo": _demo}
 
 if __name__ == "__main__":

@@ -61,3 +61,19 @@ class RuleError(CampaignCanvasError):
 
     code = "invalid_rule"
     status = 422
+
+
+class NameTaken(CampaignCanvasError):
+    """Another object of the kind already has this name (names are how people pick one)."""
+
+    code = "name_taken"
+    status = 409
+
+
+class TemplateError(CampaignCanvasError):
+    """Message content cannot be compiled or rendered safely: a syntax error, a forbidden
+    construct (Python internals, other files) or a limit (time, output size, loop
+    iterations). The message starts with the field; `details` carry its pointer and line."""
+
+    code = "invalid_template"
+    status = 422

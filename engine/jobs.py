@@ -21,3 +21,10 @@ def sweep() -> dict[str, Any]:
     if isinstance(rt.wakeups, RQWakeups):
         rt.wakeups.schedule_sweep(timedelta(seconds=rt.settings.sweep_seconds))
     return result
+
+
+def dispatch() -> dict[str, Any]:
+    """Send what the outbox has due (and recover batches of dispatchers that died)."""
+    from engine.dispatcher import Dispatcher
+
+    return Dispatcher.from_runtime(runtime.current()).run().to_dict()

@@ -284,6 +284,7 @@ class OutboxMessage(Base):
               postgresql_where=text("status = 'sending'")),
         Index("ix_outbox_campaign_node_profile", "campaign_id", "node_id", "profile_id"),
         Index("ix_outbox_batch", "batch_key"),
+        Index("ix_outbox_provider_message", "provider_message_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -299,6 +300,8 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=_now)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column()
+    #: when the current batch was handed out (recovery measures the provider's settle time from it)
+    claimed_at: Mapped[datetime | None] = mapped_column()
     batch_key: Mapped[str | None] = mapped_column(String(64))
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[str | None] = mapped_column(Text)

@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 
 from engine import campaigns, clock, db
 from engine.clock import VirtualClock
+from engine.channels import OutgoingMessage, Provider, SendResult
+from engine.dispatcher import Dispatcher
 from engine.events import record_event
 from engine.executor import Executor
 from engine.models import Audience, Profile
-from engine.wakeups import LocalWakeups, bind
+from engine.wakeups import DISPATCH, LocalWakeups, bind
 
 
 @dataclass
@@ -33,11 +35,34 @@ class SimulationResult:
     started: datetime | None = None
     ended: datetime | None = None
     steps: int = 0
+    #: what would have been sent: {"count": n, "sample": [first few, rendered]} (per node: the `sent` ports)
+    messages: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"campaign_id": self.campaign_id, "nodes": self.nodes, "steps": self.steps,
+        return {"campaign_id": self.campaign_id, "nodes": self.nodes, "steps": self.steps, "messages": self.messages,
                 "started": self.started.isoformat() if self.started else None,
                 "ended": self.ended.isoformat() if self.ended else None}
+
+
+class RecordingChannel(Provider):
+    """The simulation's only provider: accepts everything, sends nothing, remembers it."""
+
+    kind, channel, label, max_batch = "simulation", "any", "Simulation", 1000
+
+    def __init__(self) -> None:
+        super().__init__({}, {})
+        self.messages: list[OutgoingMessage] = []
+
+    def send(self, messages: list[OutgoingMessage], batch_key: str) -> list[SendResult]:
+        self.messages.extend(messages)
+        return [SendResult(m.outbox_id, True, provider_message_id=f"sim-{m.outbox_id}") for m in messages]
+
+    def accepted(self, batch_key: str) -> set[int] | None:
+        return set()
+
+    def summary(self, sample: int = 5) -> dict[str, Any]:
+        return {"count": len(self.messages),
+                "sample": [{"to": m.to, "content": m.content} for m in self.messages[:sample]]}
 
 
 class Simulation:
@@ -60,6 +85,8 @@ class Simulation:
         bind(self.sessions, self.wakeups)
         self.executor = Executor(self.sessions, chunk_size=chunk_size, account_timezone=account_timezone)
         self.clock = VirtualClock(start)
+        self.channel = RecordingChannel()
+        self.dispatcher = Dispatcher(self.sessions, lambda _s, _p, _c: self.channel)
         self.document = document
         self.start = clock.to_utc_naive(start)
         self._events: list[tuple[datetime, dict[str, Any]]] = []
@@ -111,7 +138,10 @@ class Simulation:
             if due > end:
                 return steps
             self.clock.set(due)
-            self.executor.run(version_id, node_id)
+            if (version_id, node_id) == DISPATCH:
+                self.dispatcher.run()
+            else:
+                self.executor.run(version_id, node_id)
             steps += 1
 
     def _fire_due_events(self) -> None:
@@ -128,7 +158,7 @@ class Simulation:
         with self.sessions() as session:
             nodes = node_stats(session, campaign_id, self.clock.now())
         return SimulationResult(campaign_id=campaign_id, nodes=nodes, started=self.start, ended=self.clock.now(),
-                                steps=steps)
+                                steps=steps, messages=self.channel.summary())
 
     def close(self) -> None:
         self.engine.dispose()

@@ -27,10 +27,21 @@ _TARGET = "cc_wakeups"
 class Wakeups(Protocol):
     def schedule(self, version_id: int, node_id: str, due: datetime) -> None: ...
 
+    def schedule_dispatch(self, due: datetime) -> None: ...
+
+
+#: the pending-wakeup key of "run the outbox dispatcher"
+DISPATCH = (0, "@dispatch")
+
 
 def request(session: Session, version_id: int, node_id: str, due: datetime) -> None:
     """Ask for a wakeup once this session's transaction commits."""
     session.info.setdefault(_PENDING, set()).add((version_id, node_id, due))
+
+
+def request_dispatch(session: Session, due: datetime) -> None:
+    """Ask for the outbox dispatcher to run at `due`, once this transaction commits."""
+    session.info.setdefault(_PENDING, set()).add((*DISPATCH, due))
 
 
 def bind(sessions: sessionmaker[Session], wakeups: Wakeups) -> None:
@@ -43,7 +54,10 @@ def bind(sessions: sessionmaker[Session], wakeups: Wakeups) -> None:
         target = session.info.get(_TARGET)
         if pending and target is not None:
             for version_id, node_id, due in sorted(pending, key=lambda w: w[2]):
-                target.schedule(version_id, node_id, due)
+                if (version_id, node_id) == DISPATCH:
+                    target.schedule_dispatch(due)
+                else:
+                    target.schedule(version_id, node_id, due)
 
     @event.listens_for(sessions, "after_rollback")
     def _drop(session: Session) -> None:
@@ -62,6 +76,9 @@ class LocalWakeups:
         if key not in self._seen:
             self._seen.add(key)
             heapq.heappush(self._heap, key)
+
+    def schedule_dispatch(self, due: datetime) -> None:
+        self.schedule(*DISPATCH, due)
 
     def pop_next(self) -> tuple[datetime, int, str] | None:
         if not self._heap:
@@ -88,27 +105,33 @@ class RQWakeups:
             tzinfo=None
         )
 
-    def job_id(self, version_id: int, node_id: str, at: datetime) -> str:
-        return f"cc-wake-{version_id}-{node_id}-{int(at.replace(tzinfo=UTC).timestamp())}"
-
     def schedule(self, version_id: int, node_id: str, due: datetime) -> None:
-        now = clock.now()
-        at = self.bucket_end(due) if due > now else self.bucket_end(now)
-        job_id = self.job_id(version_id, node_id, at)
-        existing = Job.fetch_many([job_id], connection=self.queue.connection)[0]
-        if existing is not None:
-            status = existing.get_status(refresh=False)
-            if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
-                return  # that job will see these positions too
-            if status == JobStatus.STARTED:
-                job_id += "-again"  # it may have passed its last claim already
-        kwargs = {"job_id": job_id, "result_ttl": 600, "failure_ttl": 7 * 86400, "description": f"wake {node_id}"}
-        if due > now:
-            self.queue.enqueue_at(at.replace(tzinfo=UTC), "engine.jobs.wake", version_id, node_id, **kwargs)
-        else:
-            self.queue.enqueue("engine.jobs.wake", version_id, node_id, **kwargs)
+        self._enqueue_once(f"cc-wake-{version_id}-{node_id}", due, "engine.jobs.wake", version_id, node_id)
+
+    def schedule_dispatch(self, due: datetime) -> None:
+        """One dispatch job per bucket; the dispatcher drains everything due when it runs."""
+        self._enqueue_once("cc-dispatch", due, "engine.jobs.dispatch")
 
     def schedule_sweep(self, after: timedelta) -> None:
         at = self.bucket_end(clock.now() + after)
         job_id = f"cc-sweep-{int(at.replace(tzinfo=UTC).timestamp())}"
         self.queue.enqueue_at(at.replace(tzinfo=UTC), "engine.jobs.sweep", job_id=job_id, result_ttl=600)
+
+    def _enqueue_once(self, prefix: str, due: datetime, func: str, *args: object) -> None:
+        """Enqueue `func` for the bucket of `due` under a deterministic job id, unless a job
+        with that id is already waiting (it will see the same rows when it runs)."""
+        now = clock.now()
+        at = self.bucket_end(max(due, now))
+        job_id = f"{prefix}-{int(at.replace(tzinfo=UTC).timestamp())}"
+        existing = Job.fetch_many([job_id], connection=self.queue.connection)[0]
+        if existing is not None:
+            status = existing.get_status(refresh=False)
+            if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+                return
+            if status == JobStatus.STARTED:
+                job_id += "-again"  # it may have passed its last look already
+        kwargs = {"job_id": job_id, "result_ttl": 600, "failure_ttl": 7 * 86400}
+        if due > now:
+            self.queue.enqueue_at(at.replace(tzinfo=UTC), func, *args, **kwargs)
+        else:
+            self.queue.enqueue(func, *args, **kwargs)

@@ -67,6 +67,7 @@ def test_serve_runs_a_campaign_with_embedded_redis_and_sqlite(tmp_path):
     server = subprocess.Popen([CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
+    output = ""
     try:
         _wait_for(lambda: _reachable(base), what="the server to answer")
         assert (tmp_path / "campaign-canvas.db").exists(), "the embedded SQLite database lives in the instance dir"
@@ -81,8 +82,11 @@ def test_serve_runs_a_campaign_with_embedded_redis_and_sqlite(tmp_path):
 
         nodes = _wait_for(finished, what="the wait to release everyone")
         assert nodes["w"]["left"] == {"out": 25} and nodes["w"]["waiting"] == 0
-    finally:
+    except AssertionError as exc:
         output = _stop(server)
+        raise AssertionError(f"{exc}\n--- server output ---\n{output[-4000:]}") from None
+    finally:
+        output = output or _stop(server)
     assert "Traceback" not in output, output
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar
 
 CHANNELS = ("email", "sms", "push", "webapi")
@@ -32,8 +33,11 @@ class SendResult:
     ok: bool
     provider_message_id: str | None = None
     error: str | None = None
-    #: worth retrying later (rate limit, 5xx, network); otherwise the failure is final
+    #: worth retrying later (rate limit, 5xx, could not connect); otherwise the failure is final
     transient: bool = False
+    #: the request may have reached the provider (e.g. timed out waiting for the answer): not
+    #: safe to retry; the dispatcher leaves it to recovery, which asks the provider
+    unknown: bool = False
 
 
 class TransientError(Exception):
@@ -65,6 +69,12 @@ class Provider:
         """Outbox ids of `batch_key` the provider has accepted, or None when it cannot tell."""
         return None
 
+    @property
+    def accepted_settle(self) -> timedelta:
+        """How long after a send `accepted` may still miss messages the provider has (its
+        activity data lags); only after that is a missing message taken as never sent."""
+        return timedelta(0)
+
     def __repr__(self) -> str:  # never the secrets
         return f"<{type(self).__name__} {self.settings!r}>"
 
@@ -82,3 +92,5 @@ class ProviderKinds:
 
 
 provider_kinds = ProviderKinds()
+
+from engine.channels import push, sendgrid, sms, smtp, webapi  # noqa: E402,F401

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-24 05:24:28.222246
+Create Date: 2026-11-24 05:36:40.720480
 """
 
 from alembic import op
@@ -77,6 +77,7 @@ def upgrade() -> None:
     sa.Column('next_attempt_at', sa.DateTime(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('lease_until', sa.DateTime(), nullable=True),
+    sa.Column('claimed_at', sa.DateTime(), nullable=True),
     sa.Column('batch_key', sa.String(length=64), nullable=True),
     sa.Column('provider_message_id', sa.String(length=255), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
@@ -101,6 +102,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_outbox_campaign_node_profile', ['campaign_id', 'node_id', 'profile_id'], unique=False)
         batch_op.create_index('ix_outbox_due', ['next_attempt_at'], unique=False, sqlite_where=sa.text("status = 'queued'"), postgresql_where=sa.text("status = 'queued'"))
         batch_op.create_index(batch_op.f('ix_outbox_profile_id'), ['profile_id'], unique=False)
+        batch_op.create_index('ix_outbox_provider_message', ['provider_message_id'], unique=False)
         batch_op.create_index('ix_outbox_sending', ['lease_until'], unique=False, sqlite_where=sa.text("status = 'sending'"), postgresql_where=sa.text("status = 'sending'"))
 
     with op.batch_alter_table('profiles', schema=None) as batch_op:
@@ -122,6 +124,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_sending', sqlite_where=sa.text("status = 'sending'"), postgresql_where=sa.text("status = 'sending'"))
+        batch_op.drop_index('ix_outbox_provider_message')
         batch_op.drop_index(batch_op.f('ix_outbox_profile_id'))
         batch_op.drop_index('ix_outbox_due', sqlite_where=sa.text("status = 'queued'"), postgresql_where=sa.text("status = 'queued'"))
         batch_op.drop_index('ix_outbox_campaign_node_profile')

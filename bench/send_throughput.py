@@ -1,0 +1,114 @@
+"""Send throughput: messages/s from the outbox to a SendGrid stand-in on 127.0.0.1.
+
+A campaign (everyone → send email with merge tags) fills the outbox; then one dispatcher
+drains it: claim, render each message in the template sandbox, one mail/send request per
+1,000 personalizations through the real SendGrid SDK, record. Only the draining is timed.
+
+    python bench/send_throughput.py                          # SQLite, 10k and 100k
+    DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/test python bench/send_throughput.py
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CONTENT = {"subject": "Hello {{ profile.attributes.city }}",
+           "html": "<h1>Hi {{ profile.external_id }}</h1><p>You have {{ profile.points }} points.</p>",
+           "text": "Hi {{ profile.external_id }}, you have {{ profile.points }} points."}
+
+
+def run_one(size: int, database_url: str) -> dict:
+    from sqlalchemy import insert
+
+    from engine import campaigns, clock, db, providers, registry
+    from engine.dispatcher import Dispatcher
+    from engine.executor import Executor
+    from engine.generate import profiles
+    from engine.models import Profile
+    from engine.wakeups import LocalWakeups, bind
+    from tests.standins import SendGridStandIn
+
+    registry.load()
+    database_url = database_url or f"sqlite:///{Path(tempfile.mkdtemp(prefix='cc-bench-')) / 'bench.db'}"
+    db.upgrade(database_url)
+    sessions = db.session_factory(db.make_engine(database_url))
+    bind(sessions, LocalWakeups())
+    clock.use(clock.VirtualClock(datetime(2026, 12, 1, 10)))
+    with SendGridStandIn() as sendgrid:
+        with db.transaction(sessions) as session:
+            providers.create_provider(session, {"channel": "email", "kind": "sendgrid", "name": "bench",
+                                                "settings": sendgrid.settings(), "secrets": sendgrid.secrets()})
+            generated = profiles(size)
+            while rows := list(islice(generated, 5000)):
+                session.execute(insert(Profile), rows)
+            campaign = campaigns.create(session, {
+                "name": "Send benchmark", "edges": [{"id": "e", "source": "all", "target": "mail"}],
+                "nodes": [{"id": "all", "type": "select_segment", "settings": {"source": "all"}},
+                          {"id": "mail", "type": "send_email",
+                           "settings": {"content": CONTENT, "deliver_immediately": True}}]})
+            campaigns.launch(session, campaign.id, clock.now())
+            version_id = campaign.version_id
+        fill_start = time.perf_counter()
+        Executor(sessions).run(version_id, "all")
+        fill_seconds = time.perf_counter() - fill_start
+        start = time.perf_counter()
+        stats = Dispatcher(sessions, providers.resolve).run()
+        seconds = time.perf_counter() - start
+        return {
+            "messages": size,
+            "database": database_url.split(":", 1)[0],
+            "seconds": round(seconds, 2),
+            "messages_per_second": round(size / seconds),
+            "outbox_fill_seconds": round(fill_seconds, 2),
+            "sent": stats.sent,
+            "provider_requests": len(sendgrid.mail_requests),
+            "largest_request": max(sendgrid.batch_sizes),
+            "delivered_at_stand_in": len(sendgrid.deliveries),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.database_url)))
+        return
+    from engine_throughput import fresh_postgres_database
+
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        database_url, drop = "", None
+        if os.environ.get("DATABASE_URL", "").startswith("postgresql"):
+            database_url, drop = fresh_postgres_database(os.environ["DATABASE_URL"])
+        try:
+            out = subprocess.run([sys.executable, __file__, "--one", str(size), "--database-url", database_url],
+                                 check=True, capture_output=True, text=True).stdout
+        finally:
+            if drop:
+                drop()
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    print(json.dumps({"benchmark": "send_throughput", "provider": "SendGrid SDK -> stand-in on 127.0.0.1",
+                      "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

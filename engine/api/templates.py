@@ -1,0 +1,217 @@
+"""Message templates over HTTP: list, create, edit, delete, preview with a customer's data,
+and the merge tags the canvas offers. Content is validated (required fields, syntax with
+line numbers, the sandbox's rules) before anything is stored, so a bad template stores nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine import db
+from engine.api import body, iso, runtime
+from engine.errors import InvalidInput, NameTaken, NotFound
+from engine.models import Profile, Template
+from engine.templates import CHANNEL_FIELDS, context_for, merge_tags, render, validate_content, validate_defaults
+
+bp = Blueprint("templates", __name__, url_prefix="/api")
+
+#: fields a client may send; READ_ONLY ones (as GET returns them) are accepted and ignored
+FIELDS = ("channel", "name", "content", "defaults")
+READ_ONLY = ("id", "created_at", "updated_at")
+NAME_MAX = 200
+#: how many of the newest profiles are sampled for attribute names to offer as merge tags
+ATTRIBUTE_SAMPLE = 200
+
+
+@bp.get("/templates")
+def list_templates():  # type: ignore[no-untyped-def]
+    query = select(Template).order_by(Template.channel, Template.name, Template.id)
+    if (channel := _channel_arg()) is not None:
+        query = query.where(Template.channel == channel)
+    with runtime().sessions() as session:
+        return jsonify(items=[_template_json(t) for t in session.scalars(query)])
+
+
+@bp.post("/templates")
+def create_template():  # type: ignore[no-untyped-def]
+    fields = _fields(body(), {})
+    with db.transaction(runtime().sessions) as session:
+        _check_name(session, fields["channel"], fields["name"], None)
+        template = Template(**fields)
+        session.add(template)
+        _flush(session, fields["channel"], fields["name"])
+        payload = _template_json(template)
+    return jsonify(payload), 201
+
+
+@bp.get("/templates/<int:template_id>")
+def get_template(template_id: int):  # type: ignore[no-untyped-def]
+    with runtime().sessions() as session:
+        return jsonify(_template_json(_get(session, template_id)))
+
+
+@bp.put("/templates/<int:template_id>")
+def update_template(template_id: int):  # type: ignore[no-untyped-def]
+    """Fields left out keep their stored values; what is given is validated as a whole."""
+    data = body()
+    with db.transaction(runtime().sessions) as session:
+        template = _get(session, template_id)
+        fields = _fields(data, {"channel": template.channel, "name": template.name,
+                                "content": template.content, "defaults": template.defaults})
+        _check_name(session, fields["channel"], fields["name"], template_id)
+        for key, value in fields.items():
+            setattr(template, key, value)
+        _flush(session, fields["channel"], fields["name"])
+        payload = _template_json(template)
+    return jsonify(payload)
+
+
+@bp.delete("/templates/<int:template_id>")
+def delete_template(template_id: int):  # type: ignore[no-untyped-def]
+    with db.transaction(runtime().sessions) as session:
+        session.delete(_get(session, template_id))
+    return jsonify(deleted=template_id)
+
+
+@bp.post("/templates/<int:template_id>/preview")
+def preview_template(template_id: int):  # type: ignore[no-untyped-def]
+    """Body: {"profile_id": n} or {"profile": {...}}, optional "event" {"name", "properties"}
+    and "campaign" {"id", "name"}. Answers the rendered content."""
+    data = _object(body())
+    with runtime().sessions() as session:
+        template = _get(session, template_id)
+        context = _preview_context(session, data)
+        channel, content, defaults = template.channel, template.content, template.defaults
+    return jsonify(channel=channel, content=render(content, context, defaults))
+
+
+@bp.post("/templates/preview")
+def preview_unsaved():  # type: ignore[no-untyped-def]
+    """Preview content before saving it: the POST /templates body plus the preview fields."""
+    data = _object(body())
+    channel, content = data.get("channel"), data.get("content")
+    validate_content(channel, content)
+    defaults = data.get("defaults") or {}
+    validate_defaults(defaults)
+    with runtime().sessions() as session:
+        context = _preview_context(session, data)
+    return jsonify(channel=channel, content=render(content, context, defaults))
+
+
+@bp.get("/merge-tags")
+def list_merge_tags():  # type: ignore[no-untyped-def]
+    """The fixed tags plus the attribute names found on the newest profiles."""
+    channel = _channel_arg() or "email"
+    with runtime().sessions() as session:
+        rows = session.scalars(select(Profile.attributes).order_by(Profile.id.desc()).limit(ATTRIBUTE_SAMPLE))
+        names = {key for attributes in rows if isinstance(attributes, Mapping) for key in attributes}
+    return jsonify(items=merge_tags(channel, names))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _channel_arg() -> str | None:
+    channel = request.args.get("channel")
+    if channel is not None and channel not in CHANNEL_FIELDS:
+        raise _invalid("channel", f"must be one of {', '.join(CHANNEL_FIELDS)}")
+    return channel
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise _invalid("", "the body must be a JSON object")
+    return data
+
+
+def _fields(data: Any, current: dict[str, Any]) -> dict[str, Any]:
+    """The validated template fields: `current` (stored values) overlaid with `data`."""
+    data = _object(data)
+    for key in data:
+        if key not in FIELDS and key not in READ_ONLY:
+            raise _invalid(f"/{key}", f"is not a template field (expected {', '.join(FIELDS)})")
+    fields = {**current, **{k: v for k, v in data.items() if k in FIELDS}}
+    fields.setdefault("defaults", {})
+    if fields["defaults"] is None:
+        fields["defaults"] = {}
+    name = fields.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX:
+        raise _invalid("/name", f"must be a non-empty string of up to {NAME_MAX} characters")
+    fields["name"] = name.strip()
+    validate_content(fields.get("channel"), fields.get("content"))
+    validate_defaults(fields["defaults"])
+    return fields
+
+
+def _check_name(session: Session, channel: str, name: str, template_id: int | None) -> None:
+    query = select(Template.id).where(Template.channel == channel, Template.name == name)
+    if template_id is not None:
+        query = query.where(Template.id != template_id)
+    if session.scalar(query) is not None:
+        raise _name_taken(channel, name)
+
+
+def _flush(session: Session, channel: str, name: str) -> None:
+    """A name a concurrent request took after `_check_name` looked is a 409, not a 500."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise _name_taken(channel, name) from exc
+
+
+def _name_taken(channel: str, name: str) -> NameTaken:
+    message = f"a {channel} template named '{name}' already exists"
+    return NameTaken(message, [{"pointer": "/name", "code": "name_taken", "message": message}])
+
+
+def _get(session: Session, template_id: int) -> Template:
+    template = session.get(Template, template_id)
+    if template is None:
+        raise NotFound(f"template {template_id} does not exist")
+    return template
+
+
+def _preview_context(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+    if "profile_id" in data and "profile" in data:
+        raise _invalid("/profile", "give profile_id or profile, not both")
+    profile: Any = _optional_object(data, "profile")
+    if "profile_id" in data:
+        profile = _stored_profile(session, data["profile_id"])
+    event = _optional_object(data, "event")
+    if event and "properties" in event and not isinstance(event["properties"], dict):
+        raise _invalid("/event/properties", "must be an object")
+    return context_for(profile, event or None, _optional_object(data, "campaign") or None)
+
+
+def _optional_object(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _invalid(f"/{key}", "must be an object")
+    return value
+
+
+def _stored_profile(session: Session, profile_id: Any) -> Profile:
+    if not isinstance(profile_id, int) or isinstance(profile_id, bool):
+        raise _invalid("/profile_id", "must be an integer")
+    profile = session.get(Profile, profile_id)
+    if profile is None:
+        raise NotFound(f"profile {profile_id} does not exist", [{"pointer": "/profile_id"}])
+    return profile
+
+
+def _template_json(template: Template) -> dict[str, Any]:
+    return {"id": template.id, "channel": template.channel, "name": template.name, "content": template.content,
+            "defaults": template.defaults, "created_at": iso(template.created_at),
+            "updated_at": iso(template.updated_at)}
+
+
+def _invalid(pointer: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{pointer.lstrip('/') or 'body'} {message}",
+                        [{"pointer": pointer, "code": "invalid_field", "message": message}])

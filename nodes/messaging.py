@@ -1,0 +1,321 @@
+"""Messaging nodes: send email, SMS, push, in-app notifications, web API calls, notify a manager,
+and route by what happened to an email.
+
+A send node never calls a provider. It writes one outbox row per customer, keyed by
+(enrollment, node), in the transaction that moves the batch, and holds the customer. The
+dispatcher sends the rows in provider-sized batches and, once a row is sent or has failed,
+makes the customer due again; the node then routes them by `sent` or `failed`. Customers
+without an address, or who opted out, leave by `skipped` at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from sqlalchemy import ColumnElement, and_, insert, select
+
+from engine import wakeups
+from engine.batch import Batch, id_chunks
+from engine.db import upsert
+from engine.errors import CampaignCanvasError
+from engine.merge import load_contexts, renderer_for
+from engine.models import Notification, OutboxMessage, Profile
+from engine.registry import NodeType, Result, register
+from engine.templates import validate_content
+from engine.validation import Problem
+from engine.window import send_times
+
+#: a held sender is looked at again at least this often, so a lost wakeup strands nobody
+BACKSTOP = timedelta(hours=1)
+#: outbox states that end the wait, and the port they lead to ("uncertain": a dispatcher
+#: died mid-call and the provider cannot confirm; it is never resent, so it did not verifiably go)
+RESOLVED = {"sent": "sent", "failed": "failed", "uncertain": "failed"}
+
+_TEXT = {"type": "string", "maxLength": 100_000}
+
+
+def _settings(content: dict[str, Any], *, immediately: bool = False, extra: dict[str, Any] | None = None) -> dict:
+    """A send node's settings schema: provider, template or inline content, category, window."""
+    return {
+        "type": "object",
+        "properties": {
+            "provider_id": {"type": "integer", "minimum": 1, "title": "Provider (the channel's default when empty)"},
+            "template_id": {"type": "integer", "minimum": 1, "title": "Template"},
+            "content": {**content, "title": "Content (instead of a template)"},
+            "category": {"type": "string", "maxLength": 64, "default": "", "title": "Category"},
+            "deliver_immediately": {"type": "boolean", "default": immediately,
+                                    "title": "Deliver immediately (ignore the 09:00-21:00 window)"},
+            **(extra or {}),
+        },
+        "anyOf": [{"required": ["template_id"]}, {"required": ["content"]}],
+    }
+
+
+def _content_problems(node_id: str, settings: Mapping[str, Any], channel: str) -> list[Problem]:
+    """Inline content is checked with the document (syntax, unknown merge tags), so a mistake
+    is a save-time error on the node, not a failed send days later."""
+    if "content" not in settings:
+        return []
+    try:
+        validate_content(channel, settings["content"])
+    except CampaignCanvasError as exc:
+        return [Problem(code=exc.code, node_id=node_id, pointer="/settings" + d.get("pointer", "/content"),
+                        message=f"Node {node_id!r}: {d.get('message') or exc.message}")
+                for d in (exc.details or [{}])]
+    return []
+
+
+class SendNode(NodeType):
+    category = "messaging"
+    ports = ("sent", "failed", "skipped")
+    channel: ClassVar[str]
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        return _content_problems(node_id, settings, cls.channel)
+
+    def process(self, batch: Batch) -> Result:
+        statuses = _outbox_statuses(batch, self.id)
+        known = batch.take(i for i, e in enumerate(batch.enrollment_ids) if e in statuses)
+        routed: dict[str, list[int]] = {"sent": [], "failed": [], "skipped": []}
+        waiting: list[int] = []
+        for i, eid in enumerate(known.enrollment_ids):
+            port = RESOLVED.get(statuses[eid])
+            (routed[port] if port else waiting).append(i)
+        if waiting:
+            batch.hold(known.take(waiting), batch.now + BACKSTOP)
+        fresh = batch.without(known)
+        addresses = self.addresses(fresh)
+        sendable = fresh.take(i for i, p in enumerate(fresh.profile_ids) if p in addresses)
+        self._queue(sendable, addresses)
+        skipped = fresh.without(sendable)
+        return {"sent": known.take(routed["sent"]), "failed": known.take(routed["failed"]), "skipped": skipped}
+
+    def addresses(self, batch: Batch) -> dict[int, tuple[str, str | None]]:
+        """{profile id: (address, time zone)} for the customers this node can reach."""
+        found: dict[int, tuple[str, str | None]] = {}
+        for chosen in id_chunks(batch.session, Profile.id, list(dict.fromkeys(batch.profile_ids))):
+            rows = batch.session.execute(select(Profile.id, self.address_column(), Profile.timezone)
+                                         .where(chosen, self.reachable()))
+            found.update((pid, (address, tz)) for pid, address, tz in rows if address)
+        return found
+
+    def address_column(self) -> ColumnElement[Any]:
+        raise NotImplementedError
+
+    def reachable(self) -> ColumnElement[bool]:
+        """Consent and deliverability, as SQL over profiles."""
+        raise NotImplementedError
+
+    def _queue(self, batch: Batch, addresses: dict[int, tuple[str, str | None]]) -> None:
+        if not len(batch):
+            return
+        if self.settings.get("deliver_immediately"):
+            due = [batch.now] * len(batch)
+        else:
+            due = send_times(batch.now, [addresses[p][1] for p in batch.profile_ids], batch.ctx.account_tz)
+        ctx = batch.ctx
+        rows = [
+            {"campaign_id": ctx.campaign_id, "version_id": ctx.version_id, "node_id": self.id, "enrollment_id": eid,
+             "profile_id": pid, "channel": self.channel, "provider_id": self.settings.get("provider_id"),
+             "to_address": addresses[pid][0], "status": "queued", "next_attempt_at": at, "attempts": 0,
+             "created_at": batch.now}
+            for eid, pid, at in zip(batch.enrollment_ids, batch.profile_ids, due, strict=True)
+        ]
+        batch.session.execute(upsert(batch.session, OutboxMessage).on_conflict_do_nothing(), rows)
+        batch.hold(batch, [at + BACKSTOP for at in due])
+        for at in set(due):
+            wakeups.request_dispatch(batch.session, at)
+
+
+def _outbox_statuses(batch: Batch, node_id: str) -> dict[int, str]:
+    """{enrollment id: outbox status} for the members that already have a row at this node."""
+    statuses: dict[int, str] = {}
+    for chosen in id_chunks(batch.session, OutboxMessage.enrollment_id, batch.enrollment_ids):
+        statuses.update(batch.session.execute(
+            select(OutboxMessage.enrollment_id, OutboxMessage.status).where(chosen, OutboxMessage.node_id == node_id)
+        ).all())
+    return statuses
+
+
+EMAIL_CONTENT = {"type": "object", "properties": {
+    "subject": {"type": "string", "minLength": 1, "maxLength": 998, "title": "Subject"},
+    "preheader": {"type": "string", "maxLength": 255, "title": "Preheader"},
+    "html": {**_TEXT, "title": "HTML"}, "text": {**_TEXT, "title": "Text part"}},
+    "required": ["subject"], "anyOf": [{"required": ["html"]}, {"required": ["text"]}]}
+
+
+@register
+class SendEmail(SendNode):
+    type = "send_email"
+    label = "Send email"
+    channel = "email"
+    schema = _settings(EMAIL_CONTENT)
+
+    def address_column(self) -> ColumnElement[Any]:
+        return Profile.email
+
+    def reachable(self) -> ColumnElement[bool]:
+        return and_(Profile.email.is_not(None), Profile.email_opt_out.is_(False), Profile.email_bounced_at.is_(None))
+
+
+@register
+class SendSMS(SendNode):
+    type = "send_sms"
+    label = "Send SMS"
+    channel = "sms"
+    schema = _settings({"type": "object", "properties": {"body": {"type": "string", "minLength": 1,
+                                                                   "maxLength": 1600, "title": "Text"}},
+                        "required": ["body"]})
+
+    def address_column(self) -> ColumnElement[Any]:
+        return Profile.phone
+
+    def reachable(self) -> ColumnElement[bool]:
+        return and_(Profile.phone.is_not(None), Profile.sms_opt_out.is_(False))
+
+
+PUSH_CONTENT = {"type": "object", "properties": {
+    "title": {"type": "string", "maxLength": 200, "title": "Title"},
+    "body": {"type": "string", "maxLength": 4000, "title": "Text"},
+    "image": {"type": "string", "maxLength": 2000, "title": "Image URL"},
+    "data": {"type": "object", "additionalProperties": {"type": "string"}, "title": "Data pairs"}},
+    "anyOf": [{"required": ["title"]}, {"required": ["body"]}]}
+
+
+@register
+class SendPush(SendNode):
+    """Sends to the customer's newest push token."""
+
+    type = "send_push"
+    label = "Send push"
+    channel = "push"
+    schema = _settings(PUSH_CONTENT)
+
+    def addresses(self, batch: Batch) -> dict[int, tuple[str, str | None]]:
+        found: dict[int, tuple[str, str | None]] = {}
+        for chosen in id_chunks(batch.session, Profile.id, list(dict.fromkeys(batch.profile_ids))):
+            rows = batch.session.execute(select(Profile.id, Profile.push_tokens, Profile.timezone)
+                                         .where(chosen, Profile.push_opt_out.is_(False)))
+            found.update((pid, (tokens[-1], tz)) for pid, tokens, tz in rows if tokens)
+        return found
+
+
+@register
+class CallWebAPI(SendNode):
+    """Calls the web API of the chosen provider config with a JSON body per customer (merge
+    tags allowed in its strings); `sent` on a 2xx answer."""
+
+    type = "webapi_call"
+    label = "Web API call"
+    channel = "webapi"
+    schema = _settings({"type": "object", "properties": {"body": {"title": "JSON body"}}, "required": ["body"]},
+                       immediately=True)
+
+    def addresses(self, batch: Batch) -> dict[int, tuple[str, str | None]]:
+        return {pid: ("", None) for pid in batch.profile_ids}
+
+
+@register
+class NotifyManager(SendNode):
+    """Emails a team member about each customer who gets here (e.g. a VIP needs a call)."""
+
+    type = "notify_manager"
+    label = "Notify manager"
+    channel = "email"
+    schema = _settings(EMAIL_CONTENT, immediately=True, extra={
+        "manager_email": {"type": "string", "format": "email", "title": "Manager's email"}})
+    schema["required"] = ["manager_email"]
+
+    def addresses(self, batch: Batch) -> dict[int, tuple[str, str | None]]:
+        return {pid: (self.settings["manager_email"], None) for pid in batch.profile_ids}
+
+
+@register
+class SendInApp(NodeType):
+    """Stores a notification for the customer's app to read (GET /api/profiles/<id>/notifications).
+    Written in the batch's own transaction: nothing to dispatch, nothing to send twice."""
+
+    type = "send_inapp"
+    label = "Send in-app notification"
+    category = "messaging"
+    ports = ("sent", "skipped")
+    schema = _settings({"type": "object", "properties": {
+        "title": {"type": "string", "maxLength": 200, "title": "Title"},
+        "body": {"type": "string", "maxLength": 4000, "title": "Text"},
+        "data": {"type": "object", "additionalProperties": {"type": "string"}, "title": "Data pairs"}},
+        "anyOf": [{"required": ["title"]}, {"required": ["body"]}]}, immediately=True)
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        return _content_problems(node_id, settings, "push")  # the same fields as a push, no image
+
+    def process(self, batch: Batch) -> Result:
+        renderer = renderer_for(batch.session, self.settings)
+        contexts = load_contexts(batch.session, batch.enrollment_ids)
+        rows = []
+        for eid, pid in zip(batch.enrollment_ids, batch.profile_ids, strict=True):
+            rendered = renderer.render(contexts[eid])
+            rows.append({"profile_id": pid, "campaign_id": batch.ctx.campaign_id, "title": rendered.get("title", ""),
+                         "body": rendered.get("body", ""), "data": rendered.get("data", {}),
+                         "category": self.settings.get("category", ""), "created_at": batch.now})
+        if rows:
+            batch.session.execute(insert(Notification), rows)
+        return {"sent": batch, "skipped": batch.empty()}
+
+
+EMAIL_STATUSES = ("opened", "clicked", "delivered_not_opened", "bounced", "not_delivered")
+
+
+@register
+class CheckEmailStatus(NodeType):
+    """Routes customers by what happened to the email an earlier send-email node sent them:
+    clicked (which implies opened), else opened, else bounced, else delivered but not
+    opened, else not delivered (still in flight, failed, skipped, or no email at all)."""
+
+    type = "check_email_status"
+    label = "Check email status"
+    category = "messaging"
+    ports = EMAIL_STATUSES
+    schema = {"type": "object", "properties": {"email_node": {"type": "string", "minLength": 1,
+                                                              "title": "Send email node"}},
+              "required": ["email_node"]}
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        target = next((n for n in document.get("nodes", []) if n.get("id") == settings["email_node"]), None)
+        if target is None or target.get("type") != SendEmail.type:
+            return [Problem(code="unknown_email_node", pointer="/settings/email_node", node_id=node_id,
+                            message=f"Node {node_id!r}: {settings['email_node']!r} is not a send email node "
+                                    "of this campaign.")]
+        return []
+
+    def process(self, batch: Batch) -> Result:
+        o = OutboxMessage
+        latest: dict[int, tuple[datetime | None, ...]] = {}
+        for chosen in id_chunks(batch.session, o.profile_id, list(dict.fromkeys(batch.profile_ids))):
+            rows = batch.session.execute(
+                select(o.profile_id, o.clicked_at, o.opened_at, o.bounced_at, o.delivered_at, o.delivery_status)
+                .where(chosen, o.campaign_id == batch.ctx.campaign_id, o.node_id == self.settings["email_node"])
+                .order_by(o.id)
+            )
+            latest.update((r[0], tuple(r[1:])) for r in rows)  # the newest row per customer wins
+        routed: dict[str, list[int]] = {port: [] for port in EMAIL_STATUSES}
+        for i, pid in enumerate(batch.profile_ids):
+            routed[_email_status(latest.get(pid))].append(i)
+        return {port: batch.take(idx) for port, idx in routed.items()}
+
+
+def _email_status(row: tuple[Any, ...] | None) -> str:
+    if row is None:
+        return "not_delivered"
+    clicked, opened, bounced, delivered, status = row
+    if clicked:
+        return "clicked"
+    if opened:
+        return "opened"
+    if bounced or status in ("bounced", "dropped"):
+        return "bounced"
+    return "delivered_not_opened" if delivered else "not_delivered"
