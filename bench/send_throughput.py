@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _runner import run_sizes  # noqa: E402
 
 CONTENT = {"subject": "Hello {{ profile.attributes.city }}",
            "html": "<h1>Hi {{ profile.external_id }}</h1><p>You have {{ profile.points }} points.</p>",
@@ -92,20 +92,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.one, args.database_url)))
         return
-    from engine_throughput import fresh_postgres_database
-
-    results = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        database_url, drop = "", None
-        if os.environ.get("DATABASE_URL", "").startswith("postgresql"):
-            database_url, drop = fresh_postgres_database(os.environ["DATABASE_URL"])
-        try:
-            out = subprocess.run([sys.executable, __file__, "--one", str(size), "--database-url", database_url],
-                                 check=True, capture_output=True, text=True).stdout
-        finally:
-            if drop:
-                drop()
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = run_sizes(__file__, (int(n) for n in args.sizes.split(",")))
     print(json.dumps({"benchmark": "send_throughput", "provider": "SendGrid SDK -> stand-in on 127.0.0.1",
                       "results": results}, indent=2))
 

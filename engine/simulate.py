@@ -18,8 +18,8 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from engine import campaigns, clock, db
-from engine.clock import VirtualClock
 from engine.channels import OutgoingMessage, Provider, SendResult
+from engine.clock import VirtualClock
 from engine.dispatcher import Dispatcher
 from engine.events import record_event
 from engine.executor import Executor

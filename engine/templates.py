@@ -38,9 +38,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, meta, nodes
+from jinja2 import (
+    ChainableUndefined,
+    Template,
+    TemplateSyntaxError,
+    meta,
+    nodes,
+    pass_environment,
+    pass_eval_context,
+)
 from jinja2 import filters as jfilters
-from jinja2 import pass_environment, pass_eval_context
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import LoopContext, Macro, Undefined, markup_join, str_join

@@ -28,7 +28,7 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
@@ -356,7 +356,7 @@ class SendGridStandIn(HTTPStandIn):
                         "from_email": sender["email"], "from_name": sender.get("name"),
                         "reply_to": (body.get("reply_to") or {}).get("email"),
                         "message_id": message_id, "msg_id": f"{message_id}.filter{p_index}.{kind}{r_index}",
-                        "accepted_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "accepted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     })
         with self._lock:
             self._deliveries.extend(deliveries)
@@ -520,7 +520,7 @@ class TwilioStandIn(HTTPStandIn):
         resource = {"sid": sid, "account_sid": self.account_sid, "to": to, "from": sender or None,
                     "messaging_service_sid": service or None, "body": text, "status": "queued",
                     "num_segments": str(max(1, -(-len(text) // 153))), "direction": "outbound-api",
-                    "date_created": datetime.now(timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000"),
+                    "date_created": datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000"),
                     "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
                     "error_code": None, "error_message": None}
         with self._lock:

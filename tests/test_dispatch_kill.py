@@ -45,15 +45,13 @@ def test_sigkilled_dispatcher_sends_every_message_exactly_once(harness, database
             env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
                    "CC_QUEUE": harness.rt.settings.queue_name, "CC_DISPATCH_LEASE_SECONDS": "2",
                    "CC_DISPATCH_CLAIM_LIMIT": "1000"}
-            kills = 0
-            for pause in (0.8, 1.2):  # start, let it get into the batches, SIGKILL
+            for kills, pause in enumerate((0.8, 1.2)):  # start, let it get into the batches, SIGKILL
                 process = subprocess.Popen([CLI, "dispatcher", "--poll", "0.2"], env=env,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                _wait_until(lambda: len(sendgrid.mail_requests) > kills, 30, "the dispatcher to start sending")
+                _wait_until(lambda k=kills: len(sendgrid.mail_requests) > k, 30, "the dispatcher to start sending")
                 time.sleep(pause)
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
-                kills += 1
             assert _count(harness, "sent") < MESSAGES, "killed mid-send"
             assert _count(harness, "sending") > 0, "a batch was at the provider when the dispatcher died"
 

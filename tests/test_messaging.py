@@ -256,3 +256,20 @@ def test_web_api_call_sends_the_rendered_body(harness):
         bodies = sorted((c.json()["customer"], c.json()["campaign"]) for c in hook.calls)
         assert bodies == [("p0", "Test campaign"), ("p1", "Test campaign"), ("p2", "Test campaign")]
         assert len({c.header("Idempotency-Key") for c in hook.calls}) == 3
+
+
+def test_email_through_smtp(harness):
+    from tests.standins import SMTPStandIn
+
+    with SMTPStandIn() as smtp:
+        with harness.transaction() as s:
+            providers.create_provider(s, {"channel": "email", "kind": "smtp", "name": "Mail server",
+                                          "settings": smtp.settings()})
+        _people(harness, 3)
+        cid = _launch(harness, doc([ALL, ("mail", "send_email", {"content": EMAIL})], [("all", "out", "mail")]))
+        assert stats(harness, cid)["mail"]["left"] == {"sent": 3}
+        got = sorted((m["to"], m["subject"]) for m in smtp.messages)
+        assert got == [("p0@example.com", "Hello Ann0"), ("p1@example.com", "Hello Ann1"),
+                       ("p2@example.com", "Hello Ann2")]
+        assert all("Hi Ann" in m["text"] and "points" in m["html"] for m in smtp.messages)
+        assert {m["outbox_id"] for m in smtp.messages} == {r.id for r in _outbox(harness)}

@@ -13,8 +13,8 @@ from jsonschema import Draft202012Validator
 from engine.channels import OutgoingMessage, SendResult, TransientError, provider_kinds
 from engine.channels.push import UNREGISTERED, FCMPush
 from engine.channels.sendgrid import HTML_TAG, TEXT_TAG, SendGridEmail
-from engine.channels.smtp import SMTPEmail
 from engine.channels.sms import TwilioSMS
+from engine.channels.smtp import SMTPEmail
 from engine.channels.webapi import WebhookCall
 from tests.standins import (
     FCMStandIn,

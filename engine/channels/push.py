@@ -13,7 +13,12 @@ from typing import Any
 import httpx
 
 from engine.channels import OutgoingMessage, Provider, SendResult, provider_kinds
-from engine.channels.webapi import http_failure, network_failure, response_error, send_each, timeout_setting
+from engine.channels.webapi import (
+    post_for_result,
+    response_error,
+    send_each,
+    timeout_setting,
+)
 
 DEFAULT_BASE_URL = "https://fcm.googleapis.com"
 UNREGISTERED = "unregistered token"
@@ -85,16 +90,7 @@ class FCMPush(Provider):
             def send_one(message: OutgoingMessage) -> SendResult:
                 if not message.to:
                     return SendResult(message.outbox_id, ok=False, error="no push token")
-                try:
-                    response = client.post(url, json=fcm_payload(message))
-                except httpx.HTTPError as exc:
-                    return network_failure(message.outbox_id, exc)
-                if response.is_success:
-                    try:
-                        name = response.json()["name"]
-                    except (ValueError, KeyError, TypeError):
-                        name = None
-                    return SendResult(message.outbox_id, ok=True, provider_message_id=name)
-                return http_failure(message.outbox_id, response, fcm_error(response))
+                return post_for_result(client, url, message.outbox_id, id_field="name", describe_error=fcm_error,
+                                       json=fcm_payload(message))
 
             return send_each(messages, send_one)

@@ -26,7 +26,13 @@ from typing import Any
 import sendgrid as sendgrid_sdk
 from python_http_client.exceptions import HTTPError as SendGridHTTPError
 
-from engine.channels import OutgoingMessage, Provider, SendResult, TransientError, provider_kinds
+from engine.channels import (
+    OutgoingMessage,
+    Provider,
+    SendResult,
+    TransientError,
+    provider_kinds,
+)
 from engine.channels.smtp import html_with_preheader
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,12 @@ from typing import Any
 import httpx
 
 from engine.channels import OutgoingMessage, Provider, SendResult, provider_kinds
-from engine.channels.webapi import http_failure, network_failure, response_error, send_each, timeout_setting
+from engine.channels.webapi import (
+    post_for_result,
+    response_error,
+    send_each,
+    timeout_setting,
+)
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 
@@ -76,17 +81,7 @@ class TwilioSMS(Provider):
             def send_one(message: OutgoingMessage) -> SendResult:
                 if not message.content.get("body"):
                     return SendResult(message.outbox_id, ok=False, error="empty SMS body")
-                try:
-                    response = client.post(url, data=self._form(message))
-                except httpx.HTTPError as exc:
-                    return network_failure(message.outbox_id, exc)
-                if response.is_success:
-                    try:
-                        message_sid = response.json()["sid"]
-                    except (ValueError, KeyError, TypeError):
-                        # Accepted, but an unreadable answer: still sent, never resend it.
-                        message_sid = None
-                    return SendResult(message.outbox_id, ok=True, provider_message_id=message_sid)
-                return http_failure(message.outbox_id, response, _twilio_error(response))
+                return post_for_result(client, url, message.outbox_id, id_field="sid", describe_error=_twilio_error,
+                                       data=self._form(message))
 
             return send_each(messages, send_one)

@@ -15,7 +15,13 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
-from engine.channels import OutgoingMessage, Provider, SendResult, TransientError, provider_kinds
+from engine.channels import (
+    OutgoingMessage,
+    Provider,
+    SendResult,
+    TransientError,
+    provider_kinds,
+)
 
 DEFAULT_TIMEOUT = 30.0
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)

@@ -13,7 +13,13 @@ from typing import Any
 
 import httpx
 
-from engine.channels import OutgoingMessage, Provider, SendResult, TransientError, provider_kinds
+from engine.channels import (
+    OutgoingMessage,
+    Provider,
+    SendResult,
+    TransientError,
+    provider_kinds,
+)
 
 DEFAULT_TIMEOUT = 30.0
 #: statuses worth retrying: rate limited, or the far side is having a bad time
@@ -76,6 +82,24 @@ def network_failure(outbox_id: int, exc: Exception) -> SendResult:
     if isinstance(exc, NOT_SENT):
         return SendResult(outbox_id, ok=False, transient=True, error=error)
     return SendResult(outbox_id, ok=False, unknown=True, error=error)
+
+
+def post_for_result(client: httpx.Client, url: str, outbox_id: int, *, id_field: str,
+                    describe_error: Callable[[httpx.Response], str], **request: Any) -> SendResult:
+    """One POST for one message, its answer as a SendResult: the provider's id read from the
+    JSON answer (a 2xx with an unreadable body was still sent: never resend it), errors mapped
+    to transient / final / unknown."""
+    try:
+        response = client.post(url, **request)
+    except httpx.HTTPError as exc:
+        return network_failure(outbox_id, exc)
+    if not response.is_success:
+        return http_failure(outbox_id, response, describe_error(response))
+    try:
+        provider_id = response.json()[id_field]
+    except (ValueError, KeyError, TypeError):
+        provider_id = None
+    return SendResult(outbox_id, ok=True, provider_message_id=provider_id)
 
 
 def timeout_setting(settings: dict[str, Any]) -> float:
@@ -145,8 +169,8 @@ class WebhookCall(Provider):
                 except httpx.HTTPError as exc:
                     return network_failure(message.outbox_id, exc)
                 if response.is_success:
-                    return SendResult(message.outbox_id, ok=True,
-                                      provider_message_id=response.headers.get("X-Request-Id") or f"cc-{message.outbox_id}")
+                    request_id = response.headers.get("X-Request-Id") or f"cc-{message.outbox_id}"
+                    return SendResult(message.outbox_id, ok=True, provider_message_id=request_id)
                 return http_failure(message.outbox_id, response)
 
             return send_each(messages, send_one)
