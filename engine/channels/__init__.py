@@ -15,6 +15,10 @@ from typing import Any, ClassVar
 
 CHANNELS = ("email", "sms", "push", "webapi")
 
+#: every provider kind waits this long for an answer unless its `timeout` setting says otherwise
+DEFAULT_TIMEOUT = 30.0
+TIMEOUT_SETTING = {"type": "number", "title": "Timeout (seconds)", "exclusiveMinimum": 0, "default": DEFAULT_TIMEOUT}
+
 
 @dataclass
 class OutgoingMessage:

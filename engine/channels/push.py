@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from engine.channels import OutgoingMessage, Provider, SendResult, provider_kinds
+from engine.channels import TIMEOUT_SETTING, OutgoingMessage, Provider, SendResult, provider_kinds
 from engine.channels.webapi import (
     post_for_result,
     response_error,
@@ -68,7 +68,7 @@ class FCMPush(Provider):
             "project_id": {"type": "string", "title": "Firebase project id", "minLength": 1},
             "base_url": {"type": "string", "title": "API base URL", "default": DEFAULT_BASE_URL,
                          "pattern": "^https?://"},
-            "timeout": {"type": "number", "title": "Timeout (seconds)", "exclusiveMinimum": 0, "default": 30},
+            "timeout": TIMEOUT_SETTING,
         },
         "additionalProperties": False,
     }

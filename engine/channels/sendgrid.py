@@ -27,6 +27,8 @@ import sendgrid as sendgrid_sdk
 from python_http_client.exceptions import HTTPError as SendGridHTTPError
 
 from engine.channels import (
+    DEFAULT_TIMEOUT,
+    TIMEOUT_SETTING,
     OutgoingMessage,
     Provider,
     SendResult,
@@ -38,7 +40,6 @@ from engine.channels.smtp import html_with_preheader
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "https://api.sendgrid.com"
-DEFAULT_TIMEOUT = 30.0
 HTML_TAG, TEXT_TAG = "-cc_html-", "-cc_text-"
 #: SendGrid's limit on one personalization's substitutions (keys and values), in bytes
 SUBSTITUTIONS_LIMIT = 10_000
@@ -137,7 +138,7 @@ class SendGridEmail(Provider):
             "reply_to": {"type": "string", "title": "Reply-To address", "format": "email"},
             "host": {"type": "string", "title": "API host", "default": DEFAULT_HOST, "pattern": "^https?://",
                      "description": "Leave empty for https://api.sendgrid.com (https://api.eu.sendgrid.com for EU)."},
-            "timeout": {"type": "number", "title": "Timeout (seconds)", "exclusiveMinimum": 0, "default": 30},
+            "timeout": TIMEOUT_SETTING,
             "activity_settle_seconds": {
                 "type": "integer", "minimum": 0, "default": 900, "title": "Email Activity delay (seconds)",
                 "description": "After a crash, a message the Email Activity API does not list is resent only "

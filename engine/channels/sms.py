@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from engine.channels import OutgoingMessage, Provider, SendResult, provider_kinds
+from engine.channels import TIMEOUT_SETTING, OutgoingMessage, Provider, SendResult, provider_kinds
 from engine.channels.webapi import (
     post_for_result,
     response_error,
@@ -50,7 +50,7 @@ class TwilioSMS(Provider):
             "base_url": {"type": "string", "title": "API base URL", "default": DEFAULT_BASE_URL,
                          "pattern": "^https?://"},
             "status_callback": {"type": "string", "title": "Status callback URL", "pattern": "^https?://"},
-            "timeout": {"type": "number", "title": "Timeout (seconds)", "exclusiveMinimum": 0, "default": 30},
+            "timeout": TIMEOUT_SETTING,
         },
         "additionalProperties": False,
     }

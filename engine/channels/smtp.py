@@ -16,6 +16,8 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
 from engine.channels import (
+    DEFAULT_TIMEOUT,
+    TIMEOUT_SETTING,
     OutgoingMessage,
     Provider,
     SendResult,
@@ -23,7 +25,6 @@ from engine.channels import (
     provider_kinds,
 )
 
-DEFAULT_TIMEOUT = 30.0
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 _PREHEADER_STYLE = ("display:none!important;visibility:hidden;mso-hide:all;font-size:1px;line-height:1px;"
                     "max-height:0;max-width:0;opacity:0;overflow:hidden")
@@ -71,7 +72,7 @@ class SMTPEmail(Provider):
             "reply_to": {"type": "string", "title": "Reply-To address", "format": "email"},
             "starttls": {"type": "boolean", "title": "Use STARTTLS", "default": True},
             "username": {"type": "string", "title": "Username"},
-            "timeout": {"type": "number", "title": "Timeout (seconds)", "exclusiveMinimum": 0, "default": 30},
+            "timeout": TIMEOUT_SETTING,
         },
         "additionalProperties": False,
     }

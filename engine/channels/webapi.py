@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 
 from engine.channels import (
+    DEFAULT_TIMEOUT,
+    TIMEOUT_SETTING,
     OutgoingMessage,
     Provider,
     SendResult,
@@ -21,7 +23,6 @@ from engine.channels import (
     provider_kinds,
 )
 
-DEFAULT_TIMEOUT = 30.0
 #: statuses worth retrying: rate limited, or the far side is having a bad time
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
@@ -127,7 +128,7 @@ class WebhookCall(Provider):
             "method": {"type": "string", "title": "Method", "enum": ["POST", "PUT", "PATCH"], "default": "POST"},
             "headers": {"type": "object", "title": "Headers", "additionalProperties": {"type": "string"},
                         "description": "Sent with every call. Put credentials in the secret headers instead."},
-            "timeout": {"type": "number", "title": "Timeout (seconds)", "exclusiveMinimum": 0, "default": 30},
+            "timeout": TIMEOUT_SETTING,
         },
         "additionalProperties": False,
     }
