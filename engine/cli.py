@@ -81,7 +81,9 @@ def _simulate(args: argparse.Namespace) -> int:
         until = clock.parse_duration(args.until)
     except ValueError as exc:
         raise SystemExit(f"error: --until: {exc}") from None
-    with Simulation(document, start=start) as sim:
+    from engine.config import Settings
+
+    with Simulation(document, start=start, account_timezone=Settings().account_timezone) as sim:
         sim.add_profiles(list(profiles(args.profiles, seed=args.seed)))
         trigger = next((n for n in document["nodes"] if n["type"] == "event_trigger"), None)
         if trigger is not None:  # every generated customer performs the trigger event at the start

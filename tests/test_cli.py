@@ -183,3 +183,13 @@ def test_migrate_creates_the_schema_and_is_idempotent(tmp_path):
     second = run("migrate", env=env, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert schema() == (tables, versions)
+
+
+def test_simulate_uses_the_account_time_zone():
+    """"Wait until 2026-12-07 09:00" means 09:00 in the account's zone: 08:00 UTC in Paris."""
+    result = run("simulate", "examples/ab_winback.json", "--profiles", "200", "--start", "2026-12-01T08:00:00Z",
+                 env={"CC_ACCOUNT_TIMEZONE": "Europe/Paris"})
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert datetime.fromisoformat(out["ended"]) == datetime(2026, 12, 7, 8, 0)
+    assert out["nodes"]["until_monday"]["waiting"] == 0
