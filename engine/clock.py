@@ -63,6 +63,11 @@ def to_utc_naive(when: datetime) -> datetime:
     return when
 
 
+def iso(value: datetime | None) -> str | None:
+    """A naive UTC time as ISO 8601 with its Z, for JSON answers."""
+    return value.isoformat() + "Z" if value is not None else None
+
+
 def parse_instant(text: str) -> datetime:
     """ISO 8601 (a trailing Z allowed) to naive UTC; naive input is taken as UTC."""
     return to_utc_naive(datetime.fromisoformat(text.replace("Z", "+00:00")))

@@ -12,7 +12,7 @@
 | CC_ACCOUNT_TIMEZONE | UTC | the account time zone (wait until date, limits per day, delivery windows) |
 | CC_DISPATCH_CLAIM_LIMIT | 5000 | outbox rows one dispatcher claims at a time (split into provider batches) |
 | CC_DISPATCH_LEASE_SECONDS | 300 | how long a batch may be with a provider before recovery settles it |
-| CC_SENDGRID_WEBHOOK_PUBLIC_KEY | (empty) | verify SendGrid's signed Event Webhook (also settable per provider config) |
+| CC_SENDGRID_WEBHOOK_PUBLIC_KEY | (empty) | verify the signed SendGrid Event Webhook (or per provider config) |
 | CC_TWILIO_AUTH_TOKEN | (empty) | verify Twilio status callbacks (a twilio provider config's token is used too) |
 | CC_PUSH_WEBHOOK_TOKEN | (empty) | require `Authorization: Bearer <token>` on push receipts |
 """

@@ -48,6 +48,12 @@ class InvalidInput(CampaignCanvasError):
     code = "invalid_input"
     status = 400
 
+    @classmethod
+    def field(cls, pointer: str, message: str, code: str = "invalid_field") -> InvalidInput:
+        """The field at `pointer` (a JSON pointer) is wrong: `message` says how."""
+        return cls(f"{pointer.lstrip('/') or 'body'} {message}",
+                   [{"pointer": pointer, "code": code, "message": message}])
+
 
 class InvalidState(CampaignCanvasError):
     """The action does not apply in the object's current state (e.g. launch a stopped campaign)."""

@@ -18,7 +18,6 @@ import re
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -28,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.channels import CHANNELS, Provider, provider_kinds
+from engine.clock import iso
 from engine.errors import (
     InvalidInput,
     InvalidState,
@@ -100,7 +100,7 @@ def public(config: ProviderConfig) -> dict[str, Any]:
         "id": config.id, "channel": config.channel, "kind": config.kind, "name": config.name,
         "settings": config.settings, "is_default": config.is_default,
         "secrets_set": {key: True for key, value in (config.secrets or {}).items() if value is not None},
-        "created_at": _iso(config.created_at), "updated_at": _iso(config.updated_at),
+        "created_at": iso(config.created_at), "updated_at": iso(config.updated_at),
     }
 
 
@@ -224,10 +224,10 @@ def _kind_of(data: Mapping[str, Any]) -> tuple[str, type[Provider]]:
         raise InvalidInput(_summary(problems), problems)
     channel = data["channel"]
     if channel not in CHANNELS:
-        raise _invalid("/channel", f"must be one of {', '.join(CHANNELS)} (got '{channel}')")
+        raise InvalidInput.field("/channel", f"must be one of {', '.join(CHANNELS)} (got '{channel}')")
     cls = _installed(data["kind"], "/kind")
     if cls.channel != channel:
-        raise _invalid("/kind", f"'{cls.kind}' is a {cls.channel} provider, not a {channel} one")
+        raise InvalidInput.field("/kind", f"'{cls.kind}' is a {cls.channel} provider, not a {channel} one")
     return channel, cls
 
 
@@ -235,23 +235,23 @@ def _installed(kind: str, pointer: str) -> type[Provider]:
     cls = provider_kinds.get(kind)
     if cls is None:
         known = ", ".join(sorted(provider_kinds.kinds)) or "none installed"
-        raise _invalid(pointer, f"'{kind}' is not a provider kind (known: {known})", "unknown_kind")
+        raise InvalidInput.field(pointer, f"'{kind}' is not a provider kind (known: {known})", "unknown_kind")
     return cls
 
 
 def _check_fixed(config: ProviderConfig, data: Mapping[str, Any]) -> None:
     for key in ("channel", "kind"):
         if key in data and data[key] != getattr(config, key):
-            raise _invalid(f"/{key}", f"cannot be changed (it is '{getattr(config, key)}'); "
+            raise InvalidInput.field(f"/{key}", f"cannot be changed (it is '{getattr(config, key)}'); "
                                       "create a new provider config instead", "immutable_field")
 
 
 def _check_name(session: Session, name: Any, own_id: int | None) -> None:
     """A clear error for an empty or taken name, before the unique constraint would refuse it."""
     if not isinstance(name, str) or not name.strip():
-        raise _invalid("/name", "must not be empty")
+        raise InvalidInput.field("/name", "must not be empty")
     if len(name) > NAME_MAX:
-        raise _invalid("/name", f"must be at most {NAME_MAX} characters long")
+        raise InvalidInput.field("/name", f"must be at most {NAME_MAX} characters long")
     query = select(ProviderConfig.id).where(ProviderConfig.name == name)
     if own_id is not None:
         query = query.where(ProviderConfig.id != own_id)
@@ -322,7 +322,7 @@ def _set_default_flag(session: Session, config: ProviderConfig, flag: bool | Non
     if flag is None or flag == config.is_default:
         return
     if not flag:
-        raise _invalid("/is_default", f"{config.name} is the {config.channel} default; make another "
+        raise InvalidInput.field("/is_default", f"{config.name} is the {config.channel} default; make another "
                                       "config the default instead", "default_required")
     _lock_channel(session, config.channel)
     _clear_default(session, config.channel)
@@ -387,10 +387,6 @@ def _problem(pointer: str, message: str, code: str = "invalid_field") -> dict[st
     return {"pointer": pointer, "code": code, "message": message}
 
 
-def _invalid(pointer: str, message: str, code: str = "invalid_field") -> InvalidInput:
-    return InvalidInput(f"{pointer.lstrip('/')} {message}", [_problem(pointer, message, code)])
-
-
 def _name_taken(name: str) -> NameTaken:
     message = f"a provider config named '{name}' already exists"
     return NameTaken(message, [_problem("/name", message, "name_taken")])
@@ -405,8 +401,6 @@ def _pointer(path: Iterable[Any]) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() + "Z" if value is not None else None
 
 
 # --------------------------------------------------------------------------- log redaction

@@ -889,7 +889,7 @@ def merge_tags(channel: str, attributes: Iterable[str] = (),
     fixed profile, event and campaign fields, plus the customer attribute and event property
     names the caller knows of (names starting with "_" are skipped: templates cannot read them)."""
     if channel not in CHANNEL_FIELDS:
-        raise _invalid("channel", f"must be one of {', '.join(CHANNEL_FIELDS)}")
+        raise InvalidInput.field("channel", f"must be one of {', '.join(CHANNEL_FIELDS)}")
     tags = [_tag(path, label, group) for path, label, group in _STATIC_TAGS]
     tags += [_tag(_path("profile.attributes", name), name, "attributes") for name in _names(attributes)]
     tags += [_tag(_path("event.properties", name), name, "event") for name in _names(event_properties)]
@@ -920,9 +920,9 @@ def validate_content(channel: str, content: Any) -> None:
     """Check content before it is stored: InvalidInput for a missing, unknown or mistyped
     field, TemplateError (every syntax error and forbidden construct, with field and line)."""
     if channel not in CHANNEL_FIELDS:
-        raise _invalid("/channel", f"must be one of {', '.join(CHANNEL_FIELDS)}")
+        raise InvalidInput.field("/channel", f"must be one of {', '.join(CHANNEL_FIELDS)}")
     if not isinstance(content, Mapping):
-        raise _invalid("/content", "must be an object")
+        raise InvalidInput.field("/content", "must be an object")
     kinds = CHANNEL_FIELDS[channel]
     for key, value in content.items():
         _check_field(channel, key, kinds.get(key), value)
@@ -933,15 +933,15 @@ def validate_content(channel: str, content: Any) -> None:
 def _check_field(channel: str, key: Any, kind: str | None, value: Any) -> None:
     pointer = _pointer((key,))
     if kind is None:
-        raise _invalid(pointer, f"is not a {channel} field (expected {', '.join(CHANNEL_FIELDS[channel])})")
+        raise InvalidInput.field(pointer, f"is not a {channel} field (expected {', '.join(CHANNEL_FIELDS[channel])})")
     if kind in ("text", "html") and value is not None and not isinstance(value, str):
-        raise _invalid(pointer, "must be a string")
+        raise InvalidInput.field(pointer, "must be a string")
     if kind == "pairs" and value is not None:
         if not isinstance(value, Mapping):
-            raise _invalid(pointer, "must be an object of strings")
+            raise InvalidInput.field(pointer, "must be an object of strings")
         for name, item in value.items():
             if not isinstance(item, str):
-                raise _invalid(_pointer((key, name)), "must be a string")
+                raise InvalidInput.field(_pointer((key, name)), "must be a string")
 
 
 def _check_required(channel: str, content: Mapping[str, Any]) -> None:
@@ -950,31 +950,28 @@ def _check_required(channel: str, content: Mapping[str, Any]) -> None:
         return isinstance(value, str) and value.strip() != ""
 
     if channel == "email" and not given("subject"):
-        raise _invalid("/content/subject", "is required", "missing_field")
+        raise InvalidInput.field("/content/subject", "is required", "missing_field")
     if channel == "email" and not (given("html") or given("text")):
-        raise _invalid("/content/html", "is required (or text)", "missing_field")
+        raise InvalidInput.field("/content/html", "is required (or text)", "missing_field")
     if channel == "sms" and not given("body"):
-        raise _invalid("/content/body", "is required", "missing_field")
+        raise InvalidInput.field("/content/body", "is required", "missing_field")
     if channel == "push" and not (given("title") or given("body")):
-        raise _invalid("/content/title", "is required (or body)", "missing_field")
+        raise InvalidInput.field("/content/title", "is required (or body)", "missing_field")
     if channel == "webapi" and content.get("body") is None:
-        raise _invalid("/content/body", "is required", "missing_field")
+        raise InvalidInput.field("/content/body", "is required", "missing_field")
 
 
 def validate_defaults(defaults: Any) -> None:
     """Declared defaults: {"profile.attributes.first_name": "there"}; each key a dotted path
     under profile, event or campaign, each value a string, number or boolean."""
     if not isinstance(defaults, Mapping):
-        raise _invalid("/defaults", "must be an object")
+        raise InvalidInput.field("/defaults", "must be an object")
     for key, value in defaults.items():
         pointer = "/defaults/" + str(key).replace("~", "~0").replace("/", "~1")
         parts = str(key).split(".")
         if len(parts) < 2 or parts[0] not in ROOTS or any(not p or p.startswith("_") for p in parts):
-            raise _invalid(pointer, f"must be a dotted path under {', '.join(ROOTS)} "
+            raise InvalidInput.field(pointer, f"must be a dotted path under {', '.join(ROOTS)} "
                                     "(e.g. profile.attributes.first_name)")
         if value is None or not isinstance(value, (str, int, float)) or (isinstance(value, str) and len(value) > 1000):
-            raise _invalid(pointer, "must be a string (up to 1000 characters), number or boolean")
+            raise InvalidInput.field(pointer, "must be a string (up to 1000 characters), number or boolean")
 
-
-def _invalid(pointer: str, message: str, code: str = "invalid_field") -> InvalidInput:
-    return InvalidInput(f"{pointer.lstrip('/')} {message}", [{"pointer": pointer, "code": code, "message": message}])

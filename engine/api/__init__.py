@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import current_app, request
 
+from engine.clock import iso  # noqa: F401  (re-exported for the blueprints)
 from engine.errors import InvalidInput
 from engine.runtime import Runtime
 
@@ -23,7 +24,3 @@ def body() -> Any:
         raise InvalidInput("the request body must be JSON (Content-Type: application/json)",
                            [{"pointer": "", "message": "missing or malformed JSON body"}])
     return data
-
-
-def iso(value: Any) -> str | None:
-    return value.isoformat() + "Z" if value is not None else None

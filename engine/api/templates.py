@@ -119,13 +119,13 @@ def list_merge_tags():  # type: ignore[no-untyped-def]
 def _channel_arg() -> str | None:
     channel = request.args.get("channel")
     if channel is not None and channel not in CHANNEL_FIELDS:
-        raise _invalid("channel", f"must be one of {', '.join(CHANNEL_FIELDS)}")
+        raise InvalidInput.field("channel", f"must be one of {', '.join(CHANNEL_FIELDS)}")
     return channel
 
 
 def _object(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise _invalid("", "the body must be a JSON object")
+        raise InvalidInput.field("", "the body must be a JSON object")
     return data
 
 
@@ -134,14 +134,14 @@ def _fields(data: Any, current: dict[str, Any]) -> dict[str, Any]:
     data = _object(data)
     for key in data:
         if key not in FIELDS and key not in READ_ONLY:
-            raise _invalid(f"/{key}", f"is not a template field (expected {', '.join(FIELDS)})")
+            raise InvalidInput.field(f"/{key}", f"is not a template field (expected {', '.join(FIELDS)})")
     fields = {**current, **{k: v for k, v in data.items() if k in FIELDS}}
     fields.setdefault("defaults", {})
     if fields["defaults"] is None:
         fields["defaults"] = {}
     name = fields.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX:
-        raise _invalid("/name", f"must be a non-empty string of up to {NAME_MAX} characters")
+        raise InvalidInput.field("/name", f"must be a non-empty string of up to {NAME_MAX} characters")
     fields["name"] = name.strip()
     validate_content(fields.get("channel"), fields.get("content"))
     validate_defaults(fields["defaults"])
@@ -178,13 +178,13 @@ def _get(session: Session, template_id: int) -> Template:
 
 def _preview_context(session: Session, data: dict[str, Any]) -> dict[str, Any]:
     if "profile_id" in data and "profile" in data:
-        raise _invalid("/profile", "give profile_id or profile, not both")
+        raise InvalidInput.field("/profile", "give profile_id or profile, not both")
     profile: Any = _optional_object(data, "profile")
     if "profile_id" in data:
         profile = _stored_profile(session, data["profile_id"])
     event = _optional_object(data, "event")
     if event and "properties" in event and not isinstance(event["properties"], dict):
-        raise _invalid("/event/properties", "must be an object")
+        raise InvalidInput.field("/event/properties", "must be an object")
     return context_for(profile, event or None, _optional_object(data, "campaign") or None)
 
 
@@ -193,13 +193,13 @@ def _optional_object(data: dict[str, Any], key: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _invalid(f"/{key}", "must be an object")
+        raise InvalidInput.field(f"/{key}", "must be an object")
     return value
 
 
 def _stored_profile(session: Session, profile_id: Any) -> Profile:
     if not isinstance(profile_id, int) or isinstance(profile_id, bool):
-        raise _invalid("/profile_id", "must be an integer")
+        raise InvalidInput.field("/profile_id", "must be an integer")
     profile = session.get(Profile, profile_id)
     if profile is None:
         raise NotFound(f"profile {profile_id} does not exist", [{"pointer": "/profile_id"}])
@@ -211,7 +211,3 @@ def _template_json(template: Template) -> dict[str, Any]:
             "defaults": template.defaults, "created_at": iso(template.created_at),
             "updated_at": iso(template.updated_at)}
 
-
-def _invalid(pointer: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{pointer.lstrip('/') or 'body'} {message}",
-                        [{"pointer": pointer, "code": "invalid_field", "message": message}])
