@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from engine import wakeups
 from engine.entry import enroll_select
 from engine.errors import InvalidState, NotFound
-from engine.graph import CampaignGraph
+from engine.graph import entry_node
 from engine.models import ACTIVE, Campaign, CampaignVersion, Enrollment
 from engine.validation import ensure_valid
 
@@ -76,12 +76,12 @@ def launch(session: Session, campaign_id: int, now: datetime) -> int:
                            "campaign can be launched (resume a paused one)")
     version = session.get(CampaignVersion, campaign.version_id)
     ensure_valid(version.document)
-    graph = CampaignGraph.build(version.document)
+    entry = entry_node(version.document)
     campaign.status, campaign.launched_at, campaign.status_reason = "active", now, ""
-    audience = graph.nodes[graph.entry].launch_audience(session, now)
+    audience = entry.launch_audience(session, now)
     if audience is None:
         return 0
-    return enroll_select(session, campaign.id, version.id, graph.entry, audience, now)
+    return enroll_select(session, campaign.id, version.id, entry.id, audience, now)
 
 
 def pause(session: Session, campaign_id: int) -> None:
@@ -136,9 +136,7 @@ def finish_completed(session: Session, now: datetime) -> list[int]:
     """Mark finished the active campaigns that admit nobody new and have nobody in flight."""
     finished = []
     for campaign in session.scalars(select(Campaign).where(Campaign.status == "active")):
-        version = session.get(CampaignVersion, campaign.version_id)
-        graph = CampaignGraph.build(version.document)
-        if graph.nodes[graph.entry].continuous:
+        if entry_node(session.get(CampaignVersion, campaign.version_id).document).continuous:
             continue
         in_flight = session.scalar(select(Enrollment.id).where(
             Enrollment.campaign_id == campaign.id, Enrollment.state == "active").limit(1))

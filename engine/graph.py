@@ -28,6 +28,16 @@ def with_defaults(schema: Mapping[str, Any], settings: Mapping[str, Any]) -> dic
     return filled
 
 
+def entry_node(document: Mapping[str, Any]) -> NodeType:
+    """Only the entry node of a valid document, for callers that need nothing else (event
+    ingestion, the sweeper): building the whole graph there would be work per event."""
+    for spec in document["nodes"]:
+        cls = registry.get(spec["type"])
+        if cls is not None and cls.entry:
+            return cls(spec["id"], with_defaults(cls.schema, spec.get("settings", {})))
+    raise KeyError("the campaign document has no entry node")
+
+
 def to_networkx(document: Mapping[str, Any]) -> nx.MultiDiGraph:
     """Nodes keyed by id (attribute `type`), one edge per document edge (attribute `port`)."""
     graph = nx.MultiDiGraph()
