@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from datetime import datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, exists, func, insert, select
 from sqlalchemy.orm import Session
@@ -306,6 +306,17 @@ class WaitUntilDate(NodeType):
         },
         "required": ["date"],
     }
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        name = settings.get("timezone")
+        try:
+            if name:
+                ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return [Problem(code="unknown_timezone", node_id=node_id, pointer="/settings/timezone",
+                            message=f"Node {node_id!r}: {name!r} is not a time zone (e.g. Europe/Paris).")]
+        return []
 
     def process(self, batch: Batch) -> Result:
         tz = ZoneInfo(self.settings["timezone"]) if self.settings.get("timezone") else batch.ctx.account_tz

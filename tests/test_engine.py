@@ -374,3 +374,14 @@ def test_concurrent_workers_on_one_node_process_each_customer_once(harness):
     assert st["ab"]["left"] == {"a": 500, "b": 500} and st["ab"]["waiting"] == 2000
     with harness.session() as s:
         assert s.scalar(select(func.count()).select_from(AbAssignment)) == 1000
+
+
+def test_a_misspelt_time_zone_is_refused_when_the_campaign_is_saved(harness):
+    from engine.errors import DocumentInvalid
+
+    document = doc([ALL, ("until", "wait_until", {"date": "2026-12-05", "timezone": "Europe/Pariss"})],
+                   [("all", "out", "until")])
+    with pytest.raises(DocumentInvalid) as caught, harness.transaction() as s:
+        campaigns.create(s, document)
+    (problem,) = caught.value.details
+    assert (problem["code"], problem["pointer"]) == ("unknown_timezone", "/nodes/1/settings/timezone")
