@@ -77,9 +77,13 @@ class Runtime:
         return {"woken": woken, "finished": finished}
 
     def worker(self, *, simple: bool = False) -> Any:
+        """An RQ worker. On SQLite jobs run in the worker process itself, never in a forked
+        child: SQLite keeps its lock bookkeeping per process, so a child forked while another
+        thread (the web server) had a transaction open believes it holds a lock nobody in it
+        will release, and waits forever. SQLite has one writer at a time anyway."""
         from rq import SimpleWorker, Worker
 
-        cls = SimpleWorker if simple else Worker
+        cls = SimpleWorker if simple or self.engine.dialect.name == "sqlite" else Worker
         return cls([self.queue], connection=self.redis)
 
     def close(self) -> None:

@@ -84,7 +84,7 @@ def test_serve_runs_a_campaign_with_embedded_redis_and_sqlite(tmp_path):
         assert nodes["w"]["left"] == {"out": 25} and nodes["w"]["waiting"] == 0
     except AssertionError as exc:
         output = _stop(server)
-        raise AssertionError(f"{exc}\n--- server output ---\n{output[-4000:]}") from None
+        raise AssertionError(f"{exc}\n--- server output ---\n{output}") from None
     finally:
         output = output or _stop(server)
     assert "Traceback" not in output, output
