@@ -10,14 +10,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine import wakeups
 from engine.entry import enroll_select
 from engine.errors import InvalidState, NotFound
 from engine.graph import entry_node
-from engine.models import ACTIVE, Campaign, CampaignVersion, Enrollment
+from engine.models import ACTIVE, Campaign, CampaignEvent, CampaignTag, CampaignVersion, Enrollment
 from engine.validation import ensure_valid
 
 
@@ -25,9 +25,8 @@ def create(session: Session, document: Mapping[str, Any]) -> Campaign:
     """A new draft campaign whose version 1 is `document` (validated first)."""
     ensure_valid(document)
     campaign = Campaign(status="draft")
-    _describe(campaign, document)
     session.add(campaign)
-    session.flush()
+    _describe(session, campaign, document)
     _new_version(session, campaign, document)
     return campaign
 
@@ -39,15 +38,31 @@ def save(session: Session, campaign_id: int, document: Mapping[str, Any]) -> Cam
     current = session.get(CampaignVersion, campaign.version_id)
     if current is not None and current.document == dict(document):
         return current
-    _describe(campaign, document)
+    _describe(session, campaign, document)
     return _new_version(session, campaign, document)
 
 
-def _describe(campaign: Campaign, document: Mapping[str, Any]) -> None:
-    """The campaign row mirrors the newest document's name, description and tags (for lists)."""
+def _describe(session: Session, campaign: Campaign, document: Mapping[str, Any]) -> None:
+    """The campaign row mirrors the newest document's name, description and tags (for lists),
+    and its tag and event rows are rewritten for the lookups that filter and ingest by them."""
     campaign.name = document["name"]
     campaign.description = document.get("description", "")
-    campaign.tags = list(document.get("tags", []))
+    campaign.tags = list(dict.fromkeys(document.get("tags", [])))
+    session.flush()
+    session.execute(delete(CampaignTag).where(CampaignTag.campaign_id == campaign.id))
+    session.execute(delete(CampaignEvent).where(CampaignEvent.campaign_id == campaign.id))
+    if campaign.tags:
+        session.execute(insert(CampaignTag), [{"campaign_id": campaign.id, "tag": t} for t in campaign.tags])
+    if links := event_links(document):
+        session.execute(insert(CampaignEvent), [{"campaign_id": campaign.id, "role": r, "event": e} for r, e in links])
+
+
+def event_links(document: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(role, event) pairs: `start` for an event trigger, `stop` for each stop event, `goal`."""
+    links = {("start", n.get("settings", {}).get("event")) for n in document["nodes"] if n["type"] == "event_trigger"}
+    links |= {("stop", name) for name in document.get("stop_events", [])}
+    links.add(("goal", (document.get("goal") or {}).get("event")))
+    return {(role, name) for role, name in links if name}
 
 
 def _new_version(session: Session, campaign: Campaign, document: Mapping[str, Any]) -> CampaignVersion:

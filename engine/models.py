@@ -75,6 +75,8 @@ class Segment(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: when `segment_members` was last brought up to date
+    evaluated_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
 
@@ -98,6 +100,31 @@ class AudienceMember(Base):
         BigId, ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     added_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class SegmentMember(Base):
+    """Who matched a segment at its last evaluation, and since when: "entered the segment"
+    triggers enroll the members whose `since` is after their campaign launched."""
+
+    __tablename__ = "segment_members"
+
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    profile_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    since: Mapped[datetime] = mapped_column(default=_now)
+
+
+class EventType(Base):
+    """A kind of event: registered on first use or created by hand."""
+
+    __tablename__ = "event_types"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    last_seen_at: Mapped[datetime | None] = mapped_column()
 
 
 class Event(Base):
@@ -133,6 +160,30 @@ class Campaign(Base):
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
     launched_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    #: when the entry node next runs by itself (a scheduled single send, a recurring
+    #: schedule's next run); the sweeper runs whatever is overdue
+    next_run_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class CampaignTag(Base):
+    """A campaign's tags as rows, so lists filter by tag in SQL."""
+
+    __tablename__ = "campaign_tags"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class CampaignEvent(Base):
+    """Which events a campaign's current version reacts to: `start` (its event trigger),
+    `stop` (ends a customer's journey) and `goal` (a conversion). Rewritten on every save,
+    so event ingestion finds the campaigns of an event with one indexed lookup."""
+
+    __tablename__ = "campaign_events"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8), primary_key=True)
+    event: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
 
 
 class CampaignVersion(Base):
@@ -181,6 +232,8 @@ class Enrollment(Base):
     entered_at: Mapped[datetime] = mapped_column(default=_now)
     node_entered_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
+    #: when the customer met the campaign goal (the goal event within its period)
+    converted_at: Mapped[datetime | None] = mapped_column()
     #: the trigger's context (e.g. the event's properties) for merge tags and keys
     context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
@@ -332,3 +385,56 @@ class Notification(Base):
     category: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=_now)
     read_at: Mapped[datetime | None] = mapped_column()
+
+
+class User(Base):
+    """Someone who logs in to the web UI. role: admin, marketer (builds and runs campaigns)
+    or viewer (reads only)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="marketer")
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    last_login_at: Mapped[datetime | None] = mapped_column()
+
+
+class ApiKey(Base):
+    """A key for programs (`Authorization: Bearer <key>`). Only a hash is kept: the key is
+    shown once, when it is created. `prefix` identifies it in lists and logs."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="marketer")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class ImportJob(Base):
+    """A profile import: progress for large files, and the rows refused (line and reason)."""
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    #: running, done, failed
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    total_rows: Mapped[int | None] = mapped_column(Integer)
+    processed_rows: Mapped[int] = mapped_column(Integer, default=0)
+    created_rows: Mapped[int] = mapped_column(Integer, default=0)
+    updated_rows: Mapped[int] = mapped_column(Integer, default=0)
+    rejected_rows: Mapped[int] = mapped_column(Integer, default=0)
+    #: the first rejected rows: [{"line", "field", "message"}]
+    rejected: Mapped[list[Any]] = mapped_column(default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column()

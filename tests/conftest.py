@@ -176,3 +176,20 @@ def harness(database_url, redis_conn, engine):
         runtime.use(previous_rt)
         clocks.use(previous_clock)
         rt.close()
+
+
+@pytest.fixture
+def app(harness):
+    """The Flask app on the harness runtime."""
+    from server import create_app
+
+    flask_app, _socketio = create_app(harness.rt)
+    return flask_app
+
+
+@pytest.fixture
+def api(app, harness):
+    """A test client that calls the API with an admin API key."""
+    from tests.support import authed_client
+
+    return authed_client(app, harness, role="admin")
