@@ -14,7 +14,9 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from engine import campaigns, clock, db, registry
-from engine.api import body, iso
+from engine import auth as access_auth
+from engine.api import access, body, iso
+from engine.api.access import read_only
 from engine.api import profiles as profiles_api
 from engine.api import providers as providers_api
 from engine.api import templates as templates_api
@@ -35,13 +37,15 @@ BLUEPRINTS: list[Blueprint] = [
 
 UI_DIST = Path(__file__).parent / "canvas_ui" / "dist"
 UI_PLACEHOLDER = Path(__file__).parent / "canvas_ui" / "placeholder"
+TEMPLATES = Path(__file__).parent / "canvas_ui" / "templates"
 
 
 def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
     registry.load()
-    app = Flask(__name__, static_folder=None)
+    app = Flask(__name__, static_folder=None, template_folder=str(TEMPLATES))
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["campaign_canvas"] = rt
+    access.install(app, rt.settings)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     socketio = SocketIO(app, async_mode="threading")
@@ -99,6 +103,7 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
         return jsonify(payload)
 
     @app.post("/api/campaigns/validate")
+    @read_only
     def validate_unsaved():  # type: ignore[no-untyped-def]
         problems = validate_document(body())
         return jsonify(problems=[p.to_dict() for p in problems])
@@ -129,6 +134,11 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
             campaigns.get(session, campaign_id)
             return jsonify(nodes=node_stats(session, campaign_id))
 
+    @socketio.on("connect")
+    def on_connect(auth: Any = None) -> bool:
+        """Live statistics are for logged-in users and API keys (`auth={"token": key}`)."""
+        return _socket_allowed(rt, auth)
+
     @socketio.on("join")
     def on_join(data: Any) -> None:
         if isinstance(data, dict) and isinstance(data.get("campaign_id"), int):
@@ -144,6 +154,17 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
         return send_from_directory(folder, path if target.is_file() else "index.html")
 
     return app, socketio
+
+
+def _socket_allowed(rt: Runtime, auth: Any) -> bool:
+    from flask import session
+
+    token = auth.get("token") if isinstance(auth, dict) else None
+    with db.transaction(rt.sessions) as s:
+        if isinstance(token, str) and token:
+            return access_auth.key_principal(s, token) is not None
+        user_id = session.get("user_id")
+        return isinstance(user_id, int) and access_auth.user_principal(s, user_id) is not None
 
 
 def _campaign_json(campaign: Campaign, document: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from engine import clock, registry
@@ -38,6 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", default=None, help="virtual start time, ISO 8601 (default: now)")
     p.add_argument("--until", default="365d", help="how far the virtual clock may run (e.g. 30d)")
     p.add_argument("--seed", type=int, default=7)
+
+    p = sub.add_parser("create-user", help="add a user who logs in to the web UI")
+    p.add_argument("username")
+    p.add_argument("--role", default="marketer", choices=["admin", "marketer", "viewer"])
+    p.add_argument("--password", default=None,
+                   help="default: CC_PASSWORD from the environment, else asked for (never echoed)")
+
+    p = sub.add_parser("create-api-key", help="a key for programs; printed once, alone on the last line")
+    p.add_argument("name")
+    p.add_argument("--role", default="marketer", choices=["admin", "marketer", "viewer"])
 
     p = sub.add_parser("demo", help="seed example profiles, segments and campaigns")
     p.add_argument("--profiles", type=int, default=2000)
@@ -144,6 +156,9 @@ def _serve(args: argparse.Namespace) -> int:
     from server import create_app
 
     app, socketio = create_app(rt)
+    print(f"Campaign Canvas on http://{args.host}:{args.port}  (database {_safe_url(rt.settings.database_url)})",
+          flush=True)
+    _print_demo_login(rt)
     if args.workers <= 0:
         try:
             socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)
@@ -154,14 +169,50 @@ def _serve(args: argparse.Namespace) -> int:
                            kwargs={"host": args.host, "port": args.port, "allow_unsafe_werkzeug": True,
                                    "use_reloader": False, "log_output": False})
     web.start()
-    print(f"Campaign Canvas on http://{args.host}:{args.port}  (database {_safe_url(rt.settings.database_url)})",
-          flush=True)
     rt.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
     try:
         rt.worker().work(with_scheduler=True)  # main thread: owns the signal handlers
     finally:
         rt.close()
     return 0
+
+
+def _create_user(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from engine import auth, db
+
+    password = args.password or os.environ.get("CC_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+    with _store() as sessions, db.transaction(sessions) as session:
+        user = auth.create_user(session, args.username, password, args.role)
+        print(f"created {user.role} {user.username} (id {user.id})")
+    return 0
+
+
+def _create_api_key(args: argparse.Namespace) -> int:
+    from engine import auth, db
+
+    with _store() as sessions, db.transaction(sessions) as session:
+        row, key = auth.create_api_key(session, args.name, args.role)
+        print(f"created {row.role} API key {row.name!r} (prefix {row.prefix}); it is shown only now:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+@contextlib.contextmanager
+def _store() -> Iterator[Any]:
+    """Sessions on the configured database (migrated first), without starting Redis."""
+    from engine import db
+    from engine.config import Settings
+
+    settings = Settings()
+    db.upgrade(settings.database_url)
+    engine = db.make_engine(settings.database_url)
+    try:
+        yield db.session_factory(engine)
+    finally:
+        engine.dispose()
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -176,6 +227,14 @@ def _demo(args: argparse.Namespace) -> int:
         rt.close()  # the embedded Redis saves its queue to disk for `serve`
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _print_demo_login(rt: Any) -> None:
+    from engine.demo import saved_login
+
+    if login := saved_login(rt):
+        print(f"Log in as {login['username']} / {login['password']}  (demo credentials, kept in "
+              f"{rt.settings.instance_dir}; change them with the users API)", flush=True)
 
 
 def install_redaction(rt: Any) -> None:
@@ -205,7 +264,7 @@ def _safe_url(url: str) -> str:
 
 
 COMMANDS = {"serve": _serve, "worker": _worker, "dispatcher": _dispatcher, "migrate": _migrate, "validate": _validate,
-            "simulate": _simulate, "demo": _demo}
+            "simulate": _simulate, "demo": _demo, "create-user": _create_user, "create-api-key": _create_api_key}
 
 if __name__ == "__main__":
     sys.exit(main())

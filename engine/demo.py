@@ -6,28 +6,35 @@ Idempotent: a second run finds the demo campaigns and changes nothing.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from engine import campaigns, clock, db
+from engine import auth, campaigns, clock, db
 from engine.events import record_event
 from engine.generate import profiles
-from engine.models import Audience, Campaign, Profile, Segment
+from engine.errors import Unauthorized
+from engine.models import Audience, Campaign, Profile, Segment, User
 from engine.runtime import Runtime
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 DEMO_CAMPAIGNS = ("welcome_series.json", "ab_winback.json")
 
 
+CREDENTIALS_FILE = "demo-credentials.json"
+
+
 def seed(rt: Runtime, *, profiles_count: int = 2000) -> dict[str, Any]:
     count = profiles_count
     now = clock.now()
+    login = demo_login(rt)
     with db.transaction(rt.sessions) as session:
         if session.scalar(select(func.count()).select_from(Campaign).where(Campaign.name == "Welcome series")):
-            return {"seeded": False, "reason": "demo data is already there"}
+            return {"seeded": False, "reason": "demo data is already there", "login": login}
         first = session.scalar(select(func.count()).select_from(Profile)) or 0
         generated = profiles(count, start=first)
         while rows := list(islice(generated, 1000)):
@@ -51,7 +58,40 @@ def seed(rt: Runtime, *, profiles_count: int = 2000) -> dict[str, Any]:
         ids = session.scalars(select(Profile.id).order_by(Profile.id.desc()).limit(25)).all()
         for pid in ids:
             record_event(session, pid, "signup", {"source": "demo"}, now)
-    return {"seeded": True, "profiles": count, "campaigns": created, "signups": len(ids)}
+    return {"seeded": True, "profiles": count, "campaigns": created, "signups": len(ids), "login": login}
+
+
+def demo_login(rt: Runtime) -> dict[str, str] | None:
+    """An `admin` user with a random password when the database has no user yet; the
+    credentials are kept (readable by this account only) in the instance folder so that
+    `serve` can print them on start. None when users exist that the demo did not create."""
+    path = rt.settings.instance_dir / CREDENTIALS_FILE
+    with db.transaction(rt.sessions) as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            return json.loads(path.read_text()) if path.exists() else None
+        password = secrets.token_urlsafe(12)
+        auth.create_user(session, "admin", password, "admin")
+        login = {"username": "admin", "password": password}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(login, handle)
+    return login
+
+
+def saved_login(rt: Runtime) -> dict[str, str] | None:
+    """The demo credentials, while they still log in (not once the password was changed)."""
+    path = rt.settings.instance_dir / CREDENTIALS_FILE
+    if not path.exists():
+        return None
+    login = json.loads(path.read_text())
+    with db.transaction(rt.sessions) as session:
+        try:
+            auth.login(session, login["username"], login["password"])
+        except Unauthorized:
+            return None
+    return login
 
 
 def _with_audience(document: dict[str, Any], audience_id: int) -> dict[str, Any]:

@@ -37,6 +37,20 @@ class DocumentInvalid(CampaignCanvasError):
     status = 422
 
 
+class Unauthorized(CampaignCanvasError):
+    """No valid credentials: log in (browser) or send `Authorization: Bearer <API key>`."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(CampaignCanvasError):
+    """Valid credentials whose role may not do this (a viewer changing something)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class NotFound(CampaignCanvasError):
     code = "not_found"
     status = 404

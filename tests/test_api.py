@@ -15,7 +15,6 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 
 from engine.models import Campaign, CampaignVersion, Enrollment
-from server import create_app
 from tests.support import add_profiles, doc
 
 BUILT_IN = {"select_segment", "event_trigger", "filter", "refresh_filter", "ab_test", "control_group", "limit",
@@ -34,10 +33,8 @@ def good_document(name: str = "Reward the rich", **extra):
 
 
 @pytest.fixture
-def client(harness):
-    app, _socketio = create_app(harness.rt)
-    app.config["TESTING"] = True
-    return app.test_client()
+def client(api):
+    return api
 
 
 def stored(harness) -> tuple[int, int]:

@@ -29,7 +29,6 @@ from engine.api.webhooks import twilio_signature
 from engine.delivery import apply_email_events, apply_push_status, apply_sms_status
 from engine.entry import enroll_profiles
 from engine.models import Enrollment, Event, OutboxMessage, Profile, ProviderConfig
-from server import create_app
 from tests.support import add_profiles, doc
 
 ALL = ("all", "select_segment", {"source": "all"})
@@ -45,10 +44,8 @@ def no_configured_keys(monkeypatch):
 
 
 @pytest.fixture
-def client(harness):
-    app, _socketio = create_app(harness.rt)
-    app.config["TESTING"] = True
-    return app.test_client()
+def client(api):
+    return api
 
 
 # --------------------------------------------------------------------------- builders

@@ -15,7 +15,7 @@ from engine.dispatcher import Dispatcher
 from engine.models import Notification, OutboxMessage, Profile
 from server import create_app
 from tests.standins import SendGridStandIn, TwilioStandIn, WebhookStandIn
-from tests.support import add_profiles, doc, positions, stats
+from tests.support import authed_client, add_profiles, doc, positions, stats
 
 ALL = ("all", "select_segment", {"source": "all"})
 EMAIL = {"subject": "Hello {{ profile.attributes.first_name }}", "preheader": "A note for you",
@@ -236,7 +236,7 @@ def test_in_app_notifications_are_stored_for_the_app_to_read(harness):
         "title": "Welcome {{ profile.attributes.first_name }}", "body": "Your points: {{ profile.points }}"}})],
         [("all", "out", "note")]))
     assert stats(harness, cid)["note"]["left"] == {"sent": 3}
-    client = create_app(harness.rt)[0].test_client()
+    client = authed_client(create_app(harness.rt)[0], harness)
     items = client.get(f"/api/profiles/{ids[1]}/notifications").get_json()["items"]
     assert [(n["title"], n["body"]) for n in items] == [("Welcome Ann1", "Your points: 0")]
     with harness.session() as s:

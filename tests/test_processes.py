@@ -9,9 +9,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from engine import campaigns, clock, db
@@ -41,10 +43,10 @@ def _wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _api(base: str, path: str, body: dict | None = None) -> dict:
+def _api(base: str, path: str, body: dict | None = None, key: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
     request = urllib.request.Request(base + path, method="POST" if body is not None else "GET",
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
+                                     data=json.dumps(body).encode() if body is not None else None, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -71,13 +73,19 @@ def test_serve_runs_a_campaign_with_embedded_redis_and_sqlite(tmp_path):
     try:
         _wait_for(lambda: _reachable(base), what="the server to answer")
         assert (tmp_path / "campaign-canvas.db").exists(), "the embedded SQLite database lives in the instance dir"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _api(base, "/api/campaigns")
+        assert refused.value.code == 401, "the API refuses a caller without a key"
+        made = subprocess.run([CLI, "create-api-key", "process test", "--role", "marketer"], env=env,
+                              capture_output=True, text=True, check=True)
+        key = made.stdout.strip().splitlines()[-1]
         with db.transaction(db.session_factory(db.make_engine(f"sqlite:///{tmp_path / 'campaign-canvas.db'}"))) as s:
             add_profiles(s, 25)
-        campaign = _api(base, "/api/campaigns", SHORT_WAIT)
-        assert _api(base, f"/api/campaigns/{campaign['id']}/launch", {})["entered"] == 25
+        campaign = _api(base, "/api/campaigns", SHORT_WAIT, key)
+        assert _api(base, f"/api/campaigns/{campaign['id']}/launch", {}, key)["entered"] == 25
 
         def finished():
-            nodes = _api(base, f"/api/campaigns/{campaign['id']}/stats")["nodes"]
+            nodes = _api(base, f"/api/campaigns/{campaign['id']}/stats", key=key)["nodes"]
             return nodes.get("pts", {}).get("entered") == 25 and nodes
 
         nodes = _wait_for(finished, what="the wait to release everyone")
@@ -113,8 +121,8 @@ def test_worker_process_releases_waits_with_rqs_scheduler(harness, redis_url, da
 
 def _reachable(base: str) -> bool:
     try:
-        _api(base, "/api/node-types")
-        return True
+        with urllib.request.urlopen(base + "/login", timeout=5):
+            return True
     except OSError:
         return False
 

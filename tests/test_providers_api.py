@@ -21,7 +21,6 @@ from sqlalchemy import func, select
 from engine import providers
 from engine.channels import Provider, provider_kinds
 from engine.models import Campaign, CampaignVersion, Enrollment, Notification, ProviderConfig
-from server import create_app
 from tests.support import add_profiles
 
 API_KEY = "SG.live-7f3a9c2e1b5d4f60a8"
@@ -80,10 +79,8 @@ def kinds(monkeypatch):
 
 
 @pytest.fixture
-def client(harness, kinds):
-    app, _socketio = create_app(harness.rt)
-    app.config["TESTING"] = True
-    return RecordingClient(app.test_client())
+def client(api, kinds):
+    return RecordingClient(api)
 
 
 def mail(name: str = "Main mail", **extra) -> dict:

@@ -19,7 +19,6 @@ from engine import templates
 from engine.errors import InvalidInput, TemplateError
 from engine.models import Template
 from engine.templates import Renderer, context_for, merge_tags, validate_content
-from server import create_app
 from tests.support import add_profiles
 
 ALICE = {"external_id": "u-1", "email": "alice@example.com", "phone": "+15550001", "timezone": "Europe/Paris",
@@ -331,10 +330,8 @@ def test_merge_tags_offer_fixed_fields_and_known_attributes():
 
 
 @pytest.fixture
-def client(harness):
-    app, _socketio = create_app(harness.rt)
-    app.config["TESTING"] = True
-    return app.test_client()
+def client(api):
+    return api
 
 
 def welcome(**changes) -> dict:

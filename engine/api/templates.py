@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import db
+from engine.api.access import read_only
 from engine.api import body, iso, runtime
 from engine.errors import InvalidInput, NameTaken, NotFound
 from engine.models import Profile, Template
@@ -79,6 +80,7 @@ def delete_template(template_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/templates/<int:template_id>/preview")
+@read_only
 def preview_template(template_id: int):  # type: ignore[no-untyped-def]
     """Body: {"profile_id": n} or {"profile": {...}}, optional "event" {"name", "properties"}
     and "campaign" {"id", "name"}. Answers the rendered content."""
@@ -91,6 +93,7 @@ def preview_template(template_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/templates/preview")
+@read_only
 def preview_unsaved():  # type: ignore[no-untyped-def]
     """Preview content before saving it: the POST /templates body plus the preview fields."""
     data = _object(body())
