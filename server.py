@@ -8,30 +8,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, request, send_from_directory
+from flask import Blueprint, Flask, jsonify, send_from_directory, session
 from flask_socketio import SocketIO, join_room
-from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
-from engine import campaigns, clock, db, registry
-from engine import auth as access_auth
-from engine.api import access, body, iso
-from engine.api.access import read_only
+from engine import auth, db, registry
+from engine.api import access, openapi
+from engine.api import audiences as audiences_api
+from engine.api import campaigns as campaigns_api
+from engine.api import events as events_api
 from engine.api import profiles as profiles_api
 from engine.api import providers as providers_api
+from engine.api import segments as segments_api
 from engine.api import templates as templates_api
 from engine.api import webhooks as webhooks_api
 from engine.errors import CampaignCanvasError, NotFound
-from engine.models import Campaign, CampaignVersion
+from engine.models import MAX_ID
 from engine.runtime import Runtime
-from engine.stats import node_stats
-from engine.validation import validate_document
 
 #: API areas in modules of their own (engine/api/)
 BLUEPRINTS: list[Blueprint] = [
+    campaigns_api.bp,
+    openapi.bp,
+    events_api.bp,
     providers_api.bp,
     templates_api.bp,
     profiles_api.bp,
+    profiles_api.imports_bp,
+    segments_api.bp,
+    audiences_api.bp,
     webhooks_api.bp,
 ]
 
@@ -40,11 +46,27 @@ UI_PLACEHOLDER = Path(__file__).parent / "canvas_ui" / "placeholder"
 TEMPLATES = Path(__file__).parent / "canvas_ui" / "templates"
 
 
+class DatabaseId(IntegerConverter):
+    """`<int:...>` in our URLs: an id an INTEGER column can hold; a larger number is no id of
+    ours (404), not a database overflow. `<bigid:...>` for the BIGINT tables (profiles...)."""
+
+    limit = MAX_ID
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", self.limit)
+        super().__init__(url_map, *args, **kwargs)
+
+
+class BigDatabaseId(DatabaseId):
+    limit = 2**63 - 1
+
+
 def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
     registry.load()
     app = Flask(__name__, static_folder=None, template_folder=str(TEMPLATES))
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["campaign_canvas"] = rt
+    app.url_map.converters.update(int=DatabaseId, bigid=BigDatabaseId)
     access.install(app, rt.settings)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
@@ -66,78 +88,13 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
     def node_types():  # type: ignore[no-untyped-def]
         return jsonify([cls.describe() for cls in registry.all_types()])
 
-    @app.get("/api/campaigns")
-    def list_campaigns():  # type: ignore[no-untyped-def]
-        query = select(Campaign).order_by(Campaign.id.desc())
-        if status := request.args.get("status"):
-            query = query.where(Campaign.status == status)
-        if q := request.args.get("q"):
-            query = query.where(Campaign.name.ilike(f"%{q}%"))
-        with rt.sessions() as session:
-            items = [_campaign_json(c) for c in session.scalars(query)]
-        if tag := request.args.get("tag"):
-            items = [c for c in items if tag in c["tags"]]
-        return jsonify(items=items)
-
-    @app.post("/api/campaigns")
-    def create_campaign():  # type: ignore[no-untyped-def]
-        document = body()
-        with db.transaction(rt.sessions) as session:
-            campaign = campaigns.create(session, document)
-            payload = _campaign_json(campaign, document)
-        return jsonify(payload), 201
-
-    @app.get("/api/campaigns/<int:campaign_id>")
-    def get_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
-        with rt.sessions() as session:
-            campaign = campaigns.get(session, campaign_id)
-            version = session.get(CampaignVersion, campaign.version_id)
-            return jsonify(_campaign_json(campaign, version.document if version else None))
-
-    @app.put("/api/campaigns/<int:campaign_id>")
-    def update_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
-        document = body()
-        with db.transaction(rt.sessions) as session:
-            version = campaigns.save(session, campaign_id, document)
-            payload = _campaign_json(campaigns.get(session, campaign_id), version.document)
-        return jsonify(payload)
-
-    @app.post("/api/campaigns/validate")
-    @read_only
-    def validate_unsaved():  # type: ignore[no-untyped-def]
-        problems = validate_document(body())
-        return jsonify(problems=[p.to_dict() for p in problems])
-
-    @app.post("/api/campaigns/<int:campaign_id>/launch")
-    def launch(campaign_id: int):  # type: ignore[no-untyped-def]
-        with db.transaction(rt.sessions) as session:
-            entered = campaigns.launch(session, campaign_id, clock.now())
-            payload = {**_campaign_json(campaigns.get(session, campaign_id)), "entered": entered}
-        return jsonify(payload)
-
-    @app.post("/api/campaigns/<int:campaign_id>/<any(pause, resume, stop):action>")
-    def change_status(campaign_id: int, action: str):  # type: ignore[no-untyped-def]
-        with db.transaction(rt.sessions) as session:
-            if action == "pause":
-                campaigns.pause(session, campaign_id)
-            elif action == "resume":
-                campaigns.resume(session, campaign_id, clock.now())
-            else:
-                campaigns.stop(session, campaign_id, clock.now())
-            payload = _campaign_json(campaigns.get(session, campaign_id))
-        socketio.emit("status", payload, to=f"campaign:{campaign_id}")
-        return jsonify(payload)
-
-    @app.get("/api/campaigns/<int:campaign_id>/stats")
-    def stats(campaign_id: int):  # type: ignore[no-untyped-def]
-        with rt.sessions() as session:
-            campaigns.get(session, campaign_id)
-            return jsonify(nodes=node_stats(session, campaign_id))
+    app.extensions[campaigns_api.STATUS_LISTENERS] = [
+        lambda payload: socketio.emit("status", payload, to=f"campaign:{payload['id']}")]
 
     @socketio.on("connect")
-    def on_connect(auth: Any = None) -> bool:
+    def on_connect(credentials: Any = None) -> bool:
         """Live statistics are for logged-in users and API keys (`auth={"token": key}`)."""
-        return _socket_allowed(rt, auth)
+        return _socket_allowed(rt, credentials)
 
     @socketio.on("join")
     def on_join(data: Any) -> None:
@@ -156,26 +113,10 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
     return app, socketio
 
 
-def _socket_allowed(rt: Runtime, auth: Any) -> bool:
-    from flask import session
-
-    token = auth.get("token") if isinstance(auth, dict) else None
+def _socket_allowed(rt: Runtime, credentials: Any) -> bool:
+    token = credentials.get("token") if isinstance(credentials, dict) else None
     with db.transaction(rt.sessions) as s:
         if isinstance(token, str) and token:
-            return access_auth.key_principal(s, token) is not None
+            return auth.key_principal(s, token) is not None
         user_id = session.get("user_id")
-        return isinstance(user_id, int) and access_auth.user_principal(s, user_id) is not None
-
-
-def _campaign_json(campaign: Campaign, document: dict[str, Any] | None = None) -> dict[str, Any]:
-    data = {
-        "id": campaign.id, "name": campaign.name, "description": campaign.description, "tags": campaign.tags,
-        "status": campaign.status, "status_reason": campaign.status_reason, "version_id": campaign.version_id,
-        "created_at": iso(campaign.created_at), "updated_at": iso(campaign.updated_at),
-        "launched_at": iso(campaign.launched_at), "finished_at": iso(campaign.finished_at),
-    }
-    if document is not None:
-        data["document"] = document
-    return data
-
-
+        return isinstance(user_id, int) and auth.user_principal(s, user_id) is not None

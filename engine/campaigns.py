@@ -10,14 +10,23 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete as delete_rows
+from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from engine import wakeups
+from engine import clock, schedule, segments, wakeups
 from engine.entry import enroll_select
-from engine.errors import InvalidState, NotFound
+from engine.errors import InvalidInput, InvalidState, NotFound
 from engine.graph import entry_node
-from engine.models import ACTIVE, Campaign, CampaignEvent, CampaignTag, CampaignVersion, Enrollment
+from engine.models import (
+    ACTIVE,
+    Campaign,
+    CampaignEvent,
+    CampaignTag,
+    CampaignVersion,
+    Enrollment,
+    ProviderConfig,
+)
 from engine.validation import ensure_valid
 
 
@@ -31,15 +40,19 @@ def create(session: Session, document: Mapping[str, Any]) -> Campaign:
     return campaign
 
 
-def save(session: Session, campaign_id: int, document: Mapping[str, Any]) -> CampaignVersion:
-    """Store an edited document as a new version; customers in flight stay on theirs."""
+def save(session: Session, campaign_id: int, document: Mapping[str, Any], now: datetime | None = None
+         ) -> CampaignVersion:
+    """Store an edited document as a new version; customers in flight stay on theirs, and
+    a campaign that runs by itself follows the new timing."""
     campaign = get(session, campaign_id, lock=True)
     ensure_valid(document)
     current = session.get(CampaignVersion, campaign.version_id)
     if current is not None and current.document == dict(document):
         return current
     _describe(session, campaign, document)
-    return _new_version(session, campaign, document)
+    version = _new_version(session, campaign, document)
+    schedule.reschedule(session, campaign, document, now or clock.now())
+    return version
 
 
 def _describe(session: Session, campaign: Campaign, document: Mapping[str, Any]) -> None:
@@ -49,8 +62,8 @@ def _describe(session: Session, campaign: Campaign, document: Mapping[str, Any])
     campaign.description = document.get("description", "")
     campaign.tags = list(dict.fromkeys(document.get("tags", [])))
     session.flush()
-    session.execute(delete(CampaignTag).where(CampaignTag.campaign_id == campaign.id))
-    session.execute(delete(CampaignEvent).where(CampaignEvent.campaign_id == campaign.id))
+    session.execute(delete_rows(CampaignTag).where(CampaignTag.campaign_id == campaign.id))
+    session.execute(delete_rows(CampaignEvent).where(CampaignEvent.campaign_id == campaign.id))
     if campaign.tags:
         session.execute(insert(CampaignTag), [{"campaign_id": campaign.id, "tag": t} for t in campaign.tags])
     if links := event_links(document):
@@ -93,26 +106,36 @@ def launch(session: Session, campaign_id: int, now: datetime) -> int:
     ensure_valid(version.document)
     entry = entry_node(version.document)
     campaign.status, campaign.launched_at, campaign.status_reason = "active", now, ""
+    campaign.next_run_at = None
+    if schedule.is_scheduled(entry):  # a send at a set time, a recurring schedule
+        return schedule.start(session, campaign, version.document, entry, now)
+    entered = segments.launched(session, campaign, version.document, entry, now)
     audience = entry.launch_audience(session, now)
-    if audience is None:
-        return 0
-    return enroll_select(session, campaign.id, version.id, entry.id, audience, now)
+    if audience is not None:
+        entered += enroll_select(session, campaign.id, version.id, entry.id, audience, now)
+    return entered
 
 
 def pause(session: Session, campaign_id: int) -> None:
     """Hold every customer where they are; due steps wait until resume."""
     campaign = get(session, campaign_id, lock=True)
     if campaign.status != "active":
-        raise InvalidState(f"campaign {campaign_id} is {campaign.status}; only an active one can be paused")
+        raise InvalidState(f"campaign {campaign_id} is {campaign.status}; only an active one can be paused "
+                           "(a scheduled one is not running yet: stop it to cancel it)")
     campaign.status = "paused"
 
 
 def resume(session: Session, campaign_id: int, now: datetime) -> None:
-    """Continue a paused campaign: everything that came due meanwhile runs now."""
+    """Continue a paused campaign (or a suspended one whose cause was fixed: its document
+    must validate again): everything that came due meanwhile runs now."""
     campaign = get(session, campaign_id, lock=True)
-    if campaign.status != "paused":
-        raise InvalidState(f"campaign {campaign_id} is {campaign.status}; only a paused one can be resumed")
-    campaign.status = "active"
+    if campaign.status not in ("paused", "suspended"):
+        raise InvalidState(f"campaign {campaign_id} is {campaign.status}; only a paused or suspended one "
+                           "can be resumed")
+    if campaign.status == "suspended":
+        ensure_valid(session.get(CampaignVersion, campaign.version_id).document)
+        _ensure_providers_exist(session, campaign)
+    campaign.status, campaign.status_reason = "active", ""
     request_due_wakeups(session, campaign_id, now)
 
 
@@ -148,10 +171,13 @@ def request_due_wakeups(session: Session, campaign_id: int | None, now: datetime
 
 
 def finish_completed(session: Session, now: datetime) -> list[int]:
-    """Mark finished the active campaigns that admit nobody new and have nobody in flight."""
+    """Mark finished the active campaigns that admit nobody new (no scheduled run left, no
+    open continuous trigger) and have nobody in flight."""
     finished = []
+    tz = schedule.account_zone(session)
     for campaign in session.scalars(select(Campaign).where(Campaign.status == "active")):
-        if entry_node(session.get(CampaignVersion, campaign.version_id).document).continuous:
+        entry = entry_node(session.get(CampaignVersion, campaign.version_id).document)
+        if schedule.admits_later(campaign, entry, now, tz):
             continue
         in_flight = session.scalar(select(Enrollment.id).where(
             Enrollment.campaign_id == campaign.id, Enrollment.state == "active").limit(1))
@@ -159,3 +185,43 @@ def finish_completed(session: Session, now: datetime) -> list[int]:
             campaign.status, campaign.finished_at = "finished", now
             finished.append(campaign.id)
     return finished
+
+
+def _ensure_providers_exist(session: Session, campaign: Campaign) -> None:
+    """A campaign suspended because a provider config was removed resumes only once no
+    version that customers are on (or will enter) names a missing config."""
+    live = select(CampaignVersion.document).where(CampaignVersion.campaign_id == campaign.id, or_(
+        CampaignVersion.id == campaign.version_id,
+        exists(select(Enrollment.id).where(Enrollment.version_id == CampaignVersion.id, ACTIVE))))
+    named = {(node["id"], node["settings"]["provider_id"]) for document in session.scalars(live)
+             for node in document["nodes"] if isinstance(node.get("settings", {}).get("provider_id"), int)}
+    known = set(session.scalars(select(ProviderConfig.id).where(ProviderConfig.id.in_({p for _, p in named}))))
+    if missing := sorted((node_id, pid) for node_id, pid in named if pid not in known):
+        raise InvalidState(f"campaign {campaign.id} still names provider config {missing[0][1]}, which was removed: "
+                           "choose another provider and save, then resume",
+                           [{"node_id": node_id, "pointer": "/settings/provider_id"} for node_id, _ in missing])
+
+
+#: a campaign in these states has no journey in flight and nothing due: it may be deleted
+DELETABLE = ("draft", "stopped", "finished")
+
+
+def delete(session: Session, campaign_id: int) -> None:
+    """Remove the campaign with its versions, journeys and counters. A campaign that may
+    still move customers must be stopped first, so nobody's journey ends by accident."""
+    campaign = get(session, campaign_id, lock=True)
+    if campaign.status not in DELETABLE:
+        raise InvalidState(f"campaign {campaign_id} is {campaign.status}; stop it before deleting it",
+                           [{"pointer": "/status", "message": f"must be one of {', '.join(DELETABLE)}"}])
+    session.delete(campaign)
+    session.flush()
+
+
+def clone(session: Session, campaign_id: int, name: object = None) -> Campaign:
+    """A new draft with the current document (and its tags and settings) of another campaign."""
+    source = get(session, campaign_id)
+    document = dict(session.get(CampaignVersion, source.version_id).document)
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
+        raise InvalidInput.field("/name", "must be a non-empty string of at most 200 characters")
+    document["name"] = name.strip() if isinstance(name, str) else f"{source.name} (copy)"[:200]
+    return create(session, document)

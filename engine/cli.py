@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name")
     p.add_argument("--role", default="marketer", choices=["admin", "marketer", "viewer"])
 
+    p = sub.add_parser("import-profiles", help="import customers from a CSV or JSON file (format: engine/imports.py)")
+    p.add_argument("file", type=Path)
+
     p = sub.add_parser("demo", help="seed example profiles, segments and campaigns")
     p.add_argument("--profiles", type=int, default=2000)
 
@@ -237,6 +240,19 @@ def _print_demo_login(rt: Any) -> None:
               f"{rt.settings.instance_dir}; change them with the users API)", flush=True)
 
 
+def _import_profiles(args: argparse.Namespace) -> int:
+    """Progress on stderr after every 1,000 rows, the finished import job as JSON on stdout;
+    exit 1 when rows were refused, 2 when the import failed."""
+    from engine import db, imports, runtime
+
+    rt = runtime.current()
+    try:
+        db.upgrade(rt.settings.database_url)
+        return imports.import_file(rt.sessions, args.file, sys.stdout, sys.stderr)
+    finally:
+        rt.close()
+
+
 def install_redaction(rt: Any) -> None:
     """Long-running processes mask every configured provider secret in their logs."""
     from engine.providers import install_redaction as install
@@ -264,7 +280,8 @@ def _safe_url(url: str) -> str:
 
 
 COMMANDS = {"serve": _serve, "worker": _worker, "dispatcher": _dispatcher, "migrate": _migrate, "validate": _validate,
-            "simulate": _simulate, "demo": _demo, "create-user": _create_user, "create-api-key": _create_api_key}
+            "simulate": _simulate, "demo": _demo, "create-user": _create_user, "create-api-key": _create_api_key,
+            "import-profiles": _import_profiles}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,7 +9,8 @@
 | CC_CHUNK_SIZE | 5000 | enrollments claimed and moved per transaction |
 | CC_BUCKET_SECONDS | 60 | due times are grouped into buckets of this size, one RQ job each |
 | CC_SWEEP_SECONDS | 60 | how often the sweeper looks for due positions without a job |
-| CC_ACCOUNT_TIMEZONE | UTC | the account time zone (wait until date, limits per day, delivery windows) |
+| CC_ACCOUNT_TIMEZONE | UTC | the account time zone (wait until date, limits per day, delivery windows, schedules) |
+| CC_SEGMENT_REFRESH_SECONDS | 300 | how often segments watched by "enters segment" triggers are re-evaluated |
 | CC_DISPATCH_CLAIM_LIMIT | 5000 | outbox rows one dispatcher claims at a time (split into provider batches) |
 | CC_DISPATCH_LEASE_SECONDS | 300 | how long a batch may be with a provider before recovery settles it |
 | CC_SENDGRID_WEBHOOK_PUBLIC_KEY | (empty) | verify the signed SendGrid Event Webhook (or per provider config) |
@@ -42,6 +43,7 @@ class Settings:
     bucket_seconds: int = field(default_factory=lambda: _int("CC_BUCKET_SECONDS", 60))
     sweep_seconds: int = field(default_factory=lambda: _int("CC_SWEEP_SECONDS", 60))
     account_timezone: str = field(default_factory=lambda: os.environ.get("CC_ACCOUNT_TIMEZONE", "UTC"))
+    segment_refresh_seconds: int = field(default_factory=lambda: _int("CC_SEGMENT_REFRESH_SECONDS", 300))
     dispatch_claim_limit: int = field(default_factory=lambda: _int("CC_DISPATCH_CLAIM_LIMIT", 5000))
     dispatch_lease_seconds: int = field(default_factory=lambda: _int("CC_DISPATCH_LEASE_SECONDS", 300))
 

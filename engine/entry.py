@@ -7,6 +7,7 @@ Both count arrivals at the entry node and ask for a wakeup in the same transacti
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from engine import wakeups
 from engine.executor import ENTERED, add_counts
 from engine.models import Enrollment
+from engine.stats import CAMPAIGN_NODE
 
 _COLUMNS = ["campaign_id", "version_id", "profile_id", "node_id", "state", "due_at", "entered_at",
             "node_entered_at", "updated_at"]
@@ -39,19 +41,28 @@ def enroll_select(session: Session, campaign_id: int, version_id: int, node_id: 
 def enroll_profiles(session: Session, campaign_id: int, version_id: int, node_id: str, profile_ids: list[int],
                     now: datetime, context: dict[str, Any] | None = None) -> int:
     """Enroll these profiles (e.g. the customer an event came from), with the trigger's context."""
-    if not profile_ids:
+    entries = [{"profile_id": pid, "entered_at": now, "context": context} for pid in profile_ids]
+    return enroll_entries(session, campaign_id, version_id, node_id, entries, now)
+
+
+def enroll_entries(session: Session, campaign_id: int, version_id: int, node_id: str,
+                   entries: Sequence[Mapping[str, Any]], now: datetime) -> int:
+    """Enroll one journey per entry, in one insert: `profile_id`, `entered_at` (an event
+    batch: each customer at their own event's time) and `context`; an entry may also set
+    `state`, `due_at` and `converted_at` (an event batch writes a journey that a later event
+    of the same batch ended as `exited`). All are due `now` otherwise."""
+    if not entries:
         return 0
-    session.execute(insert(Enrollment), [
-        {"campaign_id": campaign_id, "version_id": version_id, "profile_id": pid, "node_id": node_id,
-         "state": "active", "due_at": now, "entered_at": now, "node_entered_at": now, "updated_at": now,
-         "context": context}
-        for pid in profile_ids
-    ])
-    _entered(session, campaign_id, version_id, node_id, len(profile_ids), now)
-    return len(profile_ids)
+    defaults = {"campaign_id": campaign_id, "version_id": version_id, "node_id": node_id, "state": "active",
+                "due_at": now, "node_entered_at": now, "updated_at": now, "context": None, "converted_at": None}
+    # a Core executemany without RETURNING: the ORM's per-row bookkeeping, or RETURNING's
+    # multi-row VALUES on PostgreSQL, cost more than the database does
+    session.execute(insert(Enrollment.__table__), [{**defaults, **entry} for entry in entries])
+    _entered(session, campaign_id, version_id, node_id, len(entries), now)
+    return len(entries)
 
 
 def _entered(session: Session, campaign_id: int, version_id: int, node_id: str, count: int, now: datetime) -> None:
     if count:
-        add_counts(session, campaign_id, version_id, {(node_id, ENTERED): count})
+        add_counts(session, campaign_id, version_id, {(node_id, ENTERED): count, (CAMPAIGN_NODE, "entered"): count})
         wakeups.request(session, version_id, node_id, now)

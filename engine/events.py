@@ -1,41 +1,510 @@
-"""Recording what customers do, and starting the journeys their events trigger."""
+"""Recording what customers do, and what their events do to journeys.
+
+Events arrive one at a time or in batches of up to 10,000, and ingestion is set work: one
+bulk insert for the events, one lookup of the campaigns the batch's event names concern
+(`campaign_events`, rewritten on every campaign save), then per campaign a few statements
+whatever the batch size:
+
+1. stop: the journeys of customers who sent one of the campaign's stop events end
+   (`exited`), each counted at the node where it stood (port `@exited`). Stop events end
+   journeys in paused campaigns too: a paused abandoned-cart flow must not remind someone
+   who has since ordered.
+2. goal: the journeys that entered within the goal period before a goal event convert
+   (`converted_at`), counted once per journey under the `@goal` pseudo node.
+3. start: the event trigger admits customers by its frequency (each time, once, once per
+   period), seeing the earlier events of the same batch, and they enter.
+
+Stop and goal run before start, so the event that starts a journey never stops or converts
+it. Events apply in time order (then batch order), so a stop or goal event later in the
+same batch than the one that started a journey applies to that new journey too, and one
+that happened before a journey began (a late delivery) does not touch it.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from bisect import bisect_left, bisect_right
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from engine.entry import enroll_profiles
+from engine import clock
+from engine.batch import id_chunks
+from engine.db import upsert
+from engine.entry import enroll_entries
+from engine.errors import InvalidInput
+from engine.executor import add_counts
 from engine.graph import entry_node
-from engine.models import Campaign, CampaignVersion, Event
+from engine.models import ACTIVE, Campaign, CampaignEvent, CampaignVersion, Enrollment, Event, EventType
+from engine.profiles import identity_of, resolve
 from engine.registry import NodeType
+from engine.stats import GOAL_NODE
+
+#: events one batch may carry; a bigger one is refused whole (HTTP 413)
+MAX_BATCH = 10_000
+NAME_MAX = 128
+#: an event's properties as JSON: events are the table that grows fastest
+MAX_PROPERTIES_BYTES = 64 * 1024
+#: how far ahead of our clock an event's timestamp may be (senders' clocks drift)
+FUTURE_LEEWAY = timedelta(minutes=5)
+FIELDS = ("event", "profile", "properties", "params", "timestamp")
+#: the port a journey leaves its node by when a stop event ends it
+EXITED = "@exited"
+CONVERTED = "converted"
+_NAMES_CHUNK = 500
+
+
+class TooManyEvents(InvalidInput):
+    """A batch over MAX_BATCH: refused whole, as HTTP 413, so the sender splits it."""
+
+    status = 413
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    """A validated event as a caller sent it: the customer named by identifiers."""
+
+    name: str
+    identity: dict[str, str]
+    properties: dict[str, Any]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """An event of a customer whose profile is known."""
+
+    profile_id: int
+    name: str
+    properties: dict[str, Any]
+    occurred_at: datetime
+
+
+@dataclass
+class Outcome:
+    """What a batch did; `event_ids` only when asked for (a single event's answer)."""
+
+    accepted: int = 0
+    profiles_created: int = 0
+    journeys_started: int = 0
+    journeys_stopped: int = 0
+    conversions: int = 0
+    event_ids: list[int] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "profiles_created": self.profiles_created,
+                "journeys_started": self.journeys_started, "journeys_stopped": self.journeys_stopped,
+                "conversions": self.conversions}
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def parse_event(raw: Any, now: datetime | None = None) -> IncomingEvent:
+    """One event body (`POST /api/events`), or InvalidInput listing every problem in it."""
+    event, problems = _parse(raw, "", now or clock.now())
+    _refuse(problems, 1)
+    assert event is not None
+    return event
+
+
+def parse_batch(raw: Any, now: datetime | None = None) -> list[IncomingEvent]:
+    """A batch body `{"events": [...]}`: every item is checked before any is accepted, and
+    InvalidInput names every bad item's fields (`/events/3/profile/email`)."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("events"), list):
+        raise InvalidInput.field("/events", "must be a list of events")
+    if extra := [key for key in raw if key != "events"]:
+        raise InvalidInput.field(f"/{_escape(extra[0])}", "is not a field of a batch (only events)")
+    items = raw["events"]
+    if not items:
+        raise InvalidInput.field("/events", "must hold at least one event")
+    if len(items) > MAX_BATCH:
+        raise TooManyEvents.field("/events", f"holds {len(items):,} events; send at most {MAX_BATCH:,} per batch",
+                                  code="too_many")
+    now = now or clock.now()
+    events, problems = [], []
+    for i, item in enumerate(items):
+        event, found = _parse(item, f"/events/{i}", now)
+        events.append(event)
+        problems += found
+    _refuse(problems, len(items))
+    return events  # type: ignore[return-value]
+
+
+def _parse(raw: Any, pointer: str, now: datetime) -> tuple[IncomingEvent | None, list[dict[str, Any]]]:
+    if not isinstance(raw, Mapping):
+        return None, _problem(pointer, "must be an object with event and profile")
+    unknown = f"is not a field of an event ({', '.join(FIELDS)})"
+    problems = [p for key in raw if key not in FIELDS for p in _problem(f"{pointer}/{_escape(str(key))}", unknown)]
+    name = _name(raw.get("event"), f"{pointer}/event", problems)
+    identity = _identity(raw.get("profile"), f"{pointer}/profile", problems)
+    properties = _properties(raw, pointer, problems)
+    occurred_at = _timestamp(raw.get("timestamp"), f"{pointer}/timestamp", now, problems)
+    if problems:
+        return None, problems
+    return IncomingEvent(name, identity, properties, occurred_at), []
+
+
+def _name(raw: Any, pointer: str, problems: list[dict[str, Any]]) -> str:
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > NAME_MAX or not raw.isprintable():
+        problems += _problem(pointer, f"must be an event name of 1 to {NAME_MAX} printable characters")
+        return ""
+    return raw
+
+
+def _identity(raw: Any, pointer: str, problems: list[dict[str, Any]]) -> dict[str, str]:
+    try:
+        identity = identity_of(raw, pointer)
+    except InvalidInput as exc:
+        problems += exc.details
+        return {}
+    for kind, value in identity.items():  # PostgreSQL text cannot hold NUL (identity_of lets it through)
+        if "\x00" in value:
+            problems += _problem(f"{pointer}/{kind}", "must not contain NUL characters")
+    return identity
+
+
+def _properties(raw: Mapping[str, Any], pointer: str, problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """`properties` (an object), or the `params` form [{"name", "value"}] turned into one."""
+    properties, params = raw.get("properties"), raw.get("params")
+    if properties is not None and params is not None:
+        problems += _problem(f"{pointer}/params", "give either properties or params, not both")
+        return {}
+    if params is not None:
+        return _storable(_params(params, f"{pointer}/params", problems), f"{pointer}/params", problems)
+    if properties is not None and not isinstance(properties, Mapping):
+        problems += _problem(f"{pointer}/properties", "must be an object")
+        return {}
+    return _storable(dict(properties or {}), f"{pointer}/properties", problems)
+
+
+def _storable(properties: dict[str, Any], pointer: str, problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """Properties that are JSON every database takes (no NaN or Infinity, which Python's
+    parser lets through and PostgreSQL refuses), within MAX_PROPERTIES_BYTES."""
+    try:
+        size = len(json.dumps(properties, allow_nan=False))
+    except ValueError:
+        problems += _problem(pointer, "must not hold NaN or Infinity (they are not JSON numbers)")
+        return {}
+    if size > MAX_PROPERTIES_BYTES:
+        problems += _problem(pointer, f"take {size:,} bytes as JSON; at most {MAX_PROPERTIES_BYTES:,} are kept")
+        return {}
+    return properties
+
+
+def _params(raw: Any, pointer: str, problems: list[dict[str, Any]]) -> dict[str, Any]:
+    if not isinstance(raw, list):
+        problems += _problem(pointer, 'must be a list of {"name": ..., "value": ...}')
+        return {}
+    found: dict[str, Any] = {}
+    for i, param in enumerate(raw):
+        if not isinstance(param, Mapping) or set(param) != {"name", "value"}:
+            problems += _problem(f"{pointer}/{i}", 'must be an object with exactly "name" and "value"')
+        elif not isinstance(param["name"], str) or not param["name"].strip():
+            problems += _problem(f"{pointer}/{i}/name", "must be a non-empty string")
+        elif param["name"] in found:
+            problems += _problem(f"{pointer}/{i}/name", f"repeats the parameter {param['name']!r}")
+        else:
+            found[param["name"]] = param["value"]
+    return found
+
+
+def _timestamp(raw: Any, pointer: str, now: datetime, problems: list[dict[str, Any]]) -> datetime:
+    if raw is None:
+        return now
+    try:
+        when = clock.parse_instant(raw) if isinstance(raw, str) else None
+    except ValueError:
+        when = None
+    if when is None:
+        problems += _problem(pointer, "must be an ISO 8601 time, e.g. 2026-12-01T08:00:00Z")
+        return now
+    if when > now + FUTURE_LEEWAY:
+        problems += _problem(pointer, f"is more than {FUTURE_LEEWAY.seconds // 60} minutes in the future")
+    return when
+
+
+def _problem(pointer: str, message: str) -> list[dict[str, Any]]:
+    return InvalidInput.field(pointer, message).details
+
+
+def _escape(key: str) -> str:
+    """A key as a JSON pointer segment."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _refuse(problems: list[dict[str, Any]], total: int) -> None:
+    if not problems:
+        return
+    first = problems[0]
+    shown = f"{first['pointer'].lstrip('/') or 'body'} {first['message']}"
+    more = f" (and {len(problems) - 1} more problems; see details)" if len(problems) > 1 else ""
+    scope = "the event is invalid" if total == 1 else f"{_bad_items(problems)} of {total:,} events are invalid"
+    raise InvalidInput(f"{scope}, nothing was stored: {shown}{more}", problems)
+
+
+def _bad_items(problems: list[dict[str, Any]]) -> int:
+    return len({p["pointer"].split("/")[2] for p in problems if p["pointer"].startswith("/events/")})
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def ingest(session: Session, events: Sequence[IncomingEvent], *, return_ids: bool = False) -> Outcome:
+    """Store validated events, creating the customers never seen before, and apply them to
+    journeys, all in the caller's transaction."""
+    keys = [tuple(sorted(e.identity.items())) for e in events]
+    distinct = sorted(set(keys))  # one order for everyone: concurrent batches cannot deadlock on new profiles
+    ids, created = resolve(session, [dict(k) for k in distinct])
+    profile_of = dict(zip(distinct, ids, strict=True))
+    occurrences = [Occurrence(profile_of[k], e.name, e.properties, e.occurred_at)
+                   for k, e in zip(keys, events, strict=True)]
+    outcome = record(session, occurrences, return_ids=return_ids)
+    outcome.profiles_created = created
+    return outcome
+
+
+def record(session: Session, occurrences: Sequence[Occurrence], *, return_ids: bool = False) -> Outcome:
+    """Store events of known customers and apply them to journeys (stop, goal, start), in
+    the caller's transaction."""
+    now = clock.now()
+    outcome = Outcome(accepted=len(occurrences))
+    outcome.event_ids = _store(session, occurrences, return_ids)
+    counts: dict[tuple[int, int], Counter[tuple[str, str]]] = defaultdict(Counter)
+    for linked in _linked_campaigns(session, {o.name for o in occurrences}):
+        _Reactions(session, linked, occurrences, now, outcome, counts).run()
+    for (campaign_id, version_id), counted in sorted(counts.items()):  # one order: no deadlocks
+        add_counts(session, campaign_id, version_id, counted)
+    _register_types(session, occurrences, now)  # last: the hottest rows are locked the shortest
+    return outcome
 
 
 def record_event(session: Session, profile_id: int, name: str, properties: dict[str, Any],
                  occurred_at: datetime) -> int:
-    """Store the event and enroll the customer in every active campaign it triggers.
+    """One event of a known customer (simulations, the demo): the batch path with one item.
     Returns how many journeys it started."""
-    session.add(Event(profile_id=profile_id, name=name, properties=properties, occurred_at=occurred_at))
-    started = 0
-    for campaign_id, version_id, trigger in _event_campaigns(session, name):
-        admitted = trigger.admit(session, campaign_id, [profile_id], occurred_at)
-        started += enroll_profiles(session, campaign_id, version_id, trigger.id, admitted, occurred_at,
-                                   context={"event": name, "properties": properties})
-    return started
+    return record(session, [Occurrence(profile_id, name, properties, occurred_at)]).journeys_started
 
 
-def _event_campaigns(session: Session, name: str) -> list[tuple[int, int, NodeType]]:
-    rows = session.execute(
-        select(Campaign.id, CampaignVersion.id, CampaignVersion.document)
-        .join(CampaignVersion, CampaignVersion.id == Campaign.version_id)
-        .where(Campaign.status == "active")
+def _store(session: Session, occurrences: Sequence[Occurrence], return_ids: bool) -> list[int]:
+    rows = [{"profile_id": o.profile_id, "name": o.name, "properties": o.properties, "occurred_at": o.occurred_at}
+            for o in occurrences]
+    table = Event.__table__  # a Core insert: the ORM's per-row bookkeeping costs more than the database
+    if return_ids:
+        return list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows))
+    session.execute(insert(table), rows)
+    return []
+
+
+def _register_types(session: Session, occurrences: Sequence[Occurrence], now: datetime) -> None:
+    """Every event name becomes an event type on first use; `last_seen_at` only moves forward."""
+    latest: dict[str, datetime] = {}
+    for o in occurrences:
+        latest[o.name] = max(latest.get(o.name, o.occurred_at), o.occurred_at)
+    stmt = upsert(session, EventType)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["name"], set_={"last_seen_at": stmt.excluded.last_seen_at},
+        where=or_(EventType.last_seen_at.is_(None), EventType.last_seen_at < stmt.excluded.last_seen_at),
     )
-    found = []
-    for campaign_id, version_id, document in rows:
-        entry = next((n for n in document["nodes"] if n["type"] == "event_trigger"), None)
-        if entry is not None and entry.get("settings", {}).get("event") == name:
-            found.append((campaign_id, version_id, entry_node(document)))
-    return found
+    session.execute(stmt, [{"name": name, "description": "", "created_at": now, "last_seen_at": seen}
+                           for name, seen in sorted(latest.items())])
+
+
+@dataclass
+class _Linked:
+    """A campaign some of the batch's events concern, and by which roles."""
+
+    id: int
+    status: str
+    version_id: int
+    document: Mapping[str, Any]
+    roles: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+
+def _linked_campaigns(session: Session, names: set[str]) -> list[_Linked]:
+    """The campaigns the names start, stop or convert: active ones, and paused ones for stop."""
+    found: dict[int, _Linked] = {}
+    ordered = sorted(names)
+    for start in range(0, len(ordered), _NAMES_CHUNK):
+        rows = session.execute(
+            select(CampaignEvent.campaign_id, CampaignEvent.role, CampaignEvent.event, Campaign.status,
+                   Campaign.version_id, CampaignVersion.document)
+            .join(Campaign, Campaign.id == CampaignEvent.campaign_id)
+            .join(CampaignVersion, CampaignVersion.id == Campaign.version_id)
+            .where(CampaignEvent.event.in_(ordered[start:start + _NAMES_CHUNK]),
+                   or_(Campaign.status == "active", and_(Campaign.status == "paused", CampaignEvent.role == "stop")))
+        )
+        for campaign_id, role, name, status, version_id, document in rows:
+            linked = found.setdefault(campaign_id, _Linked(campaign_id, status, version_id, document))
+            linked.roles[role].add(name)
+    return [found[campaign_id] for campaign_id in sorted(found)]
+
+
+#: an event's place in the batch: (timestamp, position), the order events apply in
+Key = tuple[datetime, int]
+
+
+class _Reactions:
+    """One campaign's reactions to a batch: stop and goal on the journeys already there,
+    then start, writing each new journey as the batch's later stop and goal events leave it."""
+
+    def __init__(self, session: Session, linked: _Linked, occurrences: Sequence[Occurrence], now: datetime,
+                 outcome: Outcome, counts: dict[tuple[int, int], Counter[tuple[str, str]]]):
+        self.session, self.linked, self.now, self.outcome, self.counts = session, linked, now, outcome, counts
+        active = linked.status == "active"
+        goal = linked.document.get("goal") or {}
+        self.within = clock.parse_duration(goal["within"]) if active and goal.get("within") else None
+
+        def of(role: str) -> list[tuple[Key, Occurrence]]:
+            names = linked.roles.get(role, set())
+            return sorted(((o.occurred_at, i), o) for i, o in enumerate(occurrences) if o.name in names)
+
+        self.stops = of("stop")
+        self.goals = of("goal") if self.within is not None else []
+        self.starts = of("start") if active else []
+        #: per customer, the last stop event and the goal events, in batch order
+        self.last_stop: dict[int, Key] = {o.profile_id: key for key, o in self.stops}
+        self.goal_keys: dict[int, list[Key]] = defaultdict(list)
+        for key, o in self.goals:
+            self.goal_keys[o.profile_id].append(key)
+
+    def run(self) -> None:
+        if self.stops:
+            self._stop_existing()
+        if self.goals:
+            self._convert_existing()
+        if self.starts:
+            self._start()
+
+    # -- the journeys already there --------------------------------------------------------
+    def _stop_existing(self) -> None:
+        latest: dict[int, datetime] = {}
+        for (when, _), o in self.stops:
+            latest[o.profile_id] = when  # in time order: the last one wins
+        columns = (Enrollment.id, Enrollment.version_id, Enrollment.node_id, Enrollment.profile_id,
+                   Enrollment.entered_at)
+        rows = self._select(columns, sorted(latest), ACTIVE)
+        self._end([(r.id, r.version_id, r.node_id) for r in rows if r.entered_at <= latest[r.profile_id]])
+
+    def _convert_existing(self) -> None:
+        assert self.within is not None
+        times: dict[int, list[datetime]] = defaultdict(list)
+        for (when, _), o in self.goals:
+            times[o.profile_id].append(when)
+        first, last = self.goals[0][0][0], self.goals[-1][0][0]
+        columns = (Enrollment.id, Enrollment.version_id, Enrollment.profile_id, Enrollment.entered_at,
+                   Enrollment.parent_id)
+        rows = self._select(columns, sorted(times), Enrollment.converted_at.is_(None),
+                            Enrollment.entered_at >= first - self.within, Enrollment.entered_at <= last)
+        converted = []
+        for r in rows:
+            at = _first_within(times[r.profile_id], r.entered_at, self.within)
+            if at is not None:
+                converted.append((r.id, r.version_id, at, r.parent_id is None))
+        self._convert(converted)
+
+    def _select(self, columns: tuple[Any, ...], profile_ids: list[int], *conditions: Any) -> list[Row[Any]]:
+        """The campaign's journeys of these customers, locked (PostgreSQL) so a concurrent
+        batch or worker cannot count them twice."""
+        rows: list[Row[Any]] = []
+        for chosen in id_chunks(self.session, Enrollment.profile_id, profile_ids):
+            query = (select(*columns).where(Enrollment.campaign_id == self.linked.id, chosen, *conditions)
+                     .order_by(Enrollment.id).with_for_update())
+            rows += self.session.execute(query).all()
+        return rows
+
+    # -- new journeys ----------------------------------------------------------------------
+    def _start(self) -> None:
+        trigger = entry_node(self.linked.document)
+        entries = [self._entry(trigger.id, key, o) for key, o in self._admit(trigger)]
+        self.outcome.journeys_started += enroll_entries(self.session, self.linked.id, self.linked.version_id,
+                                                        trigger.id, entries, self.now)
+
+    def _entry(self, entry_id: str, key: Key, o: Occurrence) -> dict[str, Any]:
+        """A new journey, as the later stop and goal events of the batch leave it: written so
+        at once (no second statement, no ids to read back)."""
+        entry: dict[str, Any] = {"profile_id": o.profile_id, "entered_at": o.occurred_at,
+                                 "context": {"event": o.name, "properties": o.properties}}
+        if key < self.last_stop.get(o.profile_id, key):
+            entry.update(state="exited", due_at=None)
+            self._count_ended([(self.linked.version_id, entry_id)])
+        goals = self.goal_keys.get(o.profile_id, [])
+        later = bisect_right(goals, key)  # the first goal event after this one
+        if later < len(goals) and self.within is not None and goals[later][0] - o.occurred_at <= self.within:
+            entry["converted_at"] = goals[later][0]
+            self._count_converted([(self.linked.version_id, True)])
+        return entry
+
+    def _admit(self, trigger: NodeType) -> list[tuple[Key, Occurrence]]:
+        """The trigger's frequency rule applied to each start event in time order, so an
+        event admitted earlier in the batch holds the door for later ones. (EventTrigger.admit
+        answers for one moment; a batch carries many.)"""
+        frequency = trigger.settings.get("frequency", "each")
+        if frequency == "each":
+            return self.starts
+        period = clock.parse_duration(trigger.settings.get("period", "1d")) if frequency == "period" else None
+        last = self._last_entries(sorted({o.profile_id for _, o in self.starts}))
+        admitted = []
+        for key, o in self.starts:
+            prior = last.get(o.profile_id)
+            if prior is not None and (period is None or prior > o.occurred_at - period):
+                continue
+            last[o.profile_id] = o.occurred_at
+            admitted.append((key, o))
+        return admitted
+
+    def _last_entries(self, profile_ids: list[int]) -> dict[int, datetime]:
+        """When each customer last entered the campaign (forks of a journey do not count)."""
+        found: dict[int, datetime] = {}
+        for chosen in id_chunks(self.session, Enrollment.profile_id, profile_ids):
+            found.update(self.session.execute(
+                select(Enrollment.profile_id, func.max(Enrollment.entered_at))
+                .where(Enrollment.campaign_id == self.linked.id, Enrollment.parent_id.is_(None), chosen)
+                .group_by(Enrollment.profile_id)
+            ).all())
+        return found
+
+    # -- writing ---------------------------------------------------------------------------
+    def _end(self, ended: list[tuple[int, int, str]]) -> None:
+        """(enrollment, version, node): these journeys exit where they stand."""
+        for chosen in id_chunks(self.session, Enrollment.id, [e[0] for e in ended]):
+            self.session.execute(update(Enrollment).where(chosen).values(state="exited", due_at=None,
+                                                                         updated_at=self.now),
+                                 execution_options={"synchronize_session": False})
+        self._count_ended([(version_id, node_id) for _, version_id, node_id in ended])
+
+    def _convert(self, converted: list[tuple[int, int, datetime, bool]]) -> None:
+        """(enrollment, version, when, is a journey's root)."""
+        if converted:
+            table = Enrollment.__table__
+            self.session.execute(
+                update(table).where(table.c.id == bindparam("eid")).values(converted_at=bindparam("at")),
+                [{"eid": eid, "at": at} for eid, _, at, _ in converted],
+            )
+        self._count_converted([(version_id, root) for _, version_id, _, root in converted])
+
+    def _count_ended(self, ended: list[tuple[int, str]]) -> None:
+        """(version, node): each ended position counts at its node, so a node's arrivals
+        still add up to who waits there plus who left by each port."""
+        for version_id, node_id in ended:
+            self.counts[(self.linked.id, version_id)][(node_id, EXITED)] += 1
+        self.outcome.journeys_stopped += len(ended)
+
+    def _count_converted(self, converted: list[tuple[int, bool]]) -> None:
+        """(version, is a journey's root): a fork of a journey (parallel paths) converts
+        with it, but the journey counts once."""
+        for version_id, root in converted:
+            if root:
+                self.counts[(self.linked.id, version_id)][(GOAL_NODE, CONVERTED)] += 1
+                self.outcome.conversions += 1
+
+
+def _first_within(times: list[datetime], entered_at: datetime, within: timedelta) -> datetime | None:
+    """The first of the sorted `times` at or after `entered_at` and at most `within` after it."""
+    i = bisect_left(times, entered_at)
+    return times[i] if i < len(times) and times[i] - entered_at <= within else None

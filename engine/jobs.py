@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from engine import runtime
+from engine import clock, db, runtime, schedule, segments
 from engine.wakeups import RQWakeups
 
 
@@ -21,6 +21,19 @@ def sweep() -> dict[str, Any]:
     if isinstance(rt.wakeups, RQWakeups):
         rt.wakeups.schedule_sweep(timedelta(seconds=rt.settings.sweep_seconds))
     return result
+
+
+def run_schedule(campaign_id: int) -> int:
+    """Run the campaign's scheduled entry if it is due (a repeated or late job finds nothing
+    due and does nothing). Returns how many journeys started."""
+    with db.transaction(runtime.current().sessions) as session:
+        return schedule.run_due(session, clock.now(), campaign_id=campaign_id)
+
+
+def refresh_segments() -> dict[int, int]:
+    """Re-evaluate the segments watched by "enters segment" triggers; the next refresh is
+    asked for while any campaign still watches one. Returns {segment id: journeys started}."""
+    return segments.refresh_watched(runtime.current().sessions, clock.now())
 
 
 def dispatch() -> dict[str, Any]:

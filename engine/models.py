@@ -28,6 +28,9 @@ from engine import clock
 
 # BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+#: the largest id of a table with INTEGER ids (segments, audiences, templates, ...): a
+#: settings schema caps references there, so a bigger number is a field error, not an overflow
+MAX_ID = 2**31 - 1
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -68,7 +68,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from engine.clock import parse_duration, parse_instant
 from engine.errors import RuleError
-from engine.models import Audience, AudienceMember, Event, Profile, Segment
+from engine.models import MAX_ID, Audience, AudienceMember, Event, Profile, Segment
 
 Problem = dict[str, str]
 
@@ -234,7 +234,7 @@ def _membership(key: str) -> dict[str, Any]:
     return {
         "type": "object",
         "title": f"In {key}",
-        "properties": {key: {"type": "integer", "minimum": 1}, "negate": {"type": "boolean", "default": False}},
+        "properties": {key: {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "negate": {"type": "boolean", "default": False}},
         "required": [key],
         "additionalProperties": False,
     }
@@ -315,7 +315,7 @@ def _check_not(node: Mapping[str, Any], pointer: str, problems: list[Problem]) -
 
 def _check_membership(node: Mapping[str, Any], pointer: str, problems: list[Problem]) -> None:
     key = "segment" if "segment" in node else "audience"
-    if not _is_int(node[key]) or node[key] < 1:
+    if not _is_int(node[key]) or not 1 <= node[key] <= MAX_ID:
         _add(problems, f"{pointer}/{key}", f"{key} must be a {key} id (a positive integer)")
     if not isinstance(node.get("negate", False), bool):
         _add(problems, f"{pointer}/negate", "negate must be true or false")

@@ -18,7 +18,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from engine import clock, db, wakeups
+from engine import clock, db, schedule, segments, wakeups
 from engine.campaigns import finish_completed, request_due_wakeups
 from engine.config import Settings
 from engine.executor import Executor
@@ -37,8 +37,9 @@ class Runtime:
         self.sessions = db.session_factory(self.engine)
         if redis_conn is not None:
             self.__dict__["redis"] = redis_conn
-        self.wakeups: Wakeups = wakeups_target or RQWakeups(self.queue, self.settings.bucket_seconds)
-        wakeups.bind(self.sessions, self.wakeups)
+        self.wakeups: Wakeups = wakeups_target or RQWakeups(self.queue, self.settings.bucket_seconds,
+                                                            self.settings.segment_refresh_seconds)
+        wakeups.bind(self.sessions, self.wakeups, account_timezone=self.settings.account_timezone)
         self.executor = Executor(self.sessions, chunk_size=self.settings.chunk_size,
                                  account_timezone=self.settings.account_timezone)
         _forget_pool_in_forked_children(self)
@@ -66,15 +67,20 @@ class Runtime:
         return Queue(self.settings.queue_name, connection=self.redis)
 
     def sweep(self) -> dict[str, Any]:
-        """Wake whatever is overdue without a job (a lost job loses nobody) and mark finished
-        campaigns. Safe to run anywhere, any number of times."""
+        """Run overdue scheduled entries and wake whatever is overdue without a job (a lost
+        job loses no run and nobody), keep segment refreshes coming while campaigns watch
+        segments, and mark finished campaigns. Safe to run anywhere, any number of times."""
         now = clock.now()
+        with db.transaction(self.sessions) as session:
+            entered = schedule.run_due(session, now)
         with db.transaction(self.sessions) as session:
             woken = request_due_wakeups(session, None, now, overdue_by=timedelta(seconds=self.settings.bucket_seconds))
             finished = finish_completed(session, now)
-        if woken or finished:
-            log.info("sweep: %d wakeups re-requested, campaigns finished: %s", woken, finished)
-        return {"woken": woken, "finished": finished}
+        segments.keep_refreshing(self.sessions, now)
+        if woken or finished or entered:
+            log.info("sweep: %d entered on overdue schedules, %d wakeups re-requested, campaigns finished: %s",
+                     entered, woken, finished)
+        return {"woken": woken, "finished": finished, "scheduled_entered": entered}
 
     def worker(self, *, simple: bool = False) -> Any:
         """An RQ worker. On SQLite jobs run in the worker process itself, never in a forked

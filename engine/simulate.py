@@ -17,14 +17,14 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from engine import campaigns, clock, db
+from engine import campaigns, clock, db, schedule
 from engine.channels import OutgoingMessage, Provider, SendResult
 from engine.clock import VirtualClock
 from engine.dispatcher import Dispatcher
 from engine.events import record_event
 from engine.executor import Executor
 from engine.models import Audience, Profile
-from engine.wakeups import DISPATCH, LocalWakeups, bind
+from engine.wakeups import DISPATCH, SCHEDULE, LocalWakeups, bind
 
 
 @dataclass
@@ -82,7 +82,7 @@ class Simulation:
         self.engine = db.make_engine(url)
         self.sessions = db.session_factory(self.engine)
         self.wakeups = LocalWakeups()
-        bind(self.sessions, self.wakeups)
+        bind(self.sessions, self.wakeups, account_timezone=account_timezone)
         self.executor = Executor(self.sessions, chunk_size=chunk_size, account_timezone=account_timezone)
         self.clock = VirtualClock(start)
         self.channel = RecordingChannel()
@@ -140,6 +140,9 @@ class Simulation:
             self.clock.set(due)
             if (version_id, node_id) == DISPATCH:
                 self.dispatcher.run()
+            elif node_id == SCHEDULE:  # a scheduled send or a recurring schedule's run
+                with db.transaction(self.sessions) as session:
+                    schedule.run_due(session, due, campaign_id=version_id)
             else:
                 self.executor.run(version_id, node_id)
             steps += 1

@@ -27,6 +27,8 @@ def node_stats(session: Session, campaign_id: int, now: datetime | None = None) 
         .group_by(NodeCounter.node_id, NodeCounter.port)
     )
     for node_id, port, count in counters:
+        if node_id.startswith("@"):  # campaign-wide counters (see campaign_totals)
+            continue
         if port == ENTERED:
             entry(node_id)["entered"] = int(count)
         else:
@@ -39,3 +41,22 @@ def node_stats(session: Session, campaign_id: int, now: datetime | None = None) 
     for node_id, count in waiting:
         entry(node_id)["waiting"] = int(count)
     return stats
+
+
+#: campaign-wide counters live beside the node counters under these pseudo node ids
+CAMPAIGN_NODE, GOAL_NODE = "@campaign", "@goal"
+
+
+def campaign_totals(session: Session, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
+    """{campaign id: {"entered", "converted"}} from the counters (one query for a page)."""
+    if not campaign_ids:
+        return {}
+    rows = session.execute(
+        select(NodeCounter.campaign_id, NodeCounter.node_id, func.sum(NodeCounter.count))
+        .where(NodeCounter.campaign_id.in_(campaign_ids), NodeCounter.node_id.in_([CAMPAIGN_NODE, GOAL_NODE]))
+        .group_by(NodeCounter.campaign_id, NodeCounter.node_id)
+    )
+    totals = {cid: {"entered": 0, "converted": 0} for cid in campaign_ids}
+    for campaign_id, node_id, count in rows:
+        totals[campaign_id]["entered" if node_id == CAMPAIGN_NODE else "converted"] = int(count)
+    return totals

@@ -29,9 +29,23 @@ class Wakeups(Protocol):
 
     def schedule_dispatch(self, due: datetime) -> None: ...
 
+    def schedule_campaign(self, campaign_id: int, due: datetime) -> None:
+        """Run the campaign's entry node by itself at `due` (a scheduled single send, the
+        next run of a recurring schedule): see `engine.schedule.run_due`."""
+
+    def schedule_segment_refresh(self, after: datetime) -> None:
+        """Re-evaluate the segments "enters segment" triggers watch, at the first refresh
+        time after `after`: see `engine.segments.refresh_watched`."""
+
 
 #: the pending-wakeup key of "run the outbox dispatcher"
 DISPATCH = (0, "@dispatch")
+#: the node id of "run this campaign's schedule" keys: (campaign id, SCHEDULE)
+SCHEDULE = "@schedule"
+#: the pending-wakeup key of "refresh the watched segments"
+SEGMENTS = (0, "@segments")
+#: session.info key of the account time zone (schedules and dates without an offset use it)
+ACCOUNT_TZ = "cc_account_timezone"
 
 
 def request(session: Session, version_id: int, node_id: str, due: datetime) -> None:
@@ -44,9 +58,28 @@ def request_dispatch(session: Session, due: datetime) -> None:
     session.info.setdefault(_PENDING, set()).add((*DISPATCH, due))
 
 
-def bind(sessions: sessionmaker[Session], wakeups: Wakeups) -> None:
-    """Make every session from `sessions` send its requested wakeups to `wakeups` on commit."""
-    sessions.kw.setdefault("info", {})[_TARGET] = wakeups
+def request_campaign(session: Session, campaign_id: int, due: datetime) -> None:
+    """Ask for the campaign's scheduled entry to run at `due`, once this transaction commits."""
+    session.info.setdefault(_PENDING, set()).add((campaign_id, SCHEDULE, due))
+
+
+def request_segment_refresh(session: Session, after: datetime) -> None:
+    """Ask for the next segment refresh after `after`, once this transaction commits."""
+    session.info.setdefault(_PENDING, set()).add((*SEGMENTS, after))
+
+
+def account_timezone(session: Session) -> str:
+    """The account time zone of the runtime (or simulation) this session belongs to."""
+    return session.info.get(ACCOUNT_TZ) or "UTC"
+
+
+def bind(sessions: sessionmaker[Session], wakeups: Wakeups, *, account_timezone: str = "UTC") -> None:
+    """Make every session from `sessions` send its requested wakeups to `wakeups` on commit.
+    Sessions also carry the account time zone: computing a schedule's next run needs it
+    wherever that happens (a request, a job, the sweeper, a simulation)."""
+    info = sessions.kw.setdefault("info", {})
+    info[_TARGET] = wakeups
+    info[ACCOUNT_TZ] = account_timezone
 
     @event.listens_for(sessions, "after_commit")
     def _send(session: Session) -> None:
@@ -54,18 +87,30 @@ def bind(sessions: sessionmaker[Session], wakeups: Wakeups) -> None:
         target = session.info.get(_TARGET)
         if pending and target is not None:
             for version_id, node_id, due in sorted(pending, key=lambda w: w[2]):
-                if (version_id, node_id) == DISPATCH:
-                    target.schedule_dispatch(due)
-                else:
-                    target.schedule(version_id, node_id, due)
+                _send_one(target, version_id, node_id, due)
 
     @event.listens_for(sessions, "after_rollback")
     def _drop(session: Session) -> None:
         session.info.pop(_PENDING, None)
 
 
+def _send_one(target: Wakeups, key: int, node_id: str, due: datetime) -> None:
+    if (key, node_id) == DISPATCH:
+        target.schedule_dispatch(due)
+    elif (key, node_id) == SEGMENTS:
+        target.schedule_segment_refresh(due)
+    elif node_id == SCHEDULE:
+        target.schedule_campaign(key, due)
+    else:
+        target.schedule(key, node_id, due)
+
+
 class LocalWakeups:
-    """In-memory wakeups for simulations: a heap of due times on a virtual clock."""
+    """In-memory wakeups for simulations: a heap of due times on a virtual clock.
+
+    A campaign's scheduled runs are entries `(due, campaign_id, SCHEDULE)`. Segment refreshes
+    are not kept: a simulation's throwaway database has no segments to watch (and a chain of
+    5-minute refreshes over a simulated year would be 100,000 steps of nothing)."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[datetime, int, str]] = []
@@ -79,6 +124,12 @@ class LocalWakeups:
 
     def schedule_dispatch(self, due: datetime) -> None:
         self.schedule(*DISPATCH, due)
+
+    def schedule_campaign(self, campaign_id: int, due: datetime) -> None:
+        self.schedule(campaign_id, SCHEDULE, due)
+
+    def schedule_segment_refresh(self, after: datetime) -> None:
+        return None
 
     def pop_next(self) -> tuple[datetime, int, str] | None:
         if not self._heap:
@@ -94,16 +145,17 @@ class LocalWakeups:
 class RQWakeups:
     """Wakeups as RQ jobs: `enqueue_at` for later buckets, a plain enqueue when due now."""
 
-    def __init__(self, queue, bucket_seconds: int = 60):  # type: ignore[no-untyped-def]
+    def __init__(self, queue, bucket_seconds: int = 60,  # type: ignore[no-untyped-def]
+                 segment_refresh_seconds: int = 300):
         self.queue = queue
         self.bucket_seconds = bucket_seconds
+        self.segment_refresh_seconds = segment_refresh_seconds
 
-    def bucket_end(self, due: datetime) -> datetime:
+    def bucket_end(self, due: datetime, seconds: int | None = None) -> datetime:
         """Due times are rounded up to the end of their bucket: one job serves them all."""
+        seconds = seconds or self.bucket_seconds
         ts = due.replace(tzinfo=UTC).timestamp()
-        return datetime.fromtimestamp(math.ceil(ts / self.bucket_seconds) * self.bucket_seconds, UTC).replace(
-            tzinfo=None
-        )
+        return datetime.fromtimestamp(math.ceil(ts / seconds) * seconds, UTC).replace(tzinfo=None)
 
     def schedule(self, version_id: int, node_id: str, due: datetime) -> None:
         self._enqueue_once(f"cc-wake-{version_id}-{node_id}", due, "engine.jobs.wake", version_id, node_id)
@@ -112,16 +164,27 @@ class RQWakeups:
         """One dispatch job per bucket; the dispatcher drains everything due when it runs."""
         self._enqueue_once("cc-dispatch", due, "engine.jobs.dispatch")
 
+    def schedule_campaign(self, campaign_id: int, due: datetime) -> None:
+        """One job per campaign and run time, at that time to the second (a marketer's 09:00
+        is 09:00, whatever the bucket size)."""
+        self._enqueue_once(f"cc-schedule-{campaign_id}", due, "engine.jobs.run_schedule", campaign_id, bucket=1)
+
+    def schedule_segment_refresh(self, after: datetime) -> None:
+        """Refreshes fall on multiples of the refresh period (08:05, 08:10, ... for 5 minutes), so
+        whoever asks (a launch, the previous refresh, the sweeper) asks for the same job."""
+        at = self.bucket_end(after + timedelta(seconds=1), self.segment_refresh_seconds)
+        self._enqueue_once("cc-segments", at, "engine.jobs.refresh_segments", bucket=1)
+
     def schedule_sweep(self, after: timedelta) -> None:
         at = self.bucket_end(clock.now() + after)
         job_id = f"cc-sweep-{int(at.replace(tzinfo=UTC).timestamp())}"
         self.queue.enqueue_at(at.replace(tzinfo=UTC), "engine.jobs.sweep", job_id=job_id, result_ttl=600)
 
-    def _enqueue_once(self, prefix: str, due: datetime, func: str, *args: object) -> None:
+    def _enqueue_once(self, prefix: str, due: datetime, func: str, *args: object, bucket: int | None = None) -> None:
         """Enqueue `func` for the bucket of `due` under a deterministic job id, unless a job
         with that id is already waiting (it will see the same rows when it runs)."""
         now = clock.now()
-        at = self.bucket_end(max(due, now))
+        at = self.bucket_end(max(due, now), bucket)
         job_id = f"{prefix}-{int(at.replace(tzinfo=UTC).timestamp())}"
         existing = Job.fetch_many([job_id], connection=self.queue.connection)[0]
         if existing is not None:

@@ -247,7 +247,7 @@ class LimitParticipants(NodeType):
     schema = {
         "type": "object",
         "properties": {
-            "max": {"type": "integer", "minimum": 1, "title": "At most"},
+            "max": {"type": "integer", "minimum": 1, "maximum": 2**62, "title": "At most"},
             "period": {"type": "string", "enum": list(_PERIODS), "default": "campaign", "title": "Per"},
         },
         "required": ["max"],

@@ -22,6 +22,7 @@ from engine.db import upsert
 from engine.errors import CampaignCanvasError
 from engine.merge import load_contexts, renderer_for
 from engine.models import Notification, OutboxMessage, Profile
+from nodes._schema import ID_REF
 from engine.registry import NodeType, Result, register
 from engine.templates import validate_content
 from engine.validation import Problem
@@ -41,8 +42,8 @@ def _settings(content: dict[str, Any], *, immediately: bool = False, extra: dict
     return {
         "type": "object",
         "properties": {
-            "provider_id": {"type": "integer", "minimum": 1, "title": "Provider (the channel's default when empty)"},
-            "template_id": {"type": "integer", "minimum": 1, "title": "Template"},
+            "provider_id": {**ID_REF, "title": "Provider (the channel's default when empty)"},
+            "template_id": {**ID_REF, "title": "Template"},
             "content": {**content, "title": "Content (instead of a template)"},
             "category": {"type": "string", "maxLength": 64, "default": "", "title": "Category"},
             "deliver_immediately": {"type": "boolean", "default": immediately,

@@ -1,18 +1,38 @@
-"""Entry nodes: how customers start a journey."""
+"""Entry nodes: how customers start a journey.
+
+- `select_segment`: a segment, an audience or everyone, once: at launch, or at `send_at`
+  (a scheduled single send);
+- `schedule_trigger`: the same choice of customers, again at every run of a recurring
+  schedule (engine/schedule.py computes the runs);
+- `segment_entry`: each customer who starts matching a segment after launch, once ever
+  (engine/segments.py keeps the memberships and enrolls);
+- `event_trigger`: each time (or once, or once per period) a customer performs an event.
+
+Date-times in settings are ISO 8601 as people type them: local to the node's time zone (the
+account's unless the node has its own) unless they end with Z or an offset.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
+from engine import schedule
 from engine.batch import Batch
-from engine.clock import parse_duration
-from engine.models import AudienceMember, Enrollment, Profile, Segment
+from engine.clock import iso, parse_duration
+from engine.models import ACTIVE, AudienceMember, Enrollment, Profile, Segment
 from engine.registry import NodeType, Result, register
+from engine.validation import Problem
 from nodes._schema import DURATION, ID_REF
+
+DATE_TIME = {"type": "string", "minLength": 1, "maxLength": 64,
+             "description": "ISO date and time, e.g. 2026-12-24T09:00 (local time unless it ends with Z or an "
+                            "offset)"}
 
 
 class _Entry(NodeType):
@@ -23,29 +43,35 @@ class _Entry(NodeType):
         return {"out": batch}
 
 
-@register
-class SelectFromSegment(_Entry):
-    """Enrolls, when the campaign launches, every customer of a segment, an audience, or all."""
+def _date_problems(node_id: str, settings: Mapping[str, Any], keys: tuple[str, ...]) -> list[Problem]:
+    problems = []
+    for key in keys:
+        if settings.get(key):
+            try:
+                schedule.parse_local(settings[key])
+            except ValueError as exc:
+                problems.append(Problem(code="invalid_date", node_id=node_id, pointer=f"/settings/{key}",
+                                        message=f"Node {node_id!r}: {exc}."))
+    return problems
 
-    type = "select_segment"
-    label = "Select customers from segment"
-    description = "At launch, everyone in the chosen segment or audience enters the campaign once."
-    schema = {
-        "type": "object",
-        "properties": {
-            "source": {"type": "string", "enum": ["segment", "audience", "all"], "default": "segment",
-                       "title": "Customers from"},
-            "segment_id": {**ID_REF, "title": "Segment"},
-            "audience_id": {**ID_REF, "title": "Audience"},
-        },
-        "required": ["source"],
-        "allOf": [
-            {"if": {"properties": {"source": {"const": "segment"}}}, "then": {"required": ["segment_id"]}},
-            {"if": {"properties": {"source": {"const": "audience"}}}, "then": {"required": ["audience_id"]}},
-        ],
+
+class _FromAudience(_Entry):
+    """An entry whose customers are a segment, an audience, or everyone."""
+
+    #: the settings that choose the customers, shared by the node types that enroll a population
+    SOURCE_PROPERTIES: dict[str, Any] = {
+        "source": {"type": "string", "enum": ["segment", "audience", "all"], "default": "segment",
+                   "title": "Customers from"},
+        "segment_id": {**ID_REF, "title": "Segment"},
+        "audience_id": {**ID_REF, "title": "Audience"},
     }
+    SOURCE_RULES: list[dict[str, Any]] = [
+        {"if": {"properties": {"source": {"const": "segment"}}}, "then": {"required": ["segment_id"]}},
+        {"if": {"properties": {"source": {"const": "audience"}}}, "then": {"required": ["audience_id"]}},
+    ]
 
-    def launch_audience(self, session: Session, now: datetime) -> Select[Any]:
+    def audience(self, session: Session, now: datetime) -> Select[Any]:
+        """The chosen customers now, as a one-column select of profile ids."""
         from engine.rules import matching_profiles
 
         source = self.settings["source"]
@@ -60,6 +86,166 @@ class SelectFromSegment(_Entry):
                                    [{"node_id": self.id, "pointer": "/settings/segment_id"}])
             return matching_profiles(session, segment.rules, now)
         return select(Profile.id)
+
+
+@register
+class SelectFromSegment(_FromAudience):
+    """Enrolls every customer of a segment, an audience, or all, once: when the campaign
+    launches, or at `send_at` (the campaign is `scheduled` until then)."""
+
+    type = "select_segment"
+    label = "Select customers from segment"
+    description = ("Everyone in the chosen segment or audience enters the campaign once: at launch, or at the "
+                   "scheduled send time.")
+    schema = {
+        "type": "object",
+        "properties": {
+            **_FromAudience.SOURCE_PROPERTIES,
+            "send_at": {**DATE_TIME, "title": "Send at (empty: at launch)"},
+        },
+        "required": ["source"],
+        "allOf": _FromAudience.SOURCE_RULES,
+    }
+    status_until_first_run = "scheduled"
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        return _date_problems(node_id, settings, ("send_at",))
+
+    def launch_audience(self, session: Session, now: datetime) -> Select[Any] | None:
+        return None if self.scheduled() else self.audience(session, now)
+
+    def scheduled(self) -> bool:
+        return bool(self.settings.get("send_at"))
+
+    def launch_problem(self, now: datetime, account_tz: ZoneInfo) -> tuple[str, str] | None:
+        earliest = now + schedule.MIN_LEAD
+        if schedule.local_instant(self.settings["send_at"], account_tz) < earliest:
+            return ("send_at", f"must be at least 1 hour from now (on or after {iso(earliest)}); leave it empty "
+                               "to send at launch")
+        return None
+
+    def next_run(self, after: datetime, account_tz: ZoneInfo, *, inclusive: bool = False) -> datetime | None:
+        at = schedule.local_instant(self.settings["send_at"], account_tz)
+        return at if at > after or (inclusive and at == after) else None
+
+    def run_audience(self, session: Session, campaign_id: int, now: datetime) -> Select[Any]:
+        return self.audience(session, now)
+
+
+@register
+class ScheduleTrigger(_FromAudience):
+    """Enrolls a segment, an audience or everyone at every run of a recurring schedule."""
+
+    type = "schedule_trigger"
+    label = "Recurring schedule"
+    description = ("At every run (a cron expression or every N days/hours), the chosen customers enter: each "
+                   "at most once, or at every run unless still in the campaign from an earlier one.")
+    schema = {
+        "type": "object",
+        "properties": {
+            **_FromAudience.SOURCE_PROPERTIES,
+            "cron": {"type": "string", "minLength": 1, "maxLength": 128, "title": "Cron expression",
+                     "description": "minute hour day-of-month month day-of-week, e.g. 0 9 * * 1 (Mondays 09:00)"},
+            "every": {**DURATION, "title": "Every", "description": "instead of cron: e.g. 1d, 12h, 1w"},
+            "start": {**DATE_TIME, "title": "First run from"},
+            "end": {**DATE_TIME, "title": "No run after (empty: forever)"},
+            "timezone": {"type": "string", "title": "Time zone (account time zone when empty)"},
+            "repeat": {"type": "string", "enum": ["once", "many"], "default": "many", "title": "Customers enter",
+                       "description": "once: at most once across runs; many: at every run, unless still in "
+                                      "the campaign from an earlier run"},
+        },
+        "required": ["source", "start"],
+        "allOf": _FromAudience.SOURCE_RULES,
+    }
+    status_until_first_run = "active"
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        problems = _date_problems(node_id, settings, ("start", "end"))
+        problems += _timing_problems(node_id, settings)
+        tz = None
+        try:
+            tz = schedule.zone(settings.get("timezone")) if settings.get("timezone") else ZoneInfo("UTC")
+        except ValueError as exc:
+            problems.append(Problem(code="unknown_timezone", node_id=node_id, pointer="/settings/timezone",
+                                    message=f"Node {node_id!r}: {exc}."))
+        if tz is not None and not problems and settings.get("end"):
+            if schedule.local_instant(settings["end"], tz) < schedule.local_instant(settings["start"], tz):
+                problems.append(Problem(code="end_before_start", node_id=node_id, pointer="/settings/end",
+                                        message=f"Node {node_id!r}: the end is before the start."))
+        return problems
+
+    def scheduled(self) -> bool:
+        return True
+
+    def launch_problem(self, now: datetime, account_tz: ZoneInfo) -> tuple[str, str] | None:
+        if self.next_run(now, account_tz, inclusive=True) is None:
+            return ("end", "is in the past: the schedule has no run left")
+        return None
+
+    def next_run(self, after: datetime, account_tz: ZoneInfo, *, inclusive: bool = False) -> datetime | None:
+        return schedule.next_run(self.settings, after, account_tz, inclusive=inclusive)
+
+    def run_audience(self, session: Session, campaign_id: int, now: datetime) -> Select[Any]:
+        """The audience minus whoever must not enter again: anyone ever enrolled (repeat
+        once), or anyone still in flight (repeat many)."""
+        source = self.audience(session, now).subquery()
+        earlier = select(Enrollment.id).where(Enrollment.campaign_id == campaign_id,
+                                              Enrollment.profile_id == source.c[0])
+        if self.settings["repeat"] == "many":
+            earlier = earlier.where(ACTIVE)
+        return select(source.c[0]).where(~exists(earlier))
+
+
+def _timing_problems(node_id: str, settings: Mapping[str, Any]) -> list[Problem]:
+    """Exactly one of cron and every, each well formed."""
+    def problem(pointer: str, message: str) -> list[Problem]:
+        return [Problem(code="invalid_schedule", node_id=node_id, pointer=pointer,
+                        message=f"Node {node_id!r}: {message}.")]
+
+    cron, every = settings.get("cron"), settings.get("every")
+    if cron and every:
+        return problem("/settings/every", "give either a cron expression or an interval (every), not both")
+    if not cron and not every:
+        return problem("/settings/cron", "give a cron expression or an interval (every)")
+    if cron and (why := schedule.check_cron(cron)):
+        return problem("/settings/cron", f"the cron expression {why}")
+    if every and parse_duration(every).total_seconds() < 60:
+        return problem("/settings/every", "the interval must be at least 1 minute")
+    return []
+
+
+@register
+class SegmentEntry(_Entry):
+    """Starts a journey for each customer who newly matches a segment after launch (or is in
+    it at launch, with include_current): once per customer, ever, even if they leave the
+    segment and come back. Segments are re-evaluated every few minutes and when profiles
+    change (engine/segments.py)."""
+
+    type = "segment_entry"
+    label = "Customer enters segment"
+    description = "Customers enter when they start matching the segment: each customer once."
+    continuous = True
+    schema = {
+        "type": "object",
+        "properties": {
+            "segment_id": {**ID_REF, "title": "Segment"},
+            "include_current": {"type": "boolean", "default": False, "title": "Customers already in it enter at "
+                                                                               "launch too"},
+            "until": {**DATE_TIME, "title": "No entries after (empty: no end)"},
+        },
+        "required": ["segment_id"],
+    }
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        return _date_problems(node_id, settings, ("until",))
+
+    def closes_at(self, account_tz: ZoneInfo) -> datetime | None:
+        """When entries end (`until`), as naive UTC; None for never."""
+        until = self.settings.get("until")
+        return schedule.local_instant(until, account_tz) if until else None
 
 
 @register
@@ -98,4 +284,3 @@ class EventTrigger(_Entry):
                 seen.add(pid)
                 admitted.append(pid)
         return admitted
-

@@ -1,32 +1,131 @@
-"""Customer profiles over HTTP (a first slice): one profile as the engine sees it, and the
-in-app notifications its app reads and marks read."""
+"""Customer profiles over HTTP: list and search them, create or update them in bulk, change
+or delete one, import files of them; and the in-app notifications a profile's app reads.
+
+Every write goes through `engine.profiles` (validated in full before anything is written)
+and tells `engine.segments.profiles_changed` in the same transaction, so "entered the
+segment" triggers see the change."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from engine import clock, db
-from engine.api import iso, runtime
+from engine import clock, db, imports
+from engine import profiles as store
+from engine.api import body, iso, runtime
+from engine.api.paging import page_args
 from engine.errors import InvalidInput, NotFound
-from engine.models import Notification, Profile
+from engine.models import ImportJob, Notification, Profile
+from engine.segments import profiles_changed
 
 bp = Blueprint("profiles", __name__, url_prefix="/api/profiles")
+imports_bp = Blueprint("imports", __name__, url_prefix="/api/imports")
 
 PAGE_SIZE = 20
 PAGE_MAX = 100
+#: items of one bulk upsert (larger sets: the import, which streams)
+BULK_MAX = 10_000
+#: import job ids are 32-bit: a larger number is no job (and no query)
+JOB_ID_MAX = 2**31 - 1
 
 
-@bp.get("/<int:profile_id>")
+@bp.get("")
+def list_profiles():  # type: ignore[no-untyped-def]
+    """Ordered by id; `q` keeps the profiles whose external_id, email or phone starts with
+    it (emails compare case-insensitively, as they are stored lowercased)."""
+    limit, offset = page_args()
+    query = select(Profile)
+    if q := request.args.get("q", "").strip():
+        if "\x00" in q:
+            raise InvalidInput.field("q", "must not contain NUL characters")
+        query = query.where(_starts_with(q))
+    with runtime().sessions() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(Profile.id).limit(limit).offset(offset))
+        return jsonify(items=[profile_json(p) for p in rows], total=total, limit=limit, offset=offset)
+
+
+@bp.post("")
+def upsert_profiles():  # type: ignore[no-untyped-def]
+    """`{"profiles": [...]}`: each item is matched by its identifiers (see
+    `engine.profiles.Upsert`) and creates or updates one profile; all or nothing."""
+    items = _profiles_list(body())
+    with db.transaction(runtime().sessions) as session:
+        now = clock.now()
+        ids, created = store.upsert_profiles(session, items, now)
+        profiles_changed(session, sorted(set(ids)), now)
+    return jsonify(created=created, updated=len(ids) - created, ids=ids)
+
+
+@bp.patch("/<bigid:profile_id>")
+def update_profile(profile_id: int):  # type: ignore[no-untyped-def]
+    """Fields left out keep their values; null clears an identifier or the time zone;
+    attributes merge (a null attribute is removed)."""
+    data = body()
+    with db.transaction(runtime().sessions) as session:
+        now = clock.now()
+        store.patch_profile(session, profile_id, data, now)
+        profiles_changed(session, [profile_id], now)
+        payload = profile_json(_profile(session, profile_id))
+    return jsonify(payload)
+
+
+@bp.delete("/<bigid:profile_id>")
+def delete_profile(profile_id: int):  # type: ignore[no-untyped-def]
+    """Deletes the profile with its journeys, events, messages and memberships."""
+    with db.transaction(runtime().sessions) as session:
+        if not session.execute(delete(Profile).where(Profile.id == profile_id)).rowcount:
+            raise NotFound(f"profile {profile_id} does not exist")
+    return jsonify(deleted=profile_id)
+
+
+@bp.post("/import")
+def import_profiles():  # type: ignore[no-untyped-def]
+    """A CSV or JSON file (format: engine/imports.py) as the multipart field `file`, or as
+    the body (text/csv, application/x-ndjson). Files under imports.SYNC_ROWS rows are
+    imported before the answer (201, the finished job); larger ones in a thread of this
+    process (202, the running job: follow it at /api/imports/<id>)."""
+    filename, source = _upload()
+    sessions = runtime().sessions
+    try:
+        estimate = imports.estimate_rows(source.path, source.fmt)
+        job_id = imports.create_job(sessions, filename, estimate)
+    except BaseException:
+        source.close()
+        raise
+    if estimate < imports.SYNC_ROWS:
+        with source:
+            return jsonify(imports.run(sessions, job_id, source)), 201
+    imports.start(sessions, job_id, source)  # the thread closes the source
+    return jsonify(_job(job_id)), 202, {"Location": f"/api/imports/{job_id}"}
+
+
+@imports_bp.get("")
+def list_imports():  # type: ignore[no-untyped-def]
+    """Newest first, without the refused rows (GET one job for those)."""
+    limit, offset = page_args()
+    with runtime().sessions() as session:
+        total = session.scalar(select(func.count()).select_from(ImportJob)) or 0
+        rows = session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(limit).offset(offset))
+        return jsonify(items=[imports.job_json(j, rejected=False) for j in rows], total=total, limit=limit,
+                       offset=offset)
+
+
+@imports_bp.get("/<int:import_id>")
+def get_import(import_id: int):  # type: ignore[no-untyped-def]
+    return jsonify(_job(import_id))
+
+
+@bp.get("/<bigid:profile_id>")
 def get_profile(profile_id: int):  # type: ignore[no-untyped-def]
     with runtime().sessions() as session:
-        return jsonify(_profile_json(_profile(session, profile_id)))
+        return jsonify(profile_json(_profile(session, profile_id)))
 
 
-@bp.get("/<int:profile_id>/notifications")
+@bp.get("/<bigid:profile_id>/notifications")
 def list_notifications(profile_id: int):  # type: ignore[no-untyped-def]
     """Newest first. Page on with `before` = the `next_before` of the previous page (keyset
     paging: a notification arriving meanwhile neither repeats nor hides one)."""
@@ -46,7 +145,7 @@ def list_notifications(profile_id: int):  # type: ignore[no-untyped-def]
                        unread_count=_unread_count(session, profile_id))
 
 
-@bp.post("/<int:profile_id>/notifications/<int:notification_id>/read")
+@bp.post("/<bigid:profile_id>/notifications/<bigid:notification_id>/read")
 def mark_read(profile_id: int, notification_id: int):  # type: ignore[no-untyped-def]
     """Idempotent: reading again keeps the first read time."""
     with db.transaction(runtime().sessions) as session:
@@ -59,6 +158,56 @@ def mark_read(profile_id: int, notification_id: int):  # type: ignore[no-untyped
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _starts_with(q: str) -> Any:
+    """Prefix match by substring comparison: the same, case-sensitive, result on both
+    databases (SQLite's LIKE ignores ASCII case)."""
+    def prefix(column: Any, text: str) -> Any:
+        return func.substr(column, 1, len(text)) == text
+
+    return or_(prefix(Profile.external_id, q), prefix(Profile.email, q.lower()), prefix(Profile.phone, q))
+
+
+def _profiles_list(data: Any) -> list[Any]:
+    if not isinstance(data, dict):
+        raise InvalidInput.field("", 'must be an object: {"profiles": [...]}')
+    for key in data:
+        if key != "profiles":
+            raise InvalidInput.field(f"/{key}", 'is not expected: the body is {"profiles": [...]}')
+    items = data.get("profiles")
+    if not isinstance(items, list) or not 1 <= len(items) <= BULK_MAX:
+        raise InvalidInput.field("/profiles", f"must be a list of 1 to {BULK_MAX:,} profiles (use "
+                                              "/api/profiles/import for more)")
+    return items
+
+
+def _upload() -> tuple[str, imports.Source]:
+    """The uploaded file, spooled to disk: (its name, its records)."""
+    explicit = request.args.get("format")
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise InvalidInput.field("file", "is missing: send the file as the multipart field 'file'")
+        filename = upload.filename or "upload"
+        fmt = imports.format_of(upload.filename, upload.mimetype, explicit)
+        path = imports.spool(upload.stream)
+    else:
+        filename = request.args.get("filename") or "request body"
+        fmt = imports.format_of(None, request.mimetype, explicit)
+        path = imports.spool(request.stream)
+    if path.stat().st_size == 0:
+        path.unlink()
+        raise InvalidInput.field("file", "is empty")
+    return filename, imports.Source(path, fmt, temporary=True)
+
+
+def _job(job_id: int) -> dict[str, Any]:
+    with runtime().sessions() as session:
+        job = session.get(ImportJob, job_id) if job_id <= JOB_ID_MAX else None
+        if job is None:
+            raise NotFound(f"import {job_id} does not exist")
+        return imports.job_json(job)
 
 
 def _profile(session: Session, profile_id: int) -> Profile:
@@ -120,7 +269,7 @@ def _flag_arg(name: str) -> bool:
     raise InvalidInput(f"{name} must be 1 or 0", [{"pointer": name, "message": f"must be 1 or 0 (got '{raw}')"}])
 
 
-def _profile_json(profile: Profile) -> dict[str, Any]:
+def profile_json(profile: Profile) -> dict[str, Any]:
     return {
         "id": profile.id, "external_id": profile.external_id, "email": profile.email, "phone": profile.phone,
         "push_tokens": profile.push_tokens, "timezone": profile.timezone, "attributes": profile.attributes,

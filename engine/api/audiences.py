@@ -1,0 +1,250 @@
+"""Audiences over HTTP: static lists of customers (filled by campaigns, imports or by hand)
+to list, create, rename, delete, and whose members are listed, added and removed in bulk.
+
+Members are named by profile id or by identity (external_id, email or phone, matched as
+events match them); a name that is nobody refuses the whole request, so a typo never
+silently does nothing. Membership changes tell `profiles_changed`, since segment rules
+may test audience membership."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine import clock, db
+from engine import profiles as store
+from engine.api import body, iso, runtime
+from engine.api.paging import page_args
+from engine.api.profiles import profile_json
+from engine.api.segments import MAX_ID, refuse_if_used
+from engine.db import upsert
+from engine.errors import InvalidInput, NameTaken, NotFound
+from engine.models import Audience, AudienceMember, Profile
+from engine.segments import profiles_changed
+
+bp = Blueprint("audiences", __name__, url_prefix="/api/audiences")
+
+FIELDS = ("name", "description")
+READ_ONLY = ("id", "created_at", "member_count")
+NAME_MAX = 200
+DESCRIPTION_MAX = 10_000
+#: customers one request may add or remove
+MEMBERS_MAX = 10_000
+
+
+@bp.get("")
+def list_audiences():  # type: ignore[no-untyped-def]
+    """By name, each with its member count; `q` keeps the names containing it (any case)."""
+    query = select(Audience).order_by(Audience.name, Audience.id)
+    if q := request.args.get("q", "").strip():
+        query = query.where(func.lower(Audience.name).contains(q.lower(), autoescape=True))
+    with runtime().sessions() as session:
+        audiences = list(session.scalars(query))
+        per_audience = select(AudienceMember.audience_id, func.count()).group_by(AudienceMember.audience_id)
+        counts = {audience_id: count for audience_id, count in session.execute(per_audience)}
+        return jsonify(items=[audience_json(a, counts.get(a.id, 0)) for a in audiences])
+
+
+@bp.post("")
+def create_audience():  # type: ignore[no-untyped-def]
+    fields = _fields(body(), {"description": ""}, required=True)
+    with db.transaction(runtime().sessions) as session:
+        _check_name(session, fields["name"], None)
+        audience = Audience(**fields)
+        session.add(audience)
+        _flush(session, fields["name"])
+        payload = audience_json(audience, 0)
+    return jsonify(payload), 201
+
+
+@bp.get("/<int:audience_id>")
+def get_audience(audience_id: int):  # type: ignore[no-untyped-def]
+    with runtime().sessions() as session:
+        return jsonify(audience_json(_get(session, audience_id), _count(session, audience_id)))
+
+
+@bp.patch("/<int:audience_id>")
+def update_audience(audience_id: int):  # type: ignore[no-untyped-def]
+    data = body()
+    with db.transaction(runtime().sessions) as session:
+        audience = _get(session, audience_id)
+        fields = _fields(data, {"name": audience.name, "description": audience.description}, required=False)
+        _check_name(session, fields["name"], audience_id)
+        for key, value in fields.items():
+            setattr(audience, key, value)
+        _flush(session, fields["name"])
+        payload = audience_json(audience, _count(session, audience_id))
+    return jsonify(payload)
+
+
+@bp.delete("/<int:audience_id>")
+def delete_audience(audience_id: int):  # type: ignore[no-untyped-def]
+    """Refused while a live campaign or a segment uses the audience."""
+    with db.transaction(runtime().sessions) as session:
+        audience = _get(session, audience_id)
+        refuse_if_used(session, "audience", audience_id, audience.name)
+        session.delete(audience)
+    return jsonify(deleted=audience_id)
+
+
+@bp.get("/<int:audience_id>/members")
+def list_members(audience_id: int):  # type: ignore[no-untyped-def]
+    """Oldest membership first: each profile with `added_at`; `total` counts them all."""
+    limit, offset = page_args()
+    with runtime().sessions() as session:
+        _get(session, audience_id)
+        rows = session.execute(
+            select(Profile, AudienceMember.added_at)
+            .join(AudienceMember, AudienceMember.profile_id == Profile.id)
+            .where(AudienceMember.audience_id == audience_id)
+            .order_by(AudienceMember.added_at, AudienceMember.profile_id).limit(limit).offset(offset))
+        items = [{**profile_json(p), "added_at": iso(added)} for p, added in rows]
+        return jsonify(items=items, total=_count(session, audience_id), limit=limit, offset=offset)
+
+
+@bp.post("/<int:audience_id>/members")
+def add_members(audience_id: int):  # type: ignore[no-untyped-def]
+    """`{"profile_ids": [...], "profiles": [{"email": ...}, ...]}` (either or both). Adding
+    a member again is harmless: `added` counts the new ones."""
+    data = body()
+    with db.transaction(runtime().sessions) as session:
+        _get(session, audience_id)
+        ids = _members(session, data)
+        now = clock.now()
+        before = _count(session, audience_id)
+        rows = [{"audience_id": audience_id, "profile_id": i, "added_at": now} for i in ids]
+        session.execute(upsert(session, AudienceMember).on_conflict_do_nothing(), rows)
+        after = _count(session, audience_id)
+        profiles_changed(session, ids, now)
+    return jsonify(added=after - before, member_count=after)
+
+
+@bp.delete("/<int:audience_id>/members")
+def remove_members(audience_id: int):  # type: ignore[no-untyped-def]
+    """The same body as adding; removing a customer who is not a member is harmless."""
+    data = body()
+    with db.transaction(runtime().sessions) as session:
+        _get(session, audience_id)
+        ids = _members(session, data)
+        before = _count(session, audience_id)
+        for condition in store.where_in(session, AudienceMember.__table__.c.profile_id, ids):
+            session.execute(delete(AudienceMember).where(AudienceMember.audience_id == audience_id, condition))
+        after = _count(session, audience_id)
+        profiles_changed(session, ids, clock.now())
+    return jsonify(removed=before - after, member_count=after)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _members(session: Session, data: Any) -> list[int]:
+    """The profile ids a members body names; InvalidInput listing every unusable entry."""
+    if not isinstance(data, dict):
+        raise InvalidInput.field("", 'must be an object: {"profile_ids": [...], "profiles": [...]}')
+    problems = [{"pointer": f"/{k}", "message": "is not expected (give profile_ids and/or profiles)"}
+                for k in data if k not in ("profile_ids", "profiles")]
+    ids, identities = data.get("profile_ids", []), data.get("profiles", [])
+    for key, value in (("profile_ids", ids), ("profiles", identities)):
+        if not isinstance(value, list):
+            problems.append({"pointer": f"/{key}", "message": "must be a list"})
+    if problems:
+        raise _invalid(problems)
+    if not 1 <= len(ids) + len(identities) <= MEMBERS_MAX:
+        raise InvalidInput.field("", f"must name 1 to {MEMBERS_MAX:,} customers in profile_ids and profiles")
+    problems = [{"pointer": f"/profile_ids/{i}", "message": "must be a profile id (a positive integer)"}
+                for i, v in enumerate(ids) if type(v) is not int or not 1 <= v <= store.MAX_ID]
+    named: list[tuple[int, dict[str, str]]] = []
+    for index, raw in enumerate(identities):
+        try:
+            named.append((index, store.identity_of(raw, f"/profiles/{index}")))
+        except InvalidInput as exc:
+            problems.extend(exc.details)
+    if problems:
+        raise _invalid(problems)
+    return _resolve(session, ids, named)
+
+
+def _resolve(session: Session, ids: list[int], named: list[tuple[int, dict[str, str]]]) -> list[int]:
+    existing = store.existing_ids(session, ids)
+    problems = [{"pointer": f"/profile_ids/{i}", "message": f"no profile has id {v}"}
+                for i, v in enumerate(ids) if v not in existing]
+    found = store.find(session, [identity for _, identity in named])
+    for (index, identity), profile_id in zip(named, found, strict=True):
+        if profile_id is None:
+            who = " or ".join(f"{k} {v!r}" for k, v in identity.items())
+            problems.append({"pointer": f"/profiles/{index}", "message": f"no profile has {who}"})
+    if problems:
+        raise _invalid(problems)
+    return sorted(existing | {i for i in found if i is not None})
+
+
+def _invalid(problems: list[dict[str, Any]]) -> InvalidInput:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return InvalidInput(f"{first['pointer'].lstrip('/') or 'body'} {first['message']}{more}", problems)
+
+
+def _fields(data: Any, current: dict[str, Any], required: bool) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidInput.field("", "the body must be a JSON object")
+    problems = [{"pointer": f"/{key}", "message": f"is not an audience field (expected {', '.join(FIELDS)})"}
+                for key in data if key not in FIELDS and key not in READ_ONLY]
+    fields = {**current, **{k: v for k, v in data.items() if k in FIELDS}}
+    name = fields.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > NAME_MAX or "\x00" in name:
+        what = "is required: " if required and name is None else ""
+        problems.append({"pointer": "/name", "message": f"{what}must be a non-empty string of up to {NAME_MAX} "
+                                                        "characters"})
+    else:
+        fields["name"] = name.strip()
+    if fields.get("description") is None:
+        fields["description"] = ""
+    description = fields["description"]
+    if not isinstance(description, str) or len(description) > DESCRIPTION_MAX or "\x00" in description:
+        problems.append({"pointer": "/description",
+                         "message": f"must be a string of up to {DESCRIPTION_MAX} characters"})
+    if problems:
+        raise _invalid(problems)
+    return fields
+
+
+def _count(session: Session, audience_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(AudienceMember)
+                          .where(AudienceMember.audience_id == audience_id)) or 0
+
+
+def _check_name(session: Session, name: str, audience_id: int | None) -> None:
+    query = select(Audience.id).where(Audience.name == name)
+    if audience_id is not None:
+        query = query.where(Audience.id != audience_id)
+    if session.scalar(query) is not None:
+        raise _name_taken(name)
+
+
+def _flush(session: Session, name: str) -> None:
+    """A name a concurrent request took after `_check_name` looked is a 409, not a 500."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise _name_taken(name) from exc
+
+
+def _name_taken(name: str) -> NameTaken:
+    message = f"an audience named '{name}' already exists"
+    return NameTaken(message, [{"pointer": "/name", "code": "name_taken", "message": message}])
+
+
+def _get(session: Session, audience_id: int) -> Audience:
+    audience = session.get(Audience, audience_id) if audience_id <= MAX_ID else None
+    if audience is None:
+        raise NotFound(f"audience {audience_id} does not exist")
+    return audience
+
+
+def audience_json(audience: Audience, member_count: int) -> dict[str, Any]:
+    return {"id": audience.id, "name": audience.name, "description": audience.description,
+            "member_count": member_count, "created_at": iso(audience.created_at)}

@@ -1,0 +1,230 @@
+"""Events over HTTP: what customers do comes in (one or a batch), the history goes out, and
+event types list the campaigns each one starts, stops or converts.
+
+Ingestion validates the whole request before writing anything, then stores it and applies
+it to journeys in one transaction (see `engine.events`): a bad item refuses the batch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import Select, or_, select, true
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine import clock, db, events
+from engine.api import body, iso, runtime
+from engine.api.paging import int_arg, limit_arg
+from engine.errors import InvalidInput, NameTaken, NotFound
+from engine.models import Campaign, CampaignEvent, Event, EventType, Profile
+
+bp = Blueprint("events", __name__, url_prefix="/api")
+
+HISTORY_PAGE, HISTORY_MAX = 50, 500
+DESCRIPTION_MAX = 2000
+
+
+@bp.post("/events")
+def post_event():  # type: ignore[no-untyped-def]
+    """One event; answers its id and what it did."""
+    event = events.parse_event(body())
+    with db.transaction(runtime().sessions) as session:
+        outcome = events.ingest(session, [event], return_ids=True)
+    return jsonify(id=outcome.event_ids[0], **outcome.counts()), 201
+
+
+@bp.post("/events/batch")
+def post_batch():  # type: ignore[no-untyped-def]
+    """Up to 10,000 events, all or nothing."""
+    batch = events.parse_batch(body())
+    with db.transaction(runtime().sessions) as session:
+        outcome = events.ingest(session, batch)
+    return jsonify(outcome.counts())
+
+
+@bp.get("/events")
+def list_events():  # type: ignore[no-untyped-def]
+    """Newest first. Filters: `event`, `profile_id`, `external_id`, `since`, `until` (ISO
+    8601). Page on with `before` = the `next_before` of the previous page (keyset paging:
+    events arriving meanwhile neither repeat nor hide one)."""
+    limit = limit_arg(HISTORY_PAGE, HISTORY_MAX)
+    query = _history_filters(select(Event, Profile.external_id).join(Profile, Profile.id == Event.profile_id))
+    before = _id_arg("before")
+    with runtime().sessions() as session:
+        if before is not None:
+            query = query.where(_older_than(_anchor(session, before)))
+        rows = session.execute(query.order_by(Event.occurred_at.desc(), Event.id.desc()).limit(limit + 1)).all()
+    page = rows[:limit]
+    return jsonify(items=[_event_json(e, external_id) for e, external_id in page],
+                   next_before=page[-1][0].id if len(rows) > limit else None)
+
+
+def _history_filters(query: Select[Any]) -> Select[Any]:
+    if name := _text_arg("event"):
+        query = query.where(Event.name == name)
+    if (profile_id := _id_arg("profile_id")) is not None:
+        query = query.where(Event.profile_id == profile_id)
+    if external_id := _text_arg("external_id"):
+        query = query.where(Profile.external_id == external_id.strip())
+    if (since := _instant_arg("since")) is not None:
+        query = query.where(Event.occurred_at >= since)
+    if (until := _instant_arg("until")) is not None:
+        query = query.where(Event.occurred_at < until)
+    return query
+
+
+def _text_arg(name: str) -> str | None:
+    raw = request.args.get(name)
+    if raw is not None and "\x00" in raw:  # no stored text holds NUL (and PostgreSQL refuses it)
+        raise InvalidInput.field(name, "must not contain NUL characters")
+    return raw
+
+
+def _id_arg(name: str) -> int | None:
+    """A row id: a whole number a BIGINT holds (a bigger one is a mistake, not a miss)."""
+    value = int_arg(name)
+    if value is not None and not 0 < value < 2**63:
+        raise InvalidInput.field(name, f"must be an id between 1 and {2**63 - 1}")
+    return value
+
+
+def _instant_arg(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return clock.parse_instant(raw)
+    except ValueError:
+        raise InvalidInput.field(name, f"must be an ISO 8601 time, e.g. 2026-12-01T08:00:00Z (got '{raw}')") from None
+
+
+def _anchor(session: Session, event_id: int) -> Event:
+    anchor = session.get(Event, event_id)
+    if anchor is None:
+        raise InvalidInput.field("before", f"must be the next_before of a previous page (no event {event_id})")
+    return anchor
+
+
+def _older_than(anchor: Event) -> Any:
+    """Rows after `anchor` in (occurred_at desc, id desc) order."""
+    return or_(Event.occurred_at < anchor.occurred_at,
+               (Event.occurred_at == anchor.occurred_at) & (Event.id < anchor.id))
+
+
+def _event_json(event: Event, external_id: str | None) -> dict[str, Any]:
+    return {"id": event.id, "event": event.name, "profile_id": event.profile_id, "external_id": external_id,
+            "properties": event.properties, "timestamp": iso(event.occurred_at)}
+
+
+# --------------------------------------------------------------------------- event types
+
+
+@bp.get("/event-types")
+def list_event_types():  # type: ignore[no-untyped-def]
+    with runtime().sessions() as session:
+        types = list(session.scalars(select(EventType).order_by(EventType.name)))
+        links = _campaign_links(session, [t.name for t in types])
+    return jsonify(items=[_type_json(t, links.get(t.name, [])) for t in types])
+
+
+@bp.get("/event-types/<path:name>")
+def get_event_type(name: str):  # type: ignore[no-untyped-def]
+    with runtime().sessions() as session:
+        found = _event_type(session, name)
+        return jsonify(_type_json(found, _campaign_links(session, [name]).get(name, [])))
+
+
+@bp.post("/event-types")
+def create_event_type():  # type: ignore[no-untyped-def]
+    """Declare an event type before any event of it arrives (to describe it, or to pick it
+    on the canvas)."""
+    data = _fields(body(), {"name", "description"})
+    name = _type_name(data.get("name"))
+    description = _description(data.get("description", ""))
+    try:
+        with db.transaction(runtime().sessions) as session:
+            if session.scalar(select(EventType.id).where(EventType.name == name)) is not None:
+                raise _taken(name)
+            created = EventType(name=name, description=description, created_at=clock.now())
+            session.add(created)
+            session.flush()
+            payload = _type_json(created, _campaign_links(session, [name]).get(name, []))
+    except IntegrityError:  # created by a concurrent request (or an event) meanwhile
+        raise _taken(name) from None
+    return jsonify(payload), 201
+
+
+@bp.patch("/event-types/<path:name>")
+def update_event_type(name: str):  # type: ignore[no-untyped-def]
+    data = _fields(body(), {"description"}, fixed={"name": "cannot be changed: it is what senders send"})
+    if "description" not in data:
+        raise InvalidInput.field("/description", "is required (the only field that can be changed)")
+    description = _description(data["description"])
+    with db.transaction(runtime().sessions) as session:
+        found = _event_type(session, name)
+        found.description = description
+        payload = _type_json(found, _campaign_links(session, [name]).get(name, []))
+    return jsonify(payload)
+
+
+def _fields(data: Any, allowed: set[str], fixed: Mapping[str, str] | None = None) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise InvalidInput.field("", f"must be an object with {', '.join(sorted(allowed))}")
+    for key in data:
+        if fixed and key in fixed:
+            raise InvalidInput.field(f"/{key}", fixed[key])
+        if key not in allowed:
+            raise InvalidInput.field(f"/{key}", f"is not a field here ({', '.join(sorted(allowed))})")
+    return data
+
+
+def _type_name(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > events.NAME_MAX:
+        raise InvalidInput.field("/name", f"must be an event name of 1 to {events.NAME_MAX} characters")
+    return raw
+
+
+def _description(raw: Any) -> str:
+    if not isinstance(raw, str) or len(raw) > DESCRIPTION_MAX:
+        raise InvalidInput.field("/description", f"must be a string of at most {DESCRIPTION_MAX} characters")
+    return raw
+
+
+def _taken(name: str) -> NameTaken:
+    return NameTaken(f"an event type named {name!r} already exists",
+                     [{"pointer": "/name", "code": "name_taken", "message": "is taken"}])
+
+
+def _event_type(session: Session, name: str) -> EventType:
+    found = session.scalar(select(EventType).where(EventType.name == name)) if "\x00" not in name else None
+    if found is None:
+        raise NotFound(f"no event type named {name!r}")
+    return found
+
+
+def _campaign_links(session: Session, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per event name, the campaigns whose current version it starts, stops or converts."""
+    links: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if not names:
+        return links
+    rows = session.execute(
+        select(CampaignEvent.event, CampaignEvent.role, Campaign.id, Campaign.name, Campaign.status)
+        .join(Campaign, Campaign.id == CampaignEvent.campaign_id)
+        # a long list (every type): reading all the links is cheaper than a huge IN
+        .where(CampaignEvent.event.in_(names) if len(names) <= 500 else true())
+        .order_by(Campaign.id, CampaignEvent.role)
+    )
+    for name, role, campaign_id, campaign_name, status in rows:
+        links[name].append({"id": campaign_id, "name": campaign_name, "status": status, "role": role})
+    return links
+
+
+def _type_json(event_type: EventType, campaigns: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"name": event_type.name, "description": event_type.description,
+            "created_at": iso(event_type.created_at), "last_seen_at": iso(event_type.last_seen_at),
+            "campaigns": campaigns}

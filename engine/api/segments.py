@@ -1,0 +1,278 @@
+"""Segments over HTTP: saved rule sets (the filter node's rule language, engine/rules.py) to
+list, create, edit, delete and preview.
+
+Rules are checked in full before anything is stored (every problem, with its pointer under
+`/rules`), then compiled against the database: the segments and audiences they name must
+exist and no segment may include itself, so a stored segment always compiles. A segment
+that a live campaign (or another segment) uses cannot be deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine import clock, db, segments
+from engine.api import body, iso, runtime
+from engine.api.access import read_only
+from engine.api.profiles import profile_json
+from engine.errors import InvalidInput, InvalidState, NameTaken, NotFound, RuleError
+from engine.models import Campaign, CampaignVersion, Profile, Segment
+from engine.rules import check_rules, compile_rules
+
+bp = Blueprint("segments", __name__, url_prefix="/api/segments")
+
+#: fields a client may send; READ_ONLY ones (as GET returns them) are accepted and ignored
+FIELDS = ("name", "description", "rules")
+READ_ONLY = ("id", "evaluated_at", "created_at", "updated_at")
+NAME_MAX = 200
+DESCRIPTION_MAX = 10_000
+PREVIEW_SIZE = 20
+#: campaigns in these states run nothing any more, so they use no segment or audience
+FINISHED = ("stopped", "finished")
+#: segment and audience ids are 32-bit: a larger number is nobody's id (PostgreSQL would
+#: refuse to compare it with the column rather than find nothing)
+MAX_ID = 2**31 - 1
+
+
+@bp.get("")
+def list_segments():  # type: ignore[no-untyped-def]
+    """By name; `q` keeps the names containing it (any case)."""
+    query = select(Segment).order_by(Segment.name, Segment.id)
+    if q := request.args.get("q", "").strip():
+        query = query.where(func.lower(Segment.name).contains(q.lower(), autoescape=True))
+    with runtime().sessions() as session:
+        return jsonify(items=[segment_json(s) for s in session.scalars(query)])
+
+
+@bp.post("")
+def create_segment():  # type: ignore[no-untyped-def]
+    fields = _fields(body(), {"description": ""})
+    with db.transaction(runtime().sessions) as session:
+        _check_name(session, fields["name"], None)
+        _compile(session, fields["rules"])
+        segment = Segment(**fields)
+        session.add(segment)
+        _flush(session, fields["name"])
+        payload = segment_json(segment)
+    return jsonify(payload), 201
+
+
+@bp.get("/<int:segment_id>")
+def get_segment(segment_id: int):  # type: ignore[no-untyped-def]
+    with runtime().sessions() as session:
+        return jsonify(segment_json(_get(session, segment_id)))
+
+
+@bp.put("/<int:segment_id>")
+def update_segment(segment_id: int):  # type: ignore[no-untyped-def]
+    """Fields left out keep their stored values; what is given is validated as a whole."""
+    data = body()
+    with db.transaction(runtime().sessions) as session:
+        segment = _get(session, segment_id)
+        fields = _fields(data, {"name": segment.name, "description": segment.description, "rules": segment.rules})
+        _check_name(session, fields["name"], segment_id)
+        for key, value in fields.items():
+            setattr(segment, key, value)
+        _compile(session, fields["rules"])  # sees the new rules: a loop through this segment is refused
+        _flush(session, fields["name"])
+        if segments.watchers(session, clock.now(), segment_id):  # campaigns waiting for its newcomers
+            segments.refresh(session, segment_id, clock.now())
+        payload = segment_json(segment)
+    return jsonify(payload)
+
+
+@bp.delete("/<int:segment_id>")
+def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
+    with db.transaction(runtime().sessions) as session:
+        segment = _get(session, segment_id)
+        refuse_if_used(session, "segment", segment_id, segment.name)
+        session.delete(segment)
+    return jsonify(deleted=segment_id)
+
+
+@bp.get("/<int:segment_id>/preview")
+def preview_segment(segment_id: int):  # type: ignore[no-untyped-def]
+    """How many customers match now, and the first PREVIEW_SIZE of them (by id)."""
+    with runtime().sessions() as session:
+        return jsonify(_preview(session, _get(session, segment_id).rules))
+
+
+@bp.post("/preview")
+@read_only
+def preview_rules():  # type: ignore[no-untyped-def]
+    """The same for rules not saved yet: `{"rules": {...}}`."""
+    data = _object(body())
+    if "rules" not in data:
+        raise InvalidInput.field("/rules", "is required")
+    _check_rules(data["rules"])
+    with runtime().sessions() as session:
+        _compile(session, data["rules"])
+        return jsonify(_preview(session, data["rules"]))
+
+
+# --------------------------------------------------------------------------- in use
+
+
+def refuse_if_used(session: Session, kind: str, ref_id: int, name: str) -> None:
+    """InvalidState naming the live campaigns (any version of a campaign not stopped or
+    finished: journeys in flight may be on an older one) and the segments that use the
+    segment or audience `ref_id`."""
+    users = users_of(session, kind, ref_id)
+    if not users:
+        return
+    named = ", ".join(f"{'campaign' if 'campaign_id' in u else 'segment'} {u['name']!r} "
+                      f"(id {u.get('campaign_id', u.get('segment_id'))})" for u in users)
+    raise InvalidState(f"{kind} {ref_id} ({name!r}) is used by {named}: change, stop or delete them first",
+                       [{**u, "message": f"uses {kind} {ref_id}"} for u in users])
+
+
+def users_of(session: Session, kind: str, ref_id: int) -> list[dict[str, Any]]:
+    """What uses segment/audience `ref_id`: node settings naming it as `<kind>_id`, and rules
+    naming it as `{"<kind>": id}`."""
+    users: list[dict[str, Any]] = []
+    live = (select(Campaign.id, Campaign.name, CampaignVersion.document)
+            .join(CampaignVersion, CampaignVersion.campaign_id == Campaign.id)
+            .where(Campaign.status.not_in(FINISHED)).order_by(Campaign.id, CampaignVersion.id))
+    for campaign_id, name, document in session.execute(live):
+        if users and users[-1]["campaign_id"] == campaign_id:
+            continue
+        nodes = document.get("nodes", []) if isinstance(document, dict) else []
+        if any(isinstance(n, dict) and _names(n.get("settings"), kind, ref_id) for n in nodes):
+            users.append({"campaign_id": campaign_id, "name": name})
+    others = select(Segment.id, Segment.name, Segment.rules).order_by(Segment.id)
+    users.extend({"segment_id": segment_id, "name": name} for segment_id, name, rules in session.execute(others)
+                 if not (kind == "segment" and segment_id == ref_id) and _names(rules, kind, ref_id))
+    return users
+
+
+def _names(value: Any, kind: str, ref_id: int) -> bool:
+    if isinstance(value, list):
+        return any(_names(v, kind, ref_id) for v in value)
+    if not isinstance(value, dict):
+        return False
+    if _is_id(value.get(f"{kind}_id"), ref_id) and value.get("source", kind) == kind:
+        return True  # a node's setting (select_segment only uses the one its `source` picks)
+    if _is_id(value.get(kind), ref_id):
+        return True  # a membership rule
+    return any(_names(v, kind, ref_id) for v in value.values())
+
+
+def _is_id(value: Any, ref_id: int) -> bool:
+    return type(value) is int and value == ref_id
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidInput.field("", "the body must be a JSON object")
+    return data
+
+
+def _fields(data: Any, current: dict[str, Any]) -> dict[str, Any]:
+    """The validated segment fields: `current` (stored values) overlaid with `data`; every
+    problem at once."""
+    data = _object(data)
+    problems = [{"pointer": f"/{key}", "message": f"is not a segment field (expected {', '.join(FIELDS)})"}
+                for key in data if key not in FIELDS and key not in READ_ONLY]
+    fields = {**current, **{k: v for k, v in data.items() if k in FIELDS}}
+    name = fields.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > NAME_MAX or "\x00" in name:
+        problems.append({"pointer": "/name",
+                         "message": f"must be a non-empty string of up to {NAME_MAX} characters (no NUL)"})
+    else:
+        fields["name"] = name.strip()
+    if fields.get("description") is None:
+        fields["description"] = ""
+    description = fields["description"]
+    if not isinstance(description, str) or len(description) > DESCRIPTION_MAX or "\x00" in description:
+        problems.append({"pointer": "/description",
+                         "message": f"must be a string of up to {DESCRIPTION_MAX} characters (no NUL)"})
+    if "rules" not in fields:
+        problems.append({"pointer": "/rules", "message": 'is required: {"match": "all" | "any", "rules": [...]}'})
+    else:
+        problems.extend(check_rules(fields["rules"], "/rules") or _unknown_ids(fields["rules"], "/rules"))
+    if problems:
+        raise _invalid(problems)
+    return fields
+
+
+def _check_rules(rules: Any) -> None:
+    if problems := check_rules(rules, "/rules") or _unknown_ids(rules, "/rules"):
+        raise _invalid(problems)
+
+
+def _unknown_ids(node: Any, pointer: str) -> list[dict[str, str]]:
+    """Membership rules naming an id too large to be anyone's (checked rules only)."""
+    if isinstance(node, list):
+        return [p for i, item in enumerate(node) for p in _unknown_ids(item, f"{pointer}/{i}")]
+    if not isinstance(node, dict):
+        return []
+    problems = [{"pointer": f"{pointer}/{kind}", "message": f"{kind} {node[kind]} does not exist"}
+                for kind in ("segment", "audience") if type(node.get(kind)) is int and node[kind] > MAX_ID]
+    for key in ("rules", "not"):
+        if key in node:
+            problems.extend(_unknown_ids(node[key], f"{pointer}/{key}"))
+    return problems
+
+
+def _compile(session: Session, rules: Any) -> Any:
+    """The rules as SQL; a segment or audience they name that is missing, or a segment that
+    includes itself, is refused at its pointer under /rules."""
+    try:
+        return compile_rules(rules, session, clock.now())
+    except RuleError as exc:
+        details = [{**d, "pointer": "/rules" + d.get("pointer", "")} for d in exc.details]
+        raise _invalid(details) from None
+
+
+def _invalid(problems: list[dict[str, Any]]) -> InvalidInput:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return InvalidInput(f"{first['pointer'].lstrip('/') or 'body'} {first['message']}{more}", problems)
+
+
+def _preview(session: Session, rules: dict[str, Any]) -> dict[str, Any]:
+    condition = compile_rules(rules, session, clock.now())
+    count = session.scalar(select(func.count()).select_from(Profile).where(condition)) or 0
+    first = session.scalars(select(Profile).where(condition).order_by(Profile.id).limit(PREVIEW_SIZE))
+    return {"count": count, "items": [profile_json(p) for p in first]}
+
+
+def _check_name(session: Session, name: str, segment_id: int | None) -> None:
+    query = select(Segment.id).where(Segment.name == name)
+    if segment_id is not None:
+        query = query.where(Segment.id != segment_id)
+    if session.scalar(query) is not None:
+        raise _name_taken(name)
+
+
+def _flush(session: Session, name: str) -> None:
+    """A name a concurrent request took after `_check_name` looked is a 409, not a 500."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise _name_taken(name) from exc
+
+
+def _name_taken(name: str) -> NameTaken:
+    message = f"a segment named '{name}' already exists"
+    return NameTaken(message, [{"pointer": "/name", "code": "name_taken", "message": message}])
+
+
+def _get(session: Session, segment_id: int) -> Segment:
+    segment = session.get(Segment, segment_id) if segment_id <= MAX_ID else None
+    if segment is None:
+        raise NotFound(f"segment {segment_id} does not exist")
+    return segment
+
+
+def segment_json(segment: Segment) -> dict[str, Any]:
+    return {"id": segment.id, "name": segment.name, "description": segment.description, "rules": segment.rules,
+            "evaluated_at": iso(segment.evaluated_at), "created_at": iso(segment.created_at),
+            "updated_at": iso(segment.updated_at)}
