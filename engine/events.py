@@ -25,12 +25,13 @@ from __future__ import annotations
 import json
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import BigInteger, Row, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from engine import clock
@@ -411,12 +412,25 @@ class _Reactions:
     def _select(self, columns: tuple[Any, ...], profile_ids: list[int], *conditions: Any) -> list[Row[Any]]:
         """The campaign's journeys of these customers, locked (PostgreSQL) so a concurrent
         batch or worker cannot count them twice."""
+        query = select(*columns).where(Enrollment.campaign_id == self.linked.id, *conditions).order_by(Enrollment.id)
         rows: list[Row[Any]] = []
-        for chosen in id_chunks(self.session, Enrollment.profile_id, profile_ids):
-            query = (select(*columns).where(Enrollment.campaign_id == self.linked.id, chosen, *conditions)
-                     .order_by(Enrollment.id).with_for_update())
-            rows += self.session.execute(query).all()
+        for part in self._of_profiles(query, profile_ids):
+            rows += self.session.execute(part.with_for_update(of=Enrollment.__table__)).all()
         return rows
+
+    def _of_profiles(self, query: Select[Any], profile_ids: list[int]) -> Iterator[Select[Any]]:
+        """`query` narrowed to these customers, as statements to run. On PostgreSQL a join
+        with the unnested id array: it stays a hash or index join whatever the statistics say,
+        where a long `= ANY(array)` on a table that grew faster than autovacuum analyzed it
+        was planned as a filter comparing every row with every id (10x slower at 8,000 ids).
+        Elsewhere IN lists."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            ids = bindparam(None, profile_ids, type_=ARRAY(BigInteger))
+            wanted = func.unnest(ids).table_valued("id").render_derived()
+            yield query.join(wanted, Enrollment.profile_id == wanted.c.id)
+            return
+        for chosen in id_chunks(self.session, Enrollment.profile_id, profile_ids):
+            yield query.where(chosen)
 
     # -- new journeys ----------------------------------------------------------------------
     def _start(self) -> None:
@@ -460,13 +474,12 @@ class _Reactions:
 
     def _last_entries(self, profile_ids: list[int]) -> dict[int, datetime]:
         """When each customer last entered the campaign (forks of a journey do not count)."""
+        query = (select(Enrollment.profile_id, func.max(Enrollment.entered_at))
+                 .where(Enrollment.campaign_id == self.linked.id, Enrollment.parent_id.is_(None))
+                 .group_by(Enrollment.profile_id))
         found: dict[int, datetime] = {}
-        for chosen in id_chunks(self.session, Enrollment.profile_id, profile_ids):
-            found.update(self.session.execute(
-                select(Enrollment.profile_id, func.max(Enrollment.entered_at))
-                .where(Enrollment.campaign_id == self.linked.id, Enrollment.parent_id.is_(None), chosen)
-                .group_by(Enrollment.profile_id)
-            ).all())
+        for part in self._of_profiles(query, profile_ids):
+            found.update(self.session.execute(part).all())
         return found
 
     # -- writing ---------------------------------------------------------------------------

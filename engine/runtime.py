@@ -26,6 +26,9 @@ from engine.wakeups import RQWakeups, Wakeups
 
 log = logging.getLogger(__name__)
 
+#: events past retention deleted per sweep at most
+EXPIRE_BATCH = 50_000
+
 
 class Runtime:
     def __init__(self, settings: Settings | None = None, *, redis_conn: redis.Redis | None = None,
@@ -77,10 +80,26 @@ class Runtime:
             woken = request_due_wakeups(session, None, now, overdue_by=timedelta(seconds=self.settings.bucket_seconds))
             finished = finish_completed(session, now)
         segments.keep_refreshing(self.sessions, now)
-        if woken or finished or entered:
-            log.info("sweep: %d entered on overdue schedules, %d wakeups re-requested, campaigns finished: %s",
-                     entered, woken, finished)
-        return {"woken": woken, "finished": finished, "scheduled_entered": entered}
+        expired = self._expire_events(now)
+        if woken or finished or entered or expired:
+            log.info("sweep: %d entered on overdue schedules, %d wakeups re-requested, campaigns finished: %s, "
+                     "%d events past retention deleted", entered, woken, finished, expired)
+        return {"woken": woken, "finished": finished, "scheduled_entered": entered, "events_expired": expired}
+
+    def _expire_events(self, now: Any) -> int:
+        """Delete events older than CC_EVENT_RETENTION_DAYS (0 keeps them), a bounded batch per
+        sweep so a first run on a large table never holds one huge transaction."""
+        if self.settings.event_retention_days <= 0:
+            return 0
+        from sqlalchemy import delete, select
+
+        from engine.models import Event
+
+        cutoff = now - timedelta(days=self.settings.event_retention_days)
+        with db.transaction(self.sessions) as session:
+            oldest = select(Event.id).where(Event.occurred_at < cutoff).limit(EXPIRE_BATCH).scalar_subquery()
+            return session.execute(delete(Event).where(Event.id.in_(oldest)),
+                                   execution_options={"synchronize_session": False}).rowcount or 0
 
     def worker(self, *, simple: bool = False) -> Any:
         """An RQ worker. On SQLite jobs run in the worker process itself, never in a forked

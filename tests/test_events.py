@@ -505,3 +505,20 @@ def _stop(process: subprocess.Popen) -> str:
         process.kill()
         out, _ = process.communicate()
     return out or ""
+
+
+def test_the_sweeper_deletes_events_past_their_retention(harness, api):
+    from dataclasses import replace
+
+    from engine.models import Event
+
+    for when in ("2026-09-01T08:00:00Z", "2026-11-20T08:00:00Z"):
+        assert api.post("/api/events", json={"event": "visit", "profile": {"external_id": "r1"},
+                                             "timestamp": when}).status_code == 201
+    harness.rt.sweep()
+    with harness.session() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 2, "0 days keeps every event"
+    harness.rt.settings = replace(harness.rt.settings, event_retention_days=30)
+    assert harness.rt.sweep()["events_expired"] == 1
+    with harness.session() as s:
+        assert [e.occurred_at.month for e in s.scalars(select(Event))] == [11]

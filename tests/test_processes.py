@@ -126,3 +126,50 @@ def _reachable(base: str) -> bool:
     except OSError:
         return False
 
+
+
+def test_a_served_process_runs_segment_entry_and_single_send_triggers(engine, redis_url, database_url, tmp_path):
+    """Through a real server on 127.0.0.1: a profile update that puts a customer into a
+    segment starts their journey; a single send enrolls its audience once at launch."""
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "CC_INSTANCE_DIR": str(tmp_path),
+           "CC_QUEUE": f"triggers-{os.getpid()}-{_free_port()}", "CC_BUCKET_SECONDS": "1", "CC_SWEEP_SECONDS": "2"}
+    made = subprocess.run([CLI, "create-api-key", "triggers", "--role", "marketer"], env=env,
+                          capture_output=True, text=True, check=True)
+    key = made.stdout.strip().splitlines()[-1]
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    output = ""
+    try:
+        _wait_for(lambda: _reachable(base), what="the server to answer")
+        people = [{"external_id": f"u{n}", "attributes": {"tier": "gold" if n < 2 else "silver"}} for n in range(5)]
+        assert _api(base, "/api/profiles", {"profiles": people}, key)["created"] == 5
+        gold = _api(base, "/api/segments", {"name": "Gold", "rules": {"match": "all", "rules": [
+            {"field": "attributes.tier", "op": "eq", "value": "gold"}]}}, key)
+        entering = doc([("t", "segment_entry", {"segment_id": gold["id"]}), ("pts", "award_points", {"points": 2})],
+                       [("t", "out", "pts")], name="Welcome to gold")
+        entry_campaign = _api(base, "/api/campaigns?launch=true", entering, key)
+        assert entry_campaign["entered"] == 0, "today's gold members are the baseline"
+        single = doc([("all", "select_segment", {"source": "all"}), ("pts", "award_points", {"points": 1})],
+                     [("all", "out", "pts")], name="One-off")
+        one_off = _api(base, "/api/campaigns?launch=true", single, key)
+        assert one_off["entered"] == 5
+
+        time.sleep(1.1)  # a later wall-clock second than the launch
+        _api(base, "/api/profiles", {"profiles": [{"external_id": "u3", "attributes": {"tier": "gold"}}]}, key)
+
+        def entered(campaign_id: int, count: int):
+            nodes = _api(base, f"/api/campaigns/{campaign_id}/stats", key=key)["nodes"]
+            return nodes.get("pts", {}).get("entered") == count and nodes
+        _wait_for(lambda: entered(entry_campaign["id"], 1), what="the new gold member's journey")
+        _wait_for(lambda: entered(one_off["id"], 5), what="the single send's journeys")
+        with db.transaction(db.session_factory(engine)) as s:
+            got = dict(s.execute(select(Profile.external_id, Profile.points)).all())
+        assert got == {"u0": 1, "u1": 1, "u2": 1, "u3": 3, "u4": 1}
+    except AssertionError as exc:
+        output = _stop(server)
+        raise AssertionError(f"{exc}\n--- server output ---\n{output[-5000:]}") from None
+    finally:
+        output = output or _stop(server)
+    assert "Traceback" not in output, output
