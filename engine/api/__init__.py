@@ -24,3 +24,15 @@ def body() -> Any:
         raise InvalidInput("the request body must be JSON (Content-Type: application/json)",
                            [{"pointer": "", "message": "missing or malformed JSON body"}])
     return data
+
+
+def as_object(data: Any) -> dict[str, Any]:
+    """`data` (a parsed body) if it is a JSON object, else InvalidInput naming the body."""
+    if not isinstance(data, dict):
+        raise InvalidInput.field("", "the body must be a JSON object")
+    return data
+
+
+def body_object() -> dict[str, Any]:
+    """The request's JSON body, which must be an object."""
+    return as_object(body())

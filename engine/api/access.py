@@ -31,7 +31,7 @@ from flask import (
 from sqlalchemy import select
 
 from engine import auth, db
-from engine.api import body, iso, runtime
+from engine.api import body, body_object, iso, runtime
 from engine.config import Settings
 from engine.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from engine.models import ApiKey, User
@@ -226,7 +226,7 @@ def list_users():  # type: ignore[no-untyped-def]
 @bp.post("/api/users")
 @admin_only
 def create_user():  # type: ignore[no-untyped-def]
-    data = _object()
+    data = body_object()
     with db.transaction(runtime().sessions) as s:
         user = auth.create_user(s, data.get("username"), data.get("password"), data.get("role", "marketer"))
         payload = _user_json(user)
@@ -236,7 +236,7 @@ def create_user():  # type: ignore[no-untyped-def]
 @bp.patch("/api/users/<int:user_id>")
 @admin_only
 def update_user(user_id: int):  # type: ignore[no-untyped-def]
-    data = _object()
+    data = body_object()
     unknown = set(data) - {"role", "password", "disabled"}
     if unknown:
         raise InvalidInput.field(f"/{sorted(unknown)[0]}", "is not a user field (role, password, disabled)")
@@ -266,7 +266,7 @@ def list_keys():  # type: ignore[no-untyped-def]
 @bp.post("/api/api-keys")
 @admin_only
 def create_key():  # type: ignore[no-untyped-def]
-    data = _object()
+    data = body_object()
     who = principal()
     with db.transaction(runtime().sessions) as s:
         row, key = auth.create_api_key(s, data.get("name"), data.get("role", "marketer"),
@@ -281,13 +281,6 @@ def revoke_key(key_id: int):  # type: ignore[no-untyped-def]
     with db.transaction(runtime().sessions) as s:
         payload = _key_json(auth.revoke_api_key(s, key_id))
     return jsonify(payload)
-
-
-def _object() -> dict[str, Any]:
-    data = body()
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", "must be a JSON object")
-    return data
 
 
 def _user_json(user: User) -> dict[str, Any]:

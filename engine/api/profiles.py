@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from engine import clock, db, imports
 from engine import profiles as store
 from engine.api import body, iso, runtime
-from engine.api.paging import page_args
+from engine.api.paging import flag_arg, int_arg, limit_arg, page_args
 from engine.errors import InvalidInput, NotFound
 from engine.models import ImportJob, Notification, Profile
 from engine.segments import profiles_changed
@@ -129,13 +129,13 @@ def get_profile(profile_id: int):  # type: ignore[no-untyped-def]
 def list_notifications(profile_id: int):  # type: ignore[no-untyped-def]
     """Newest first. Page on with `before` = the `next_before` of the previous page (keyset
     paging: a notification arriving meanwhile neither repeats nor hides one)."""
-    limit, unread = _limit_arg(), _flag_arg("unread")
+    limit, unread = limit_arg(PAGE_SIZE, PAGE_MAX), flag_arg("unread")
     with runtime().sessions() as session:
         _profile(session, profile_id)
         query = select(Notification).where(Notification.profile_id == profile_id)
         if unread:
             query = query.where(Notification.read_at.is_(None))
-        if (before := _int_arg("before")) is not None:
+        if (before := int_arg("before")) is not None:
             query = query.where(_older_than(_notification(session, profile_id, before, "before")))
         rows = list(session.scalars(query.order_by(Notification.created_at.desc(), Notification.id.desc())
                                     .limit(limit + 1)))
@@ -237,36 +237,6 @@ def _older_than(anchor: Notification) -> Any:
 def _unread_count(session: Session, profile_id: int) -> int:
     return session.scalar(select(func.count()).select_from(Notification).where(
         Notification.profile_id == profile_id, Notification.read_at.is_(None))) or 0
-
-
-def _limit_arg() -> int:
-    """`limit`, PAGE_SIZE by default, at most PAGE_MAX (more is clamped, not refused)."""
-    limit = _int_arg("limit")
-    if limit is None:
-        return PAGE_SIZE
-    if limit < 1:
-        raise InvalidInput("limit must be at least 1", [{"pointer": "limit", "message": "must be at least 1"}])
-    return min(limit, PAGE_MAX)
-
-
-def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a whole number",
-                           [{"pointer": name, "message": f"must be a whole number (got '{raw}')"}]) from None
-
-
-def _flag_arg(name: str) -> bool:
-    raw = request.args.get(name, "").lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise InvalidInput(f"{name} must be 1 or 0", [{"pointer": name, "message": f"must be 1 or 0 (got '{raw}')"}])
 
 
 def profile_json(profile: Profile) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import clock, db, segments
-from engine.api import body, iso, runtime
+from engine.api import as_object, body, iso, runtime
 from engine.api.access import read_only
 from engine.api.profiles import profile_json
 from engine.errors import InvalidInput, InvalidState, NameTaken, NotFound, RuleError
@@ -105,7 +105,7 @@ def preview_segment(segment_id: int):  # type: ignore[no-untyped-def]
 @read_only
 def preview_rules():  # type: ignore[no-untyped-def]
     """The same for rules not saved yet: `{"rules": {...}}`."""
-    data = _object(body())
+    data = as_object(body())
     if "rules" not in data:
         raise InvalidInput.field("/rules", "is required")
     _check_rules(data["rules"])
@@ -168,16 +168,10 @@ def _is_id(value: Any, ref_id: int) -> bool:
 # --------------------------------------------------------------------------- helpers
 
 
-def _object(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", "the body must be a JSON object")
-    return data
-
-
 def _fields(data: Any, current: dict[str, Any]) -> dict[str, Any]:
     """The validated segment fields: `current` (stored values) overlaid with `data`; every
     problem at once."""
-    data = _object(data)
+    data = as_object(data)
     problems = [{"pointer": f"/{key}", "message": f"is not a segment field (expected {', '.join(FIELDS)})"}
                 for key in data if key not in FIELDS and key not in READ_ONLY]
     fields = {**current, **{k: v for k, v in data.items() if k in FIELDS}}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from engine import db
 from engine.api.access import read_only
-from engine.api import body, iso, runtime
+from engine.api import as_object, body, iso, runtime
 from engine.errors import InvalidInput, NameTaken, NotFound
 from engine.models import Profile, Template
 from engine.templates import CHANNEL_FIELDS, context_for, merge_tags, render, validate_content, validate_defaults
@@ -84,7 +84,7 @@ def delete_template(template_id: int):  # type: ignore[no-untyped-def]
 def preview_template(template_id: int):  # type: ignore[no-untyped-def]
     """Body: {"profile_id": n} or {"profile": {...}}, optional "event" {"name", "properties"}
     and "campaign" {"id", "name"}. Answers the rendered content."""
-    data = _object(body())
+    data = as_object(body())
     with runtime().sessions() as session:
         template = _get(session, template_id)
         context = _preview_context(session, data)
@@ -96,7 +96,7 @@ def preview_template(template_id: int):  # type: ignore[no-untyped-def]
 @read_only
 def preview_unsaved():  # type: ignore[no-untyped-def]
     """Preview content before saving it: the POST /templates body plus the preview fields."""
-    data = _object(body())
+    data = as_object(body())
     channel, content = data.get("channel"), data.get("content")
     validate_content(channel, content)
     defaults = data.get("defaults") or {}
@@ -126,15 +126,9 @@ def _channel_arg() -> str | None:
     return channel
 
 
-def _object(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", "the body must be a JSON object")
-    return data
-
-
 def _fields(data: Any, current: dict[str, Any]) -> dict[str, Any]:
     """The validated template fields: `current` (stored values) overlaid with `data`."""
-    data = _object(data)
+    data = as_object(data)
     for key in data:
         if key not in FIELDS and key not in READ_ONLY:
             raise InvalidInput.field(f"/{key}", f"is not a template field (expected {', '.join(FIELDS)})")
@@ -182,16 +176,16 @@ def _get(session: Session, template_id: int) -> Template:
 def _preview_context(session: Session, data: dict[str, Any]) -> dict[str, Any]:
     if "profile_id" in data and "profile" in data:
         raise InvalidInput.field("/profile", "give profile_id or profile, not both")
-    profile: Any = _optional_object(data, "profile")
+    profile: Any = _optionalas_object(data, "profile")
     if "profile_id" in data:
         profile = _stored_profile(session, data["profile_id"])
-    event = _optional_object(data, "event")
+    event = _optionalas_object(data, "event")
     if event and "properties" in event and not isinstance(event["properties"], dict):
         raise InvalidInput.field("/event/properties", "must be an object")
-    return context_for(profile, event or None, _optional_object(data, "campaign") or None)
+    return context_for(profile, event or None, _optionalas_object(data, "campaign") or None)
 
 
-def _optional_object(data: dict[str, Any], key: str) -> dict[str, Any]:
+def _optionalas_object(data: dict[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key)
     if value is None:
         return {}
