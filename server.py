@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, send_from_directory, session
+from flask import Blueprint, Flask, jsonify, request, send_from_directory, session
 from flask_socketio import SocketIO, join_room
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -23,7 +23,7 @@ from engine.api import providers as providers_api
 from engine.api import segments as segments_api
 from engine.api import templates as templates_api
 from engine.api import webhooks as webhooks_api
-from engine.errors import CampaignCanvasError, NotFound
+from engine.errors import CampaignCanvasError, InvalidInput, NotFound
 from engine.models import MAX_ID
 from engine.runtime import Runtime
 
@@ -74,6 +74,15 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
     rt.executor.listeners.append(
         lambda campaign_id, _v, _counts: socketio.emit("stats", {"campaign_id": campaign_id},
                                                        to=f"campaign:{campaign_id}"))
+
+    @app.before_request
+    def refuse_nul_characters() -> None:
+        """No database text column holds NUL: refuse it in a URL as `body()` does in JSON."""
+        if "\x00" in request.path:
+            raise InvalidInput.field("path", "must not contain the NUL character (%00)")
+        for name, value in request.args.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                raise InvalidInput.field(name.replace("\x00", ""), "must not contain the NUL character (%00)")
 
     @app.errorhandler(CampaignCanvasError)
     def on_error(exc: CampaignCanvasError):  # type: ignore[no-untyped-def]

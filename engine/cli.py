@@ -8,9 +8,9 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 from engine import clock, registry

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from engine import auth, campaigns, clock, db
+from engine.errors import Unauthorized
 from engine.events import record_event
 from engine.generate import profiles
-from engine.errors import Unauthorized
 from engine.models import Audience, Campaign, Profile, Segment, User
 from engine.runtime import Runtime
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, Select, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine import clock
@@ -40,9 +40,16 @@ from engine.entry import enroll_entries
 from engine.errors import InvalidInput
 from engine.executor import add_counts
 from engine.graph import entry_node
-from engine.models import ACTIVE, Campaign, CampaignEvent, CampaignVersion, Enrollment, Event, EventType
+from engine.models import (
+    ACTIVE,
+    Campaign,
+    CampaignEvent,
+    CampaignVersion,
+    Enrollment,
+    Event,
+    EventType,
+)
 from engine.profiles import identity_of, resolve
-from engine.registry import NodeType
 from engine.stats import GOAL_NODE
 
 #: events one batch may carry; a bigger one is refused whole (HTTP 413)
@@ -163,9 +170,6 @@ def _identity(raw: Any, pointer: str, problems: list[dict[str, Any]]) -> dict[st
     except InvalidInput as exc:
         problems += exc.details
         return {}
-    for kind, value in identity.items():  # PostgreSQL text cannot hold NUL (identity_of lets it through)
-        if "\x00" in value:
-            problems += _problem(f"{pointer}/{kind}", "must not contain NUL characters")
     return identity
 
 
@@ -444,33 +448,10 @@ class _Reactions:
             self._count_converted([(self.linked.version_id, True)])
         return entry
 
-    def _admit(self, trigger: NodeType) -> list[tuple[Key, Occurrence]]:
-        """The trigger's frequency rule applied to each start event in time order, so an
-        event admitted earlier in the batch holds the door for later ones. (EventTrigger.admit
-        answers for one moment; a batch carries many.)"""
-        frequency = trigger.settings.get("frequency", "each")
-        if frequency == "each":
-            return self.starts
-        period = clock.parse_duration(trigger.settings.get("period", "1d")) if frequency == "period" else None
-        last = self._last_entries(sorted({o.profile_id for _, o in self.starts}))
-        admitted = []
-        for key, o in self.starts:
-            prior = last.get(o.profile_id)
-            if prior is not None and (period is None or prior > o.occurred_at - period):
-                continue
-            last[o.profile_id] = o.occurred_at
-            admitted.append((key, o))
-        return admitted
-
-    def _last_entries(self, profile_ids: list[int]) -> dict[int, datetime]:
-        """When each customer last entered the campaign (forks of a journey do not count)."""
-        query = (select(Enrollment.profile_id, func.max(Enrollment.entered_at))
-                 .where(Enrollment.campaign_id == self.linked.id, Enrollment.parent_id.is_(None))
-                 .group_by(Enrollment.profile_id))
-        found: dict[int, datetime] = {}
-        for part in self._of_profiles(query, profile_ids):
-            found.update(self.session.execute(part).all())
-        return found
+    def _admit(self, trigger: Any) -> list[tuple[Key, Occurrence]]:
+        """The start events the trigger's frequency rule lets in (`EventTrigger.admit`)."""
+        arrivals = [(o.profile_id, o.occurred_at) for _, o in self.starts]
+        return [self.starts[i] for i in trigger.admit(self.session, self.linked.id, arrivals)]
 
     # -- writing ---------------------------------------------------------------------------
     def _end(self, ended: list[tuple[int, int, str]]) -> None:

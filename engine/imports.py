@@ -51,7 +51,13 @@ from engine import clock, db
 from engine.clock import iso
 from engine.errors import CampaignCanvasError, InvalidInput
 from engine.models import ImportJob
-from engine.profiles import IDENTIFIERS, OPT_OUTS, ConcurrentChange, Upsert, check_fields
+from engine.profiles import (
+    IDENTIFIERS,
+    OPT_OUTS,
+    ConcurrentChange,
+    Upsert,
+    check_fields,
+)
 from engine.segments import profiles_changed
 
 log = logging.getLogger(__name__)

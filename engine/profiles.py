@@ -22,7 +22,17 @@ from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, String, any_, bindparam, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    String,
+    any_,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -57,14 +67,12 @@ def identity_of(raw: Any, pointer: str) -> dict[str, str]:
         raise InvalidInput.field(pointer, "must be an object with external_id, email or phone")
     found = {}
     for kind in IDENTIFIERS:
-        value = raw.get(kind)
-        if value is None:
-            continue
-        if not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
-            raise InvalidInput.field(f"{pointer}/{kind}", "must be a non-empty string")
-        if len(str(value)) > Profile.__table__.c[kind].type.length:
-            raise InvalidInput.field(f"{pointer}/{kind}", f"is longer than {Profile.__table__.c[kind].type.length}")
-        found[kind] = normalize(kind, value)
+        try:
+            value = _identifier(kind, raw.get(kind))
+        except _Bad as exc:
+            raise InvalidInput.field(f"{pointer}/{kind}", str(exc)) from None
+        if value is not None:
+            found[kind] = value
     if not found:
         raise InvalidInput.field(pointer, "must name the customer by external_id, email or phone")
     return found

@@ -37,7 +37,14 @@ from engine.db import upsert
 from engine.entry import enroll_select
 from engine.errors import CampaignCanvasError, InvalidInput, InvalidState
 from engine.graph import entry_node
-from engine.models import Campaign, CampaignVersion, Enrollment, Profile, Segment, SegmentMember
+from engine.models import (
+    Campaign,
+    CampaignVersion,
+    Enrollment,
+    Profile,
+    Segment,
+    SegmentMember,
+)
 from engine.registry import NodeType
 from engine.rules import compile_rules
 

@@ -22,11 +22,11 @@ from engine.db import upsert
 from engine.errors import CampaignCanvasError
 from engine.merge import load_contexts, renderer_for
 from engine.models import Notification, OutboxMessage, Profile
-from nodes._schema import ID_REF
 from engine.registry import NodeType, Result, register
 from engine.templates import validate_content
 from engine.validation import Problem
 from engine.window import send_times
+from nodes._schema import ID_REF
 
 #: a held sender is looked at again at least this often, so a lost wakeup strands nobody
 BACKSTOP = timedelta(hours=1)

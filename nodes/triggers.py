@@ -14,16 +14,16 @@ account's unless the node has its own) unless they end with Z or an offset.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from engine import schedule
-from engine.batch import Batch
+from engine.batch import Batch, id_chunks
 from engine.clock import iso, parse_duration
 from engine.models import ACTIVE, AudienceMember, Enrollment, Profile, Segment
 from engine.registry import NodeType, Result, register
@@ -266,21 +266,31 @@ class EventTrigger(_Entry):
         "required": ["event"],
     }
 
-    def admit(self, session: Session, campaign_id: int, profile_ids: list[int], now: datetime) -> list[int]:
-        """The customers this event may enroll, given the frequency setting."""
+    def admit(self, session: Session, campaign_id: int, arrivals: Sequence[tuple[int, datetime]]) -> list[int]:
+        """Which (customer, event time) arrivals, given in time order, may start a journey:
+        the positions of the admitted ones. An arrival admitted earlier in the list holds the
+        door for the later ones, so three orders in one batch give 3, 1 or 1 journeys."""
         frequency = self.settings.get("frequency", "each")
-        if frequency == "each" or not profile_ids:
-            return list(profile_ids)
-        earlier = select(Enrollment.profile_id).where(
-            Enrollment.campaign_id == campaign_id, Enrollment.profile_id.in_(profile_ids),
-            Enrollment.parent_id.is_(None),
-        )
-        if frequency == "period":
-            earlier = earlier.where(Enrollment.entered_at > now - parse_duration(self.settings.get("period", "1d")))
-        seen = set(session.scalars(earlier))
-        admitted: list[int] = []
-        for pid in profile_ids:  # one event may name a customer twice: admit once
-            if pid not in seen:
-                seen.add(pid)
-                admitted.append(pid)
+        if frequency == "each":
+            return list(range(len(arrivals)))
+        period = parse_duration(self.settings.get("period", "1d")) if frequency == "period" else None
+        last = _last_entries(session, campaign_id, sorted({pid for pid, _ in arrivals}))
+        admitted = []
+        for index, (pid, when) in enumerate(arrivals):
+            prior = last.get(pid)
+            if prior is not None and (period is None or prior > when - period):
+                continue
+            last[pid] = when
+            admitted.append(index)
         return admitted
+
+
+def _last_entries(session: Session, campaign_id: int, profile_ids: list[int]) -> dict[int, datetime]:
+    """When each customer last entered the campaign (forks of a journey do not count)."""
+    query = (select(Enrollment.profile_id, func.max(Enrollment.entered_at))
+             .where(Enrollment.campaign_id == campaign_id, Enrollment.parent_id.is_(None))
+             .group_by(Enrollment.profile_id))
+    found: dict[int, datetime] = {}
+    for chosen in id_chunks(session, Enrollment.profile_id, profile_ids):
+        found.update(session.execute(query.where(chosen)).all())
+    return found

@@ -151,3 +151,33 @@ def test_malformed_requests_get_a_4xx_error_and_change_nothing(api, harness, wor
             s.execute(text("SELECT 1"))
 
     check()
+
+
+NUL_BODIES = [
+    ("/api/campaigns", doc([("all", "select_segment", {"source": "all"}), ("p", "award_points", {"points": 1})],
+                           [("all", "out", "p")], name="Sale\x00"), "/name"),
+    ("/api/templates", {"channel": "email", "name": "t\x00", "content": {"subject": "s", "text": "t"}}, "/name"),
+    ("/api/event-types", {"name": "signup\x00"}, "/name"),
+    ("/api/events", {"event": "order", "profile": {"external_id": "x"}, "properties": {"k\x00": 1}},
+     "/properties/k\x00"),
+    ("/api/profiles", {"profiles": [{"external_id": "a", "attributes": {"city": "Pa\x00ris"}}]},
+     "/profiles/0/attributes/city"),
+]
+
+
+@pytest.mark.parametrize("path, body, pointer", NUL_BODIES, ids=[p for p, _, _ in NUL_BODIES])
+def test_a_nul_character_anywhere_in_a_body_is_refused_by_name(api, harness, path, body, pointer):
+    """No database text column holds NUL; PostgreSQL would fail the insert with a 500."""
+    api.get("/api/auth/me")  # the key's last use is recorded once, before the snapshot
+    before = snapshot(harness)
+    response = api.post(path, json=body)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"]["details"][0]["pointer"] == pointer
+    assert snapshot(harness) == before
+
+
+@pytest.mark.parametrize("url", ["/api/event-types/sign%00up", "/api/campaigns?q=a%00", "/api/events?event=%00",
+                                 "/api/profiles?q=%00x"])
+def test_a_nul_character_in_a_url_is_refused(api, url):
+    response = api.get(url)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_input"

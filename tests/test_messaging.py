@@ -15,7 +15,7 @@ from engine.dispatcher import Dispatcher
 from engine.models import Notification, OutboxMessage, Profile
 from server import create_app
 from tests.standins import SendGridStandIn, TwilioStandIn, WebhookStandIn
-from tests.support import authed_client, add_profiles, doc, positions, stats
+from tests.support import add_profiles, authed_client, doc, positions, stats
 
 ALL = ("all", "select_segment", {"source": "all"})
 EMAIL = {"subject": "Hello {{ profile.attributes.first_name }}", "preheader": "A note for you",

@@ -20,7 +20,13 @@ from sqlalchemy import func, select
 
 from engine import providers
 from engine.channels import Provider, provider_kinds
-from engine.models import Campaign, CampaignVersion, Enrollment, Notification, ProviderConfig
+from engine.models import (
+    Campaign,
+    CampaignVersion,
+    Enrollment,
+    Notification,
+    ProviderConfig,
+)
 from tests.support import add_profiles
 
 API_KEY = "SG.live-7f3a9c2e1b5d4f60a8"

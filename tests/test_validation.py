@@ -13,7 +13,13 @@ import pytest
 
 from engine.errors import DocumentInvalid
 from engine.registry import NodeType
-from engine.validation import Problem, ensure_valid, errors, format_problems, validate_document
+from engine.validation import (
+    Problem,
+    ensure_valid,
+    errors,
+    format_problems,
+    validate_document,
+)
 
 
 class Entry(NodeType):

@@ -13,11 +13,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import db
-from engine.api.access import read_only
 from engine.api import as_object, body, iso, runtime
+from engine.api.access import read_only
 from engine.errors import InvalidInput, NameTaken, NotFound
 from engine.models import Profile, Template
-from engine.templates import CHANNEL_FIELDS, context_for, merge_tags, render, validate_content, validate_defaults
+from engine.templates import (
+    CHANNEL_FIELDS,
+    context_for,
+    merge_tags,
+    render,
+    validate_content,
+    validate_defaults,
+)
 
 bp = Blueprint("templates", __name__, url_prefix="/api")
 

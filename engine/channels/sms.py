@@ -11,7 +11,13 @@ from typing import Any
 
 import httpx
 
-from engine.channels import TIMEOUT_SETTING, OutgoingMessage, Provider, SendResult, provider_kinds
+from engine.channels import (
+    TIMEOUT_SETTING,
+    OutgoingMessage,
+    Provider,
+    SendResult,
+    provider_kinds,
+)
 from engine.channels.webapi import (
     post_for_result,
     response_error,
