@@ -266,6 +266,26 @@ def generated_csv(path: Path, rows: int, bad_every: int) -> int:
     return rows // bad_every
 
 
+def test_import_progress_is_visible_through_the_api_after_every_chunk(api, harness, tmp_path):
+    """Deterministic: the import itself pauses after each chunk while the API is asked."""
+    from engine import imports
+
+    path = tmp_path / "steps.csv"
+    generated_csv(path, 3_500, bad_every=10_000)
+    job_id = imports.create_job(harness.rt.sessions, "steps.csv", 3_500)
+    observed = []
+
+    def look(_summary) -> None:
+        job = ok(api.get(f"/api/imports/{job_id}"))
+        observed.append((job["status"], job["processed_rows"], job["created_rows"]))
+
+    with imports.Source(path, "csv") as source:
+        imports.run(harness.rt.sessions, job_id, source, progress=look)
+    assert observed == [("running", 1000, 1000), ("running", 2000, 2000), ("running", 3000, 3000),
+                        ("running", 3500, 3500)]
+    assert ok(api.get(f"/api/imports/{job_id}"))["status"] == "done"
+
+
 def test_a_large_import_runs_in_the_background_and_reports_progress(api, harness, tmp_path):
     rows, path = 20_000, tmp_path / "big.csv"
     bad = generated_csv(path, rows, bad_every=1000)
@@ -289,7 +309,7 @@ def test_a_large_import_runs_in_the_background_and_reports_progress(api, harness
     assert (job["processed_rows"], job["total_rows"]) == (rows, rows)
     assert (job["created_rows"], job["updated_rows"], job["rejected_rows"]) == (rows - bad, 0, bad)
     assert [r["line"] for r in job["rejected"]] == [i + 2 for i in range(rows) if i % 1000 == 999]
-    assert seen == sorted(seen) and any(0 < n < rows for n in seen), seen
+    assert seen == sorted(seen), seen  # (how many polls land mid-import depends on the machine)
     assert all(n % 1000 == 0 for n in seen)  # progress moves a committed chunk at a time
     assert count_profiles(harness) == rows - bad
     assert ok(api.get("/api/profiles?q=x19998"))["items"][0]["attributes"] == {"plan": "plan0", "score": 19998}
