@@ -13,11 +13,12 @@ from flask_socketio import SocketIO, join_room
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from engine import auth, db, registry
+from engine import auth, db, live, registry
 from engine.api import access, openapi
 from engine.api import audiences as audiences_api
 from engine.api import campaigns as campaigns_api
 from engine.api import events as events_api
+from engine.api import metrics as metrics_api
 from engine.api import profiles as profiles_api
 from engine.api import providers as providers_api
 from engine.api import segments as segments_api
@@ -39,6 +40,7 @@ BLUEPRINTS: list[Blueprint] = [
     segments_api.bp,
     audiences_api.bp,
     webhooks_api.bp,
+    metrics_api.bp,
 ]
 
 UI_DIST = Path(__file__).parent / "canvas_ui" / "dist"
@@ -61,7 +63,9 @@ class BigDatabaseId(DatabaseId):
     limit = 2**63 - 1
 
 
-def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
+def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, SocketIO]:
+    """The app and its SocketIO. `message_queue=False` keeps Socket.IO in this process only
+    (no Redis pub/sub): for Flask-SocketIO's test client, which refuses a message queue."""
     registry.load()
     app = Flask(__name__, static_folder=None, template_folder=str(TEMPLATES))
     app.config["JSON_SORT_KEYS"] = False
@@ -70,10 +74,11 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
     access.install(app, rt.settings)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
-    socketio = SocketIO(app, async_mode="threading")
-    rt.executor.listeners.append(
-        lambda campaign_id, _v, _counts: socketio.emit("stats", {"campaign_id": campaign_id},
-                                                       to=f"campaign:{campaign_id}"))
+    # on the message queue: events published by any process (workers, other servers) reach
+    # this server's clients; see engine/live.py
+    socketio = SocketIO(app, async_mode="threading",
+                        **({"client_manager": live.client_manager(rt, write_only=False)} if message_queue else {}))
+    publisher = live.install(rt, lambda event, data, to: socketio.emit(event, data, to=to))
 
     @app.before_request
     def refuse_nul_characters() -> None:
@@ -97,8 +102,7 @@ def create_app(rt: Runtime) -> tuple[Flask, SocketIO]:
     def node_types():  # type: ignore[no-untyped-def]
         return jsonify([cls.describe() for cls in registry.all_types()])
 
-    app.extensions[campaigns_api.STATUS_LISTENERS] = [
-        lambda payload: socketio.emit("status", payload, to=f"campaign:{payload['id']}")]
+    app.extensions[campaigns_api.STATUS_LISTENERS] = [publisher.status]
 
     @socketio.on("connect")
     def on_connect(credentials: Any = None) -> bool:

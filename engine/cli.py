@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("dispatcher", help="send the outbox: run one or more, on any machines")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between looks when idle")
     sub.add_parser("migrate", help="upgrade the database schema to the newest version")
+    p = sub.add_parser("check", help="is the deployment ready? database schema, Redis, providers, workers")
+    p.add_argument("--workers", type=int, default=None,
+                   help="a problem when fewer RQ workers than this are alive (default: CC_EXPECT_WORKERS, 0)")
 
     p = sub.add_parser("validate", help="check a campaign document; prints every problem")
     p.add_argument("file", type=Path)
@@ -119,11 +122,23 @@ def _migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    """One line per check (ok / problem and what to do); exit 1 when something is a problem."""
+    from engine import check
+    from engine.config import Settings
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # only our lines, not Alembic's
+    settings = Settings()
+    workers = settings.expect_workers if args.workers is None else args.workers
+    return check.run(settings, sys.stdout, min_workers=workers)
+
+
 def _worker(_args: argparse.Namespace) -> int:
-    from engine import runtime
+    from engine import live, runtime
 
     rt = runtime.current()
     install_redaction(rt)
+    live.install_emitter(rt)  # stats of the chunks this worker commits reach every server's canvases
     rt.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
     try:
         rt.worker().work(with_scheduler=True)
@@ -163,6 +178,7 @@ def _serve(args: argparse.Namespace) -> int:
           flush=True)
     _print_demo_login(rt)
     if args.workers <= 0:
+        _exit_on_sigterm()  # no RQ worker to turn SIGTERM into a shutdown: close the embedded Redis too
         try:
             socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)
         finally:
@@ -232,6 +248,15 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_on_sigterm() -> None:
+    import signal
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _print_demo_login(rt: Any) -> None:
     from engine.demo import saved_login
 
@@ -280,6 +305,7 @@ def _safe_url(url: str) -> str:
 
 
 COMMANDS = {"serve": _serve, "worker": _worker, "dispatcher": _dispatcher, "migrate": _migrate, "validate": _validate,
+            "check": _check,
             "simulate": _simulate, "demo": _demo, "create-user": _create_user, "create-api-key": _create_api_key,
             "import-profiles": _import_profiles}
 

@@ -19,6 +19,7 @@
 | CC_EVENT_RETENTION_DAYS | 0 (keep) | the sweeper deletes events older than this many days |
 | CC_SECRET_KEY | (generated once into <instance>/secret_key) | signs login sessions; set the same on every server |
 | CC_SECURE_COOKIES | (off) | 1: session cookies only over HTTPS |
+| CC_EXPECT_WORKERS | 0 | `campaign-canvas check` reports a problem when fewer RQ workers than this are alive |
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Settings:
     event_retention_days: int = field(default_factory=lambda: _int("CC_EVENT_RETENTION_DAYS", 0))
     dispatch_claim_limit: int = field(default_factory=lambda: _int("CC_DISPATCH_CLAIM_LIMIT", 5000))
     dispatch_lease_seconds: int = field(default_factory=lambda: _int("CC_DISPATCH_LEASE_SECONDS", 300))
+    expect_workers: int = field(default_factory=lambda: _int("CC_EXPECT_WORKERS", 0))
 
     def __post_init__(self) -> None:
         if not self.database_url:

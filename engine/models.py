@@ -341,6 +341,9 @@ class OutboxMessage(Base):
         Index("ix_outbox_campaign_node_profile", "campaign_id", "node_id", "profile_id"),
         Index("ix_outbox_batch", "batch_key"),
         Index("ix_outbox_provider_message", "provider_message_id"),
+        # the failures /metrics counts on every scrape, without reading the whole outbox
+        Index("ix_outbox_failures", "status", sqlite_where=text("status IN ('failed', 'uncertain')"),
+              postgresql_where=text("status IN ('failed', 'uncertain')")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 
 #: events past retention deleted per sweep at most
 EXPIRE_BATCH = 50_000
+#: RQ's scheduler (which releases every timed job, the sweeps included) runs in one worker,
+#: holding a lock that outlives it by 61 s; the others only try to take it over in their
+#: maintenance pass, by default every 10 minutes and after a BLPOP of up to 405 s. These
+#: bring the take-over after a worker dies to at most ~61 + 15 s.
+WORKER_TTL_SECONDS = 30  # an idle worker blocks on the queue for ttl - 15 s
+MAINTENANCE_SECONDS = 10
 
 
 class Runtime:
@@ -109,7 +115,8 @@ class Runtime:
         from rq import SimpleWorker, Worker
 
         cls = SimpleWorker if simple or self.engine.dialect.name == "sqlite" else Worker
-        return cls([self.queue], connection=self.redis)
+        return cls([self.queue], connection=self.redis, worker_ttl=WORKER_TTL_SECONDS,
+                   maintenance_interval=MAINTENANCE_SECONDS)
 
     def close(self) -> None:
         """Release the database pool, and stop the embedded Redis server if this process

@@ -199,10 +199,12 @@ def test_the_login_form_itself_needs_the_csrf_token(app, harness):
     assert response.status_code == 403
 
 
-def test_live_statistics_need_a_login_or_a_key(app, harness):
+def test_live_statistics_need_a_login_or_a_key(harness):
     from flask_socketio import SocketIOTestClient
 
-    socketio = app.extensions["socketio"]
+    from server import create_app
+
+    app, socketio = create_app(harness.rt, message_queue=False)  # the test client refuses a queue
     anonymous = SocketIOTestClient(app, socketio)
     assert not anonymous.is_connected()
     with harness.transaction() as s:

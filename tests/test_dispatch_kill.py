@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from engine import campaigns, clock, providers
 from engine.models import OutboxMessage
+from tests.served import wait_for
 from tests.standins import SendGridStandIn
 from tests.support import add_profiles, doc, stats
 
@@ -48,7 +49,7 @@ def test_sigkilled_dispatcher_sends_every_message_exactly_once(harness, database
             for kills, pause in enumerate((0.8, 1.2)):  # start, let it get into the batches, SIGKILL
                 process = subprocess.Popen([CLI, "dispatcher", "--poll", "0.2"], env=env,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                _wait_until(lambda k=kills: len(sendgrid.mail_requests) > k, 30, "the dispatcher to start sending")
+                wait_for(lambda k=kills: len(sendgrid.mail_requests) > k, timeout=30, what="the dispatcher to start sending")
                 time.sleep(pause)
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
@@ -58,7 +59,7 @@ def test_sigkilled_dispatcher_sends_every_message_exactly_once(harness, database
             process = subprocess.Popen([CLI, "dispatcher", "--poll", "0.2"], env=env,
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             try:
-                _wait_until(lambda: _count(harness, "sent") == MESSAGES, 90, "every message to be sent")
+                wait_for(lambda: _count(harness, "sent") == MESSAGES, timeout=90, what="every message to be sent")
             finally:
                 process.terminate()
                 output, _ = process.communicate(timeout=20)
@@ -79,11 +80,3 @@ def _count(h, status: str) -> int:
     with h.session() as s:
         return s.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == status))
 
-
-def _wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -9,27 +9,18 @@ and pages, and event types list the campaigns they start, stop or convert.
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from engine.clock import iso
 from engine.models import Event, EventType, Profile
+from tests.served import CLI, call, free_port, stop, wait_for
 from tests.support import doc
-
-CLI = str(Path(sys.executable).parent / "campaign-canvas")
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -424,33 +415,10 @@ def test_event_types_are_registered_on_use_and_list_their_campaigns(api, harness
 # --------------------------------------------------------------------------- a real server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def _call(base: str, key: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(base + path, method="POST" if body is not None else "GET",
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
-def _eventually(predicate, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if value := predicate():
-                return value
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_served_process_takes_events_and_runs_the_journeys_they_start(engine, redis_conn, database_url,
@@ -461,7 +429,7 @@ def test_a_served_process_takes_events_and_runs_the_journeys_they_start(engine, 
                           text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
@@ -469,15 +437,19 @@ def test_a_served_process_takes_events_and_runs_the_journeys_they_start(engine, 
     try:
         _serve_and_check(base, key)
     except AssertionError as exc:
-        output = _stop(server)
+        output = stop(server)
         raise AssertionError(f"{exc}\n--- server output ---\n{output[-5000:]}") from None
     finally:
-        output = output if output is not None else _stop(server)
+        output = output if output is not None else stop(server)
     assert "Traceback" not in output, output
 
 
+def _call(base: str, key: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    return call(base, path, body, key)
+
+
 def _serve_and_check(base: str, key: str) -> None:
-    _eventually(lambda: _call(base, key, "/api/node-types")[0] == 200, "the server to answer")
+    wait_for(lambda: _call(base, key, "/api/node-types")[0] == 200, what="the server to answer")
     status, campaign = _call(base, key, "/api/campaigns", order_flow("once"))
     assert status == 201, campaign
     assert _call(base, key, f"/api/campaigns/{campaign['id']}/launch", {})[0] == 200
@@ -494,18 +466,10 @@ def _serve_and_check(base: str, key: str) -> None:
     def journeys_done():
         nodes = _call(base, key, f"/api/campaigns/{campaign['id']}/stats")[1]["nodes"]
         return nodes.get("pts", {}).get("entered") == 2 and nodes
-    _eventually(journeys_done, "the server's worker to run the journeys", timeout=60)
+    wait_for(journeys_done, what="the server's worker to run the journeys", timeout=60)
     assert _call(base, "not-a-key", "/api/events")[0] == 401
 
 
-def _stop(process: subprocess.Popen) -> str:
-    process.terminate()
-    try:
-        out, _ = process.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, _ = process.communicate()
-    return out or ""
 
 
 def test_the_sweeper_deletes_events_past_their_retention(harness, api):

@@ -42,6 +42,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: blueprints whose callers prove themselves another way (provider webhook signatures)
 PUBLIC_BLUEPRINTS = {"webhooks"}
 CSRF_HEADER = "X-CSRF-Token"
+#: called by programs, not browsers: an anonymous call gets 401, never a login page
+MACHINE_PATHS = ("/api/", "/metrics")
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -89,7 +91,7 @@ def _guard() -> Any:
         return None
     who = _authenticate()
     if who is None:
-        if request.path.startswith("/api/") or request.method not in SAFE_METHODS:
+        if request.path.startswith(MACHINE_PATHS) or request.method not in SAFE_METHODS:
             raise Unauthorized("log in, or send an API key as 'Authorization: Bearer <key>'")
         return redirect(url_for("access.login_page", next=request.full_path.rstrip("?")))
     g.principal = who

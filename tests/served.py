@@ -1,0 +1,80 @@
+"""Helpers for tests that run the real `campaign-canvas` processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+CLI = str(Path(sys.executable).parent / "campaign-canvas")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition", every: float = 0.1) -> Any:
+    """The first truthy value of `predicate()`; an unreachable server counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if value := predicate():
+                return value
+        except OSError:
+            pass
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def call(base: str, path: str, body: Any = None, key: str | None = None) -> tuple[int, Any]:
+    """(status, JSON answer) of a GET, or of a POST when `body` is given."""
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    request = urllib.request.Request(base + path, method="POST" if body is not None else "GET",
+                                     data=json.dumps(body).encode() if body is not None else None, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def api(base: str, path: str, body: Any = None, key: str | None = None) -> Any:
+    """The JSON answer of a call that must succeed."""
+    status, answer = call(base, path, body, key)
+    assert status < 400, (path, status, answer)
+    return answer
+
+
+def answering(base: str) -> bool:
+    """Whether a server listens at `base` (the public login page answers)."""
+    try:
+        with urllib.request.urlopen(base + "/login", timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def api_key(env: dict[str, str], role: str = "admin") -> str:
+    """A new key made by the real `create-api-key` command (its last stdout line)."""
+    made = subprocess.run([CLI, "create-api-key", f"{role} for a test", "--role", role], env=env,
+                          capture_output=True, text=True, check=True)
+    return made.stdout.strip().splitlines()[-1]
+
+
+def stop(process: subprocess.Popen) -> str:
+    """Terminate (then kill) a process started with stdout=PIPE, text=True; its output."""
+    process.terminate()
+    try:
+        out, _ = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+    return out or ""
