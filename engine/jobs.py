@@ -10,7 +10,20 @@ from engine.wakeups import RQWakeups
 
 
 def wake(version_id: int, node_id: str) -> int:
-    """Run everything due at (version, node). Returns how many positions were processed."""
+    """Run everything due at (version, node). Returns how many positions were processed.
+    A full first chunk means a backlog: helpers are asked to share it (see RQWakeups.fan_out)."""
+    rt = runtime.current()
+    first = rt.executor.run_chunk(version_id, node_id)
+    if first == 0:
+        return 0
+    helpers = rt.wake_helpers()
+    if first >= rt.executor.chunk_size and helpers and isinstance(rt.wakeups, RQWakeups):
+        rt.wakeups.fan_out(version_id, node_id, helpers)
+    return first + rt.executor.run(version_id, node_id).processed
+
+
+def wake_helper(version_id: int, node_id: str) -> int:
+    """A helper of `wake`: claims chunks of the same backlog until it is gone."""
     return runtime.current().executor.run(version_id, node_id).processed
 
 

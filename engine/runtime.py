@@ -107,6 +107,13 @@ class Runtime:
             return session.execute(delete(Event).where(Event.id.in_(oldest)),
                                    execution_options={"synchronize_session": False}).rowcount or 0
 
+    def wake_helpers(self) -> int:
+        """How many extra jobs may share one node's backlog: none on SQLite, whose single
+        writer would only make them queue behind each other."""
+        if self.engine.dialect.name == "sqlite":
+            return 0
+        return max(self.settings.wake_fanout - 1, 0)
+
     def worker(self, *, simple: bool = False) -> Any:
         """An RQ worker. On SQLite jobs run in the worker process itself, never in a forked
         child: SQLite keeps its lock bookkeeping per process, so a child forked while another

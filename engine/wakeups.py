@@ -160,6 +160,15 @@ class RQWakeups:
     def schedule(self, version_id: int, node_id: str, due: datetime) -> None:
         self._enqueue_once(f"cc-wake-{version_id}-{node_id}", due, "engine.jobs.wake", version_id, node_id)
 
+    def fan_out(self, version_id: int, node_id: str, helpers: int) -> None:
+        """Ask `helpers` more workers to claim chunks of a node whose backlog is larger than a
+        chunk: claims skip each other's rows, so they share the backlog instead of one job
+        working through it alone. Deterministic ids per bucket: asking twice adds nobody."""
+        now = clock.now()
+        for k in range(1, helpers + 1):
+            self._enqueue_once(f"cc-wake-{version_id}-{node_id}-h{k}", now, "engine.jobs.wake_helper",
+                               version_id, node_id)
+
     def schedule_dispatch(self, due: datetime) -> None:
         """One dispatch job per bucket; the dispatcher drains everything due when it runs."""
         self._enqueue_once("cc-dispatch", due, "engine.jobs.dispatch")

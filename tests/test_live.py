@@ -197,9 +197,13 @@ def test_stats_are_throttled_and_the_last_event_carries_the_final_counts(harness
               what="the trailing event")
     time.sleep(live.STATS_INTERVAL + 0.2)  # nothing more comes
     assert sent[-1][1]["nodes"] == truth and sent[-1][1]["entered"] == 4000
-    assert sent[0][0] - chunks[0] < 0.4, "the first change goes out at once"
-    span = chunks[-1] - chunks[0]
-    assert len(sent) <= 2 + span / live.STATS_INTERVAL, (len(sent), span)
-    assert len(sent) < len(chunks)
     gaps = [later - earlier for (earlier, _), (later, _) in zip(sent, sent[1:])]
-    assert all(gap >= live.STATS_INTERVAL * 0.9 for gap in gaps), gaps
+    assert all(gap >= live.STATS_INTERVAL * 0.9 for gap in gaps), gaps  # however slow the machine
+
+    # a burst of 200 changes: at most the first goes out on its own, the rest fold into one
+    sent.clear()
+    for _ in range(200):
+        publisher.stats_changed(campaign_id)
+    wait_for(lambda: sent and not publisher._due, timeout=5, what="the events of the burst")
+    time.sleep(live.STATS_INTERVAL + 0.2)
+    assert 1 <= len(sent) <= 2 and sent[-1][1]["nodes"] == truth
