@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -24,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="UI + API, with an in-process worker (embedded defaults)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
-    p.add_argument("--workers", type=int, default=1, help="in-process workers: 0 serves API + UI only")
+    p.add_argument("--workers", type=int, default=None,
+                   help="RQ workers beside the web server (default CC_SERVE_WORKERS, 1): one in this process, "
+                        "the others as child processes; 0 serves API + UI only")
 
     sub.add_parser("worker", help="an RQ worker with the scheduler (run several, on several machines)")
     p = sub.add_parser("dispatcher", help="send the outbox: run one or more, on any machines")
@@ -174,10 +177,11 @@ def _serve(args: argparse.Namespace) -> int:
     from server import create_app
 
     app, socketio = create_app(rt)
-    print(f"Campaign Canvas on http://{args.host}:{args.port}  (database {_safe_url(rt.settings.database_url)})",
-          flush=True)
+    workers = rt.settings.serve_workers if args.workers is None else args.workers
+    print(f"Campaign Canvas on http://{args.host}:{args.port}  (database {_safe_url(rt.settings.database_url)}, "
+          f"{workers} worker{'s' if workers != 1 else ''})", flush=True)
     _print_demo_login(rt)
-    if args.workers <= 0:
+    if workers <= 0:
         _exit_on_sigterm()  # no RQ worker to turn SIGTERM into a shutdown: close the embedded Redis too
         try:
             socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)
@@ -189,11 +193,24 @@ def _serve(args: argparse.Namespace) -> int:
                                    "use_reloader": False, "log_output": False})
     web.start()
     rt.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
+    helpers = [subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"]) for _ in range(workers - 1)]
     try:
         rt.worker().work(with_scheduler=True)  # main thread: owns the signal handlers
     finally:
-        rt.close()
+        _stop_children(helpers)
+        rt.close()  # after the children: the embedded Redis they share goes last
     return 0
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _create_user(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@
 | CC_SENDGRID_WEBHOOK_PUBLIC_KEY | (empty) | verify the signed SendGrid Event Webhook (or per provider config) |
 | CC_TWILIO_AUTH_TOKEN | (empty) | verify Twilio status callbacks (a twilio provider config's token is used too) |
 | CC_PUSH_WEBHOOK_TOKEN | (empty) | require `Authorization: Bearer <token>` on push receipts |
+| CC_SERVE_WORKERS | 1 | RQ workers `campaign-canvas serve` runs beside the web server (0: API + UI only) |
 | CC_WAKE_FANOUT | 4 | workers one node's due backlog is spread over (PostgreSQL; SQLite has one writer: 1) |
 | CC_EVENT_RETENTION_DAYS | 0 (keep) | the sweeper deletes events older than this many days |
 | CC_SECRET_KEY | (generated once into <instance>/secret_key) | signs login sessions; set the same on every server |
@@ -49,6 +50,7 @@ class Settings:
     sweep_seconds: int = field(default_factory=lambda: _int("CC_SWEEP_SECONDS", 60))
     account_timezone: str = field(default_factory=lambda: os.environ.get("CC_ACCOUNT_TIMEZONE", "UTC"))
     segment_refresh_seconds: int = field(default_factory=lambda: _int("CC_SEGMENT_REFRESH_SECONDS", 300))
+    serve_workers: int = field(default_factory=lambda: _int("CC_SERVE_WORKERS", 1))
     wake_fanout: int = field(default_factory=lambda: _int("CC_WAKE_FANOUT", 4))
     event_retention_days: int = field(default_factory=lambda: _int("CC_EVENT_RETENTION_DAYS", 0))
     dispatch_claim_limit: int = field(default_factory=lambda: _int("CC_DISPATCH_CLAIM_LIMIT", 5000))

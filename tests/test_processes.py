@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import urllib.request
+from pathlib import Path
 
 from sqlalchemy import select
 
 from engine import campaigns, clock, db
 from engine.models import Profile
-from tests.served import CLI, answering, api, call, free_port, stop, wait_for
+from tests.served import CLI, answering, api, api_key, call, free_port, stop, wait_for
 from tests.support import add_profiles, doc, positions
 
 # a 3-second wait: long enough to be scheduled in Redis, short enough for a test
@@ -131,4 +133,34 @@ def test_a_served_process_runs_segment_entry_and_single_send_triggers(engine, re
         raise AssertionError(f"{exc}\n--- server output ---\n{output[-5000:]}") from None
     finally:
         output = output or stop(server)
+    assert "Traceback" not in output, output
+
+
+def test_serve_with_several_workers_runs_them_and_takes_them_down_with_it(tmp_path):
+    env = {**os.environ, "CC_INSTANCE_DIR": str(tmp_path), "CC_SERVE_WORKERS": "3"}
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    output = ""
+    try:
+        wait_for(lambda: answering(base), what="the server to answer")
+        key = api_key(env, role="viewer")
+
+        def workers() -> float:
+            status, _ = call(base, "/api/auth/me", key=key)
+            assert status == 200
+            request = urllib.request.Request(base + "/metrics", headers={"Authorization": f"Bearer {key}"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                text = response.read().decode()
+            return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("cc_rq_workers{"))
+        wait_for(lambda: workers() == 3, what="three RQ workers on the embedded Redis")
+        children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
+    finally:
+        output = stop(server)
+    assert "3 workers" in output
+    leftover = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    assert not leftover, f"worker processes outlived the server: {leftover}"
     assert "Traceback" not in output, output
