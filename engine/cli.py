@@ -160,12 +160,26 @@ def _dispatcher(args: argparse.Namespace) -> int:
     install_redaction(rt)
     log = logging.getLogger("engine.dispatcher")
     log.info("dispatcher started (lease %ss)", rt.settings.dispatch_lease_seconds)
+    next_sweep = 0.0
     while True:
+        if time.monotonic() >= next_sweep:  # a second safety net, independent of RQ's scheduler
+            _sweep_safely(rt, log)
+            next_sweep = time.monotonic() + rt.settings.sweep_seconds
         stats = Dispatcher.from_runtime(rt).run()
         if stats.batches:
             log.info("dispatched: %s", stats.to_dict())
         else:
             time.sleep(args.poll)
+
+
+def _sweep_safely(rt: Any, log: logging.Logger) -> None:
+    """Dispatchers sweep too: the sweep job rides on RQ's scheduler, whose lock outlives a
+    killed worker for a minute, and the sweeper is what re-asks for lost wakeups. Sweeping is
+    idempotent, so several sweepers only repeat each other's harmless work."""
+    try:
+        rt.sweep()
+    except Exception:  # noqa: BLE001 - a failed sweep must not stop the sending
+        log.exception("sweep failed; sending goes on")
 
 
 def _serve(args: argparse.Namespace) -> int:

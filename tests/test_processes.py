@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -163,4 +164,24 @@ def test_serve_with_several_workers_runs_them_and_takes_them_down_with_it(tmp_pa
     assert "3 workers" in output
     leftover = [pid for pid in children if Path(f"/proc/{pid}").exists()]
     assert not leftover, f"worker processes outlived the server: {leftover}"
+    assert "Traceback" not in output, output
+
+
+def test_a_dispatcher_sweeps_too_so_lost_wakeups_come_back_without_rqs_scheduler(harness, redis_url, database_url):
+    """Every RQ job is gone and no worker (so no RQ scheduler) runs: the dispatcher's own
+    sweep asks for the overdue step again, as a job a worker picks up."""
+    with harness.transaction() as s:
+        add_profiles(s, 5)
+        cid = campaigns.create(s, SHORT_WAIT).id
+        campaigns.launch(s, cid, clock.SystemClock().now() - timedelta(minutes=10))
+    harness.rt.redis.flushdb()
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "CC_QUEUE": harness.rt.settings.queue_name, "CC_BUCKET_SECONDS": "1", "CC_SWEEP_SECONDS": "1"}
+    dispatcher = subprocess.Popen([CLI, "dispatcher", "--poll", "0.2"], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: any(job_id.startswith("cc-wake-") for job_id in harness.rt.queue.job_ids),
+                 what="the dispatcher's sweep to enqueue the overdue step")
+    finally:
+        output = stop(dispatcher)
     assert "Traceback" not in output, output
