@@ -12,21 +12,22 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import clock, db
 from engine import profiles as store
 from engine.api import body, iso, runtime
+from engine.api.named import Named
 from engine.api.paging import page_args
 from engine.api.profiles import profile_json
-from engine.api.segments import MAX_ID, refuse_if_used
+from engine.api.segments import refuse_if_used
 from engine.db import upsert
-from engine.errors import InvalidInput, NameTaken, NotFound
+from engine.errors import InvalidInput
 from engine.models import Audience, AudienceMember, Profile
 from engine.segments import profiles_changed
 
 bp = Blueprint("audiences", __name__, url_prefix="/api/audiences")
+AUDIENCES: Named[Audience] = Named(Audience, "audience", "an")
 
 FIELDS = ("name", "description")
 READ_ONLY = ("id", "created_at", "member_count")
@@ -53,10 +54,10 @@ def list_audiences():  # type: ignore[no-untyped-def]
 def create_audience():  # type: ignore[no-untyped-def]
     fields = _fields(body(), {"description": ""}, required=True)
     with db.transaction(runtime().sessions) as session:
-        _check_name(session, fields["name"], None)
+        AUDIENCES.check_free(session, fields["name"], None)
         audience = Audience(**fields)
         session.add(audience)
-        _flush(session, fields["name"])
+        AUDIENCES.flush(session, fields["name"])
         payload = audience_json(audience, 0)
     return jsonify(payload), 201
 
@@ -64,19 +65,19 @@ def create_audience():  # type: ignore[no-untyped-def]
 @bp.get("/<int:audience_id>")
 def get_audience(audience_id: int):  # type: ignore[no-untyped-def]
     with runtime().sessions() as session:
-        return jsonify(audience_json(_get(session, audience_id), _count(session, audience_id)))
+        return jsonify(audience_json(AUDIENCES.get(session, audience_id), _count(session, audience_id)))
 
 
 @bp.patch("/<int:audience_id>")
 def update_audience(audience_id: int):  # type: ignore[no-untyped-def]
     data = body()
     with db.transaction(runtime().sessions) as session:
-        audience = _get(session, audience_id)
+        audience = AUDIENCES.get(session, audience_id)
         fields = _fields(data, {"name": audience.name, "description": audience.description}, required=False)
-        _check_name(session, fields["name"], audience_id)
+        AUDIENCES.check_free(session, fields["name"], audience_id)
         for key, value in fields.items():
             setattr(audience, key, value)
-        _flush(session, fields["name"])
+        AUDIENCES.flush(session, fields["name"])
         payload = audience_json(audience, _count(session, audience_id))
     return jsonify(payload)
 
@@ -85,7 +86,7 @@ def update_audience(audience_id: int):  # type: ignore[no-untyped-def]
 def delete_audience(audience_id: int):  # type: ignore[no-untyped-def]
     """Refused while a live campaign or a segment uses the audience."""
     with db.transaction(runtime().sessions) as session:
-        audience = _get(session, audience_id)
+        audience = AUDIENCES.get(session, audience_id)
         refuse_if_used(session, "audience", audience_id, audience.name)
         session.delete(audience)
     return jsonify(deleted=audience_id)
@@ -96,7 +97,7 @@ def list_members(audience_id: int):  # type: ignore[no-untyped-def]
     """Oldest membership first: each profile with `added_at`; `total` counts them all."""
     limit, offset = page_args()
     with runtime().sessions() as session:
-        _get(session, audience_id)
+        AUDIENCES.get(session, audience_id)
         rows = session.execute(
             select(Profile, AudienceMember.added_at)
             .join(AudienceMember, AudienceMember.profile_id == Profile.id)
@@ -112,7 +113,7 @@ def add_members(audience_id: int):  # type: ignore[no-untyped-def]
     a member again is harmless: `added` counts the new ones."""
     data = body()
     with db.transaction(runtime().sessions) as session:
-        _get(session, audience_id)
+        AUDIENCES.get(session, audience_id)
         ids = _members(session, data)
         now = clock.now()
         before = _count(session, audience_id)
@@ -128,7 +129,7 @@ def remove_members(audience_id: int):  # type: ignore[no-untyped-def]
     """The same body as adding; removing a customer who is not a member is harmless."""
     data = body()
     with db.transaction(runtime().sessions) as session:
-        _get(session, audience_id)
+        AUDIENCES.get(session, audience_id)
         ids = _members(session, data)
         before = _count(session, audience_id)
         for condition in store.where_in(session, AudienceMember.__table__.c.profile_id, ids):
@@ -217,32 +218,12 @@ def _count(session: Session, audience_id: int) -> int:
                           .where(AudienceMember.audience_id == audience_id)) or 0
 
 
-def _check_name(session: Session, name: str, audience_id: int | None) -> None:
-    query = select(Audience.id).where(Audience.name == name)
-    if audience_id is not None:
-        query = query.where(Audience.id != audience_id)
-    if session.scalar(query) is not None:
-        raise _name_taken(name)
 
 
-def _flush(session: Session, name: str) -> None:
-    """A name a concurrent request took after `_check_name` looked is a 409, not a 500."""
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise _name_taken(name) from exc
 
 
-def _name_taken(name: str) -> NameTaken:
-    message = f"an audience named '{name}' already exists"
-    return NameTaken(message, [{"pointer": "/name", "code": "name_taken", "message": message}])
 
 
-def _get(session: Session, audience_id: int) -> Audience:
-    audience = session.get(Audience, audience_id) if audience_id <= MAX_ID else None
-    if audience is None:
-        raise NotFound(f"audience {audience_id} does not exist")
-    return audience
 
 
 def audience_json(audience: Audience, member_count: int) -> dict[str, Any]:

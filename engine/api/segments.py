@@ -12,18 +12,19 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import clock, db, segments
 from engine.api import as_object, body, iso, runtime
 from engine.api.access import read_only
+from engine.api.named import Named
 from engine.api.profiles import profile_json
-from engine.errors import InvalidInput, InvalidState, NameTaken, NotFound, RuleError
+from engine.errors import InvalidInput, InvalidState, RuleError
 from engine.models import Campaign, CampaignVersion, Profile, Segment
 from engine.rules import check_rules, compile_rules
 
 bp = Blueprint("segments", __name__, url_prefix="/api/segments")
+SEGMENTS: Named[Segment] = Named(Segment, "segment", "a")
 
 #: fields a client may send; READ_ONLY ones (as GET returns them) are accepted and ignored
 FIELDS = ("name", "description", "rules")
@@ -33,9 +34,6 @@ DESCRIPTION_MAX = 10_000
 PREVIEW_SIZE = 20
 #: campaigns in these states run nothing any more, so they use no segment or audience
 FINISHED = ("stopped", "finished")
-#: segment and audience ids are 32-bit: a larger number is nobody's id (PostgreSQL would
-#: refuse to compare it with the column rather than find nothing)
-MAX_ID = 2**31 - 1
 
 
 @bp.get("")
@@ -52,11 +50,11 @@ def list_segments():  # type: ignore[no-untyped-def]
 def create_segment():  # type: ignore[no-untyped-def]
     fields = _fields(body(), {"description": ""})
     with db.transaction(runtime().sessions) as session:
-        _check_name(session, fields["name"], None)
+        SEGMENTS.check_free(session, fields["name"], None)
         _compile(session, fields["rules"])
         segment = Segment(**fields)
         session.add(segment)
-        _flush(session, fields["name"])
+        SEGMENTS.flush(session, fields["name"])
         payload = segment_json(segment)
     return jsonify(payload), 201
 
@@ -64,7 +62,7 @@ def create_segment():  # type: ignore[no-untyped-def]
 @bp.get("/<int:segment_id>")
 def get_segment(segment_id: int):  # type: ignore[no-untyped-def]
     with runtime().sessions() as session:
-        return jsonify(segment_json(_get(session, segment_id)))
+        return jsonify(segment_json(SEGMENTS.get(session, segment_id)))
 
 
 @bp.put("/<int:segment_id>")
@@ -72,13 +70,13 @@ def update_segment(segment_id: int):  # type: ignore[no-untyped-def]
     """Fields left out keep their stored values; what is given is validated as a whole."""
     data = body()
     with db.transaction(runtime().sessions) as session:
-        segment = _get(session, segment_id)
+        segment = SEGMENTS.get(session, segment_id)
         fields = _fields(data, {"name": segment.name, "description": segment.description, "rules": segment.rules})
-        _check_name(session, fields["name"], segment_id)
+        SEGMENTS.check_free(session, fields["name"], segment_id)
         for key, value in fields.items():
             setattr(segment, key, value)
         _compile(session, fields["rules"])  # sees the new rules: a loop through this segment is refused
-        _flush(session, fields["name"])
+        SEGMENTS.flush(session, fields["name"])
         if segments.watchers(session, clock.now(), segment_id):  # campaigns waiting for its newcomers
             segments.refresh(session, segment_id, clock.now())
         payload = segment_json(segment)
@@ -88,7 +86,7 @@ def update_segment(segment_id: int):  # type: ignore[no-untyped-def]
 @bp.delete("/<int:segment_id>")
 def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
     with db.transaction(runtime().sessions) as session:
-        segment = _get(session, segment_id)
+        segment = SEGMENTS.get(session, segment_id)
         refuse_if_used(session, "segment", segment_id, segment.name)
         session.delete(segment)
     return jsonify(deleted=segment_id)
@@ -98,7 +96,7 @@ def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
 def preview_segment(segment_id: int):  # type: ignore[no-untyped-def]
     """How many customers match now, and the first PREVIEW_SIZE of them (by id)."""
     with runtime().sessions() as session:
-        return jsonify(_preview(session, _get(session, segment_id).rules))
+        return jsonify(_preview(session, SEGMENTS.get(session, segment_id).rules))
 
 
 @bp.post("/preview")
@@ -190,29 +188,17 @@ def _fields(data: Any, current: dict[str, Any]) -> dict[str, Any]:
     if "rules" not in fields:
         problems.append({"pointer": "/rules", "message": 'is required: {"match": "all" | "any", "rules": [...]}'})
     else:
-        problems.extend(check_rules(fields["rules"], "/rules") or _unknown_ids(fields["rules"], "/rules"))
+        problems.extend(check_rules(fields["rules"], "/rules"))
     if problems:
         raise _invalid(problems)
     return fields
 
 
 def _check_rules(rules: Any) -> None:
-    if problems := check_rules(rules, "/rules") or _unknown_ids(rules, "/rules"):
+    if problems := check_rules(rules, "/rules"):
         raise _invalid(problems)
 
 
-def _unknown_ids(node: Any, pointer: str) -> list[dict[str, str]]:
-    """Membership rules naming an id too large to be anyone's (checked rules only)."""
-    if isinstance(node, list):
-        return [p for i, item in enumerate(node) for p in _unknown_ids(item, f"{pointer}/{i}")]
-    if not isinstance(node, dict):
-        return []
-    problems = [{"pointer": f"{pointer}/{kind}", "message": f"{kind} {node[kind]} does not exist"}
-                for kind in ("segment", "audience") if type(node.get(kind)) is int and node[kind] > MAX_ID]
-    for key in ("rules", "not"):
-        if key in node:
-            problems.extend(_unknown_ids(node[key], f"{pointer}/{key}"))
-    return problems
 
 
 def _compile(session: Session, rules: Any) -> Any:
@@ -238,32 +224,12 @@ def _preview(session: Session, rules: dict[str, Any]) -> dict[str, Any]:
     return {"count": count, "items": [profile_json(p) for p in first]}
 
 
-def _check_name(session: Session, name: str, segment_id: int | None) -> None:
-    query = select(Segment.id).where(Segment.name == name)
-    if segment_id is not None:
-        query = query.where(Segment.id != segment_id)
-    if session.scalar(query) is not None:
-        raise _name_taken(name)
 
 
-def _flush(session: Session, name: str) -> None:
-    """A name a concurrent request took after `_check_name` looked is a 409, not a 500."""
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise _name_taken(name) from exc
 
 
-def _name_taken(name: str) -> NameTaken:
-    message = f"a segment named '{name}' already exists"
-    return NameTaken(message, [{"pointer": "/name", "code": "name_taken", "message": message}])
 
 
-def _get(session: Session, segment_id: int) -> Segment:
-    segment = session.get(Segment, segment_id) if segment_id <= MAX_ID else None
-    if segment is None:
-        raise NotFound(f"segment {segment_id} does not exist")
-    return segment
 
 
 def segment_json(segment: Segment) -> dict[str, Any]:
