@@ -65,3 +65,20 @@ def authed_client(app, h, role: str = "admin"):
         _row, key = auth.create_api_key(session, f"test {role}", role)
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
     return client
+
+
+def ok(response, status: int = 200):
+    """The JSON answer of a request that must have succeeded with `status`."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def error_of(response, status: int, code: str) -> dict:
+    """The error of a refused request, checked to have the API's error shape."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json, response.content_type
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["details"], list)
+    return error

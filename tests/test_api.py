@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 
 from engine.models import Campaign, CampaignVersion, Enrollment
-from tests.support import add_profiles, doc
+from tests.support import add_profiles, doc, error_of
 
 BUILT_IN = {"select_segment", "event_trigger", "filter", "refresh_filter", "ab_test", "control_group", "limit",
             "wait", "wait_until", "merge", "add_to_audience", "exclude_from_audience", "award_points"}
@@ -44,14 +44,6 @@ def stored(harness) -> tuple[int, int]:
                 s.scalar(select(func.count()).select_from(CampaignVersion)))
 
 
-def error_of(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.is_json, response.content_type
-    error = response.get_json()["error"]
-    assert error["code"] == code
-    assert isinstance(error["message"], str) and error["message"]
-    assert isinstance(error["details"], list)
-    return error
 
 
 def create(client, document) -> dict:

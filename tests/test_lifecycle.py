@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from engine import events
 from engine.models import Campaign, CampaignVersion, Enrollment, ProviderConfig
-from tests.support import add_profiles, doc, points, positions
+from tests.support import add_profiles, doc, ok, points, positions
 
 ALL = ("all", "select_segment", {"source": "all"})
 
@@ -29,9 +29,6 @@ def event_flow(bonus: int, name: str = "Signup bonus") -> dict:
                [("t", "out", "wait"), ("wait", "out", "pts")], name=name)
 
 
-def ok(response, status: int = 200) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    return response.get_json()
 
 
 def error(response, status: int, code: str) -> dict:

@@ -17,21 +17,14 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.models import ImportJob, Profile
+from tests.support import error_of, ok
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "campaign-canvas"
 
 
-def ok(response, status: int = 200) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    return response.get_json()
 
 
-def error_of(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code and error["message"]
-    return error
 
 
 def count_profiles(harness) -> int:

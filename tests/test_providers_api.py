@@ -27,7 +27,7 @@ from engine.models import (
     Notification,
     ProviderConfig,
 )
-from tests.support import add_profiles
+from tests.support import add_profiles, error_of
 
 API_KEY = "SG.live-7f3a9c2e1b5d4f60a8"
 OTHER_KEY = "SG.rotated-0d9e8c7b6a5f4e3d"
@@ -106,12 +106,6 @@ def create(client, data: dict) -> dict:
     return response.get_json()
 
 
-def error_of(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.is_json
-    error = response.get_json()["error"]
-    assert error["code"] == code and error["message"]
-    return error
 
 
 def pointers(error: dict) -> set[str]:

@@ -7,21 +7,13 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from engine.models import AudienceMember, Segment
-from tests.support import doc
+from tests.support import doc, error_of, ok
 
 GOLD = {"match": "all", "rules": [{"field": "attributes.plan", "op": "eq", "value": "gold"}]}
 
 
-def ok(response, status: int = 200) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    return response.get_json()
 
 
-def error_of(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code and error["message"]
-    return error
 
 
 def seed(api, count: int = 30) -> list[int]:

@@ -19,7 +19,7 @@ from engine import templates
 from engine.errors import InvalidInput, TemplateError
 from engine.models import Template
 from engine.templates import Renderer, context_for, merge_tags, validate_content
-from tests.support import add_profiles
+from tests.support import add_profiles, error_of
 
 ALICE = {"external_id": "u-1", "email": "alice@example.com", "phone": "+15550001", "timezone": "Europe/Paris",
          "points": 120, "attributes": {"first_name": "Alice", "plan": "gold", "tags": ["vip", "early"],
@@ -347,11 +347,6 @@ def stored(harness) -> int:
         return s.scalar(select(func.count()).select_from(Template))
 
 
-def error_of(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code and error["message"]
-    return error
 
 
 def create(client, data) -> dict:
