@@ -62,6 +62,9 @@ class NodeType:
     #: An entry node that keeps admitting customers after launch (events, segment entry).
     continuous: ClassVar[bool] = False
     version: ClassVar[int] = 1
+    #: The template channel (email, sms, push, webapi) of a node that renders content: the
+    #: canvas offers that channel's merge tags and a preview. Send nodes default to `channel`.
+    template_channel: ClassVar[str | None] = None
 
     def __init__(self, node_id: str, settings: Mapping[str, Any]):
         self.id = node_id
@@ -109,6 +112,7 @@ class NodeType:
             "entry": cls.entry,
             "delay": cls.delay,
             "version": cls.version,
+            "template_channel": cls.template_channel or getattr(cls, "channel", None),
         }
 
 

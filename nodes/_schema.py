@@ -5,3 +5,15 @@ from engine.models import MAX_ID
 DURATION = {"type": "string", "pattern": r"^\+?\d+(\.\d+)?(m|min|minutes|h|hours|d|days|w|weeks)$",
             "description": "e.g. 30m, 2h, 7d, 1w"}
 ID_REF = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+
+
+def ref(resource: str, title: str) -> dict:
+    """The id of a stored thing the canvas offers as a dropdown: `x-resource` names the API
+    collection (`/api/<resource>`) it lists. Custom node types may use it too."""
+    return {**ID_REF, "title": title, "x-resource": resource}
+
+
+def node_ref(node_type: str, title: str) -> dict:
+    """The id of another node of this campaign (of `node_type`): the canvas offers the
+    document's nodes of that type, and renames it when nodes are pasted with new ids."""
+    return {"type": "string", "minLength": 1, "title": title, "x-node-ref": node_type}

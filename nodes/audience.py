@@ -10,9 +10,9 @@ from engine.batch import Batch, id_chunks
 from engine.db import upsert
 from engine.models import AudienceMember, Profile
 from engine.registry import NodeType, Result, register
-from nodes._schema import ID_REF
+from nodes._schema import ref
 
-_AUDIENCE = {"type": "object", "properties": {"audience_id": {**ID_REF, "title": "Audience"}},
+_AUDIENCE = {"type": "object", "properties": {"audience_id": ref("audiences", "Audience")},
              "required": ["audience_id"]}
 
 

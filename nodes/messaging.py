@@ -26,7 +26,7 @@ from engine.registry import NodeType, Result, register
 from engine.templates import validate_content
 from engine.validation import Problem
 from engine.window import send_times
-from nodes._schema import ID_REF
+from nodes._schema import node_ref, ref
 
 #: a held sender is looked at again at least this often, so a lost wakeup strands nobody
 BACKSTOP = timedelta(hours=1)
@@ -42,8 +42,8 @@ def _settings(content: dict[str, Any], *, immediately: bool = False, extra: dict
     return {
         "type": "object",
         "properties": {
-            "provider_id": {**ID_REF, "title": "Provider (the channel's default when empty)"},
-            "template_id": {**ID_REF, "title": "Template"},
+            "provider_id": ref("providers", "Provider (the channel's default when empty)"),
+            "template_id": ref("templates", "Template"),
             "content": {**content, "title": "Content (instead of a template)"},
             "category": {"type": "string", "maxLength": 64, "default": "", "title": "Category"},
             "deliver_immediately": {"type": "boolean", "default": immediately,
@@ -242,6 +242,7 @@ class SendInApp(NodeType):
     type = "send_inapp"
     label = "Send in-app notification"
     category = "messaging"
+    template_channel = "push"  # the same fields as a push, no image
     ports = ("sent", "skipped")
     schema = _settings({"type": "object", "properties": {
         "title": {"type": "string", "maxLength": 200, "title": "Title"},
@@ -280,8 +281,7 @@ class CheckEmailStatus(NodeType):
     label = "Check email status"
     category = "messaging"
     ports = EMAIL_STATUSES
-    schema = {"type": "object", "properties": {"email_node": {"type": "string", "minLength": 1,
-                                                              "title": "Send email node"}},
+    schema = {"type": "object", "properties": {"email_node": node_ref("send_email", "Send email node")},
               "required": ["email_node"]}
 
     @classmethod

@@ -28,7 +28,7 @@ from engine.clock import iso, parse_duration
 from engine.models import ACTIVE, AudienceMember, Enrollment, Profile, Segment
 from engine.registry import NodeType, Result, register
 from engine.validation import Problem
-from nodes._schema import DURATION, ID_REF
+from nodes._schema import DURATION, ref
 
 DATE_TIME = {"type": "string", "minLength": 1, "maxLength": 64,
              "description": "ISO date and time, e.g. 2026-12-24T09:00 (local time unless it ends with Z or an "
@@ -62,8 +62,8 @@ class _FromAudience(_Entry):
     SOURCE_PROPERTIES: dict[str, Any] = {
         "source": {"type": "string", "enum": ["segment", "audience", "all"], "default": "segment",
                    "title": "Customers from"},
-        "segment_id": {**ID_REF, "title": "Segment"},
-        "audience_id": {**ID_REF, "title": "Audience"},
+        "segment_id": ref("segments", "Segment"),
+        "audience_id": ref("audiences", "Audience"),
     }
     SOURCE_RULES: list[dict[str, Any]] = [
         {"if": {"properties": {"source": {"const": "segment"}}}, "then": {"required": ["segment_id"]}},
@@ -230,7 +230,7 @@ class SegmentEntry(_Entry):
     schema = {
         "type": "object",
         "properties": {
-            "segment_id": {**ID_REF, "title": "Segment"},
+            "segment_id": ref("segments", "Segment"),
             "include_current": {"type": "boolean", "default": False, "title": "Customers already in it enter at "
                                                                                "launch too"},
             "until": {**DATE_TIME, "title": "No entries after (empty: no end)"},
