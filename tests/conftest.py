@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis
@@ -93,8 +94,24 @@ def _has_sequence(conn) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """A Redis database no other test session uses (a claim key with a TTL marks it), so
-    concurrent test runs on one machine never flush each other's jobs."""
+    """A Redis database no other test session uses, so concurrent test runs on one machine
+    never flush each other's jobs."""
+    with claimed_redis_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def server_redis_url() -> Iterator[str]:
+    """Another Redis database of the session's own, for a server that lives as long as the
+    session (tests/browser): the per-test flushes of `redis_url` must not wipe its queue."""
+    with claimed_redis_database() as url:
+        yield url
+
+
+@contextmanager
+def claimed_redis_database() -> Iterator[str]:
+    """The URL of a Redis database nobody else claimed (a claim key with a TTL marks it),
+    released at the end."""
     token = uuid.uuid4().hex
     for number in REDIS_DATABASES:
         url = f"{TEST_REDIS_URL.rstrip('/')}/{number}"

@@ -34,22 +34,28 @@ def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition", eve
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def call(base: str, path: str, body: Any = None, key: str | None = None) -> tuple[int, Any]:
-    """(status, JSON answer) of a GET, or of a POST when `body` is given."""
+def call(base: str, path: str, body: Any = None, key: str | None = None,
+         method: str | None = None) -> tuple[int, Any]:
+    """(status, JSON answer) of a request: `method` (GET, POST, PUT, PATCH, DELETE...), by
+    default a POST when `body` is given and a GET otherwise. An empty answer is None."""
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-    request = urllib.request.Request(base + path, method="POST" if body is not None else "GET",
+    request = urllib.request.Request(base + path, method=method or ("POST" if body is not None else "GET"),
                                      data=json.dumps(body).encode() if body is not None else None, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
+            return response.status, _json(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        return exc.code, _json(exc.read())
 
 
-def api(base: str, path: str, body: Any = None, key: str | None = None) -> Any:
+def _json(raw: bytes) -> Any:
+    return json.loads(raw) if raw.strip() else None
+
+
+def api(base: str, path: str, body: Any = None, key: str | None = None, method: str | None = None) -> Any:
     """The JSON answer of a call that must succeed."""
-    status, answer = call(base, path, body, key)
-    assert status < 400, (path, status, answer)
+    status, answer = call(base, path, body, key, method)
+    assert status < 400, (method or ("POST" if body is not None else "GET"), path, status, answer)
     return answer
 
 

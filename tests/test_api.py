@@ -75,6 +75,40 @@ def test_node_types_lists_every_built_in_type_with_schema_and_ports(client):
     assert {n for n in BUILT_IN if types[n]["delay"]} == {"wait", "wait_until"}
 
 
+VARIANTS = {"variants": [{"id": "a", "weight": 50}, {"id": "b", "weight": 50}]}
+
+
+def test_the_ports_of_a_node_come_from_its_type_and_settings(client, app, harness):
+    from tests.support import authed_client
+
+    ports = client.post("/api/node-types/ab_test/ports", json={"settings": VARIANTS})
+    assert ports.status_code == 200 and ports.get_json() == {"ports": ["a", "b"]}
+    assert client.post("/api/node-types/filter/ports", json={"settings": {}}).get_json() == {"ports": ["yes", "no"]}
+    viewer = authed_client(app, harness, role="viewer")  # it changes nothing: viewers may ask
+    assert viewer.post("/api/node-types/ab_test/ports", json={"settings": {"variants": []}}).get_json() == {
+        "ports": []}
+
+
+def test_ports_of_an_unknown_type_are_a_404(client):
+    error = error_of(client.post("/api/node-types/no_such_type/ports", json={"settings": {}}), 404, "not_found")
+    assert "no_such_type" in error["message"]
+
+
+@pytest.mark.parametrize("body", [
+    {},  # no settings
+    {"settings": None},
+    {"settings": [VARIANTS]},
+    {"settings": "variants"},
+    {"settings": {"variants": "ab"}},  # ports_for cannot read these: still a 400, never a 500
+    {"settings": {"variants": [{"weight": 50}]}},
+    {"settings": {"variants": [{"id": 1}]}},  # ports are names
+    {"settings": {"variants": 7}},
+])
+def test_malformed_settings_for_ports_are_named(client, body):
+    error = error_of(client.post("/api/node-types/ab_test/ports", json=body), 400, "invalid_input")
+    assert [d["pointer"] for d in error["details"]] == ["/settings"]
+
+
 # --------------------------------------------------------------------------- saving campaigns
 
 
@@ -367,13 +401,61 @@ def test_unknown_api_path_with_another_method_is_json(client):
 
 # --------------------------------------------------------------------------- the page
 
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+       "frame-ancestors 'none'")
 
-def test_placeholder_page_never_inserts_names_as_html(client):
+
+@pytest.mark.parametrize("path", ["/", "/login", "/campaigns/1", "/api/campaigns", "/api/nothing-here",
+                                  "/api/openapi.json"])
+def test_every_answer_carries_the_security_headers(client, path):
+    response = client.get(path)
+    assert response.headers["Content-Security-Policy"] == CSP
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_anonymous_and_refused_answers_carry_them_too(app):
+    anonymous = app.test_client()
+    for response in (anonymous.get("/"), anonymous.get("/api/campaigns"), anonymous.post("/api/campaigns", json={})):
+        assert response.status_code in (302, 401)
+        assert response.headers["Content-Security-Policy"] == CSP
+        assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_hashed_assets_are_cached_for_good_and_the_page_revalidated(client, monkeypatch, tmp_path):
+    import server
+
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "index.html").write_text('<!doctype html><script type="module" src="/assets/index-Ab12.js"></script>')
+    (tmp_path / "assets" / "index-Ab12.js").write_text("console.log('canvas')")
+    monkeypatch.setattr(server, "UI_DIST", tmp_path)
+    asset = client.get("/assets/index-Ab12.js")
+    assert asset.status_code == 200 and "javascript" in asset.mimetype
+    assert asset.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    for path in ("/", "/index.html", "/campaigns/3"):  # deep links get the page, never cached stale
+        page = client.get(path)
+        assert page.status_code == 200 and "/assets/index-Ab12.js" in page.get_data(as_text=True)
+        assert page.headers["Cache-Control"] == "no-cache"
+    missing = client.get("/assets/index-Gone.js")  # an old build's asset: not the page under its name
+    assert missing.status_code == 404 and "immutable" not in missing.headers.get("Cache-Control", "")
+
+
+
+def test_placeholder_page_never_inserts_names_as_html(client, monkeypatch, tmp_path):
+    import server
+
+    monkeypatch.setattr(server, "UI_DIST", tmp_path / "no-build")  # the placeholder, built UI or not
     create(client, good_document('<img src=x onerror="alert(1)">'))
     response = client.get("/")
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     page = response.get_data(as_text=True)
+    assert "<script>" not in page, "no inline script: the Content-Security-Policy would not run it"
+    script = client.get("/campaigns.js")
+    assert script.status_code == 200 and "javascript" in script.mimetype
+    page += script.get_data(as_text=True)
     assert "/api/campaigns" in page  # it lists the campaigns itself, in the browser
     assert "textContent" in page
     assert "innerHTML" not in page and "outerHTML" not in page and "insertAdjacentHTML" not in page

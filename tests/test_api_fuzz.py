@@ -103,7 +103,8 @@ def world(api, harness):
         ids = {"user_id": user.id, "key_id": key.id}
     return {"campaign_id": campaign_id, "profile_id": profile_id, "segment_id": segment.get("id", 1),
             "audience_id": audience.get("id", 1), "template_id": template.get("id", 1), "provider_id": 1,
-            "notification_id": 1, "number": 1, "name": "signup", "action": "pause", "import_id": 1, **ids}
+            "notification_id": 1, "number": 1, "name": "signup", "action": "pause", "import_id": 1,
+            "type_name": "ab_test", **ids}
 
 
 def snapshot(harness) -> dict[str, list[tuple]]:
