@@ -1,0 +1,52 @@
+// A node on the canvas: its label, its type, an input handle on top (unless it is a trigger),
+// one labelled output handle per port along the bottom (journeys read top to bottom), its problems and its live counts. All text is JSX text:
+// React escapes it, so a label like <img onerror=...> is shown, never run.
+
+import { Handle, Position, type NodeProps } from "@xyflow/react";
+import { memo } from "react";
+import { INPUT_HANDLE, type CanvasNode } from "./graph";
+import { count, useOverlay } from "./overlay";
+import type { NodeStats } from "../types";
+
+const NOTHING_YET: NodeStats = { entered: 0, waiting: 0, left: {} };
+
+export const CampaignNode = memo(function CampaignNode({ id, data, selected }: NodeProps<CanvasNode>) {
+  const { types, problems, stats } = useOverlay();
+  const decl = types[data.nodeType];
+  const mine = problems[id] ?? [];
+  const errors = mine.filter((p) => p.severity !== "warning");
+  const live = stats ? (stats.nodes[id] ?? NOTHING_YET) : null;
+  const classes = ["cc-node", `cat-${decl?.category ?? "unknown"}`, errors.length ? "has-errors" : "",
+    mine.length && !errors.length ? "has-warnings" : "", selected ? "selected" : ""].filter(Boolean).join(" ");
+  return (
+    <div className={classes} data-testid="canvas-node" data-node-id={id} data-node-type={data.nodeType}>
+      {!decl?.entry && <Handle type="target" position={Position.Top} id={INPUT_HANDLE} className="cc-handle-in" />}
+      <div className="cc-node-head">
+        <span className="cc-node-category">{decl?.category ?? "unknown type"}</span>
+        {mine.length > 0 && (
+          <span className="cc-node-problems" data-testid="node-problems" title={mine.map((p) => p.message).join("\n")}>
+            {errors.length ? `${errors.length} error${errors.length > 1 ? "s" : ""}` : `${mine.length} warning${mine.length > 1 ? "s" : ""}`}
+          </span>
+        )}
+      </div>
+      <div className="cc-node-title" data-testid="node-label">{data.label || decl?.label || data.nodeType}</div>
+      {data.label && decl && <div className="cc-node-type">{decl.label}</div>}
+      {!decl && <div className="cc-node-type">“{data.nodeType}” is not installed</div>}
+      {live && (
+        <div className="cc-node-stats" data-testid="node-stats">
+          <span><b data-testid="node-entered">{count(live.entered)}</b> entered</span>
+          <span><b data-testid="node-waiting">{count(live.waiting)}</b> waiting</span>
+        </div>
+      )}
+      <div className="cc-ports">
+        {data.ports.map((port) => (
+          <div className="cc-port" key={port} data-port={port}>
+            <span className="cc-port-label">{port}</span>
+            {live && <span className="cc-port-count" data-testid="port-count">{count(live.left[port])}</span>}
+            <Handle type="source" position={Position.Bottom} id={port} className="cc-handle-out" />
+          </div>
+        ))}
+      </div>
+    </div>
+  );
+});

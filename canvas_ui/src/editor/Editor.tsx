@@ -1,0 +1,322 @@
+// The campaign editor: palette, canvas, settings panel, toolbar. The graph lives in React
+// Flow's nodes and edges; every change a user would call one step goes through `history`.
+
+import {
+  Background,
+  Controls,
+  MiniMap,
+  ReactFlow,
+  ReactFlowProvider,
+  applyEdgeChanges,
+  applyNodeChanges,
+  useReactFlow,
+  type Connection,
+  type EdgeChange,
+  type NodeChange,
+} from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useLive } from "../live";
+import type { Campaign, CampaignStats, Me, Position } from "../types";
+import { api, errorText } from "../api";
+import { CampaignNode } from "./CampaignNode";
+import { CampaignPanel } from "./CampaignPanel";
+import { CountEdge } from "./CountEdge";
+import { buildFragment, fragmentProblems, instantiate, parseFragment, share, sharedFragment, typingInField, type Fragment } from "./clipboard";
+import { connectionProblem, newId, toCanvasEdge, toCanvasNode, toDocument, withDefaults, type CanvasEdge, type CanvasNode, type TypeMap } from "./graph";
+import { useHistory, type Snapshot } from "./history";
+import { autoLayout } from "./layout";
+import { OverlayContext, problemsByNode } from "./overlay";
+import { DRAG_TYPE, Palette } from "./Palette";
+import { SettingsPanel } from "./SettingsPanel";
+import { Toolbar } from "./Toolbar";
+import { useCampaignActions, useLoad, type Loaded, type Meta } from "./useCampaign";
+import { useDynamicPorts, useValidation } from "./useChecks";
+import "./editor.css";
+
+const nodeTypes = { campaign: CampaignNode };
+const edgeTypes = { count: CountEdge };
+const GRID: [number, number] = [20, 20];
+const LIVE_STATUSES = new Set(["active", "paused", "finished", "stopped", "suspended"]);
+
+export function Editor(props: { campaignId: number | null; me: Me }) {
+  const { loaded, error } = useLoad(props.campaignId);
+  if (error) return <div className="banner error">{errorText(error)}</div>;
+  if (!loaded) return <div className="page">Loading…</div>;
+  return (
+    <ReactFlowProvider>
+      <Workspace loaded={loaded} me={props.me} />
+    </ReactFlowProvider>
+  );
+}
+
+function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
+  const flow = useReactFlow<CanvasNode, CanvasEdge>();
+  const types: TypeMap = useMemo(() => Object.fromEntries(loaded.types.map((t) => [t.type, t])), [loaded.types]);
+  const readOnly = me.role === "viewer";
+  const [nodes, setNodes] = useState<CanvasNode[]>(() => loaded.document.nodes.map((n, i) => toCanvasNode(n, types, i)));
+  const [edges, setEdges] = useState<CanvasEdge[]>(() => loaded.document.edges.map(toCanvasEdge));
+  const [meta, setMeta] = useState<Meta>(() => metaOf(loaded.document));
+  const { campaign, setCampaign, save, act } = useCampaignActions(loaded.campaign);
+  const [stats, setStats] = useState<CampaignStats | null>(null);
+  const [message, setMessage] = useState<{ kind: "error" | "info"; text: string } | null>(null);
+  const [placing, setPlacing] = useState<string | null>(null);
+  const [openNode, setOpenNode] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const pointer = useRef<Position | null>(null);
+
+  // --- the graph, for history and for saving
+  const graph = useRef<Snapshot>({ nodes, edges });
+  graph.current = { nodes, edges };
+  const current = useCallback(() => graph.current, []);
+  const restore = useCallback((s: Snapshot) => { setNodes(s.nodes); setEdges(s.edges); }, []);
+  const history = useHistory(current, restore);
+  const document = useMemo(() => toDocument(meta, nodes, edges), [meta, nodes, edges]);
+  const [savedText, setSavedText] = useState(() => JSON.stringify(toDocument(metaOf(loaded.document), nodes, edges)));
+  const dirty = JSON.stringify(document) !== savedText || campaign === null;
+
+  // --- what the server says: problems, dynamic ports, live counts, status
+  const problems = useValidation(document, true);
+  const byNode = useMemo(() => problemsByNode(problems), [problems]);
+  const errors = problems.filter((p) => p.severity !== "warning");
+  const applyPorts = useCallback((id: string, ports: string[]) => {
+    setNodes((all) => all.map((n) => (n.id === id && !sameList(n.data.ports, ports) ? { ...n, data: { ...n.data, ports } } : n)));
+    setEdges((all) => all.filter((e) => e.source !== id || ports.includes(e.sourceHandle ?? "")));
+  }, []);
+  useDynamicPorts(nodes, types, applyPorts);
+  const watching = campaign && LIVE_STATUSES.has(campaign.status) ? campaign.id : null;
+  const readStats = useCallback(() => {
+    if (watching) api.get<CampaignStats>(`/api/campaigns/${watching}/stats`).then(setStats, () => undefined);
+  }, [watching]);
+  useEffect(readStats, [readStats]);
+  useLive(campaign ? { campaign_id: campaign.id } : null, {
+    joined: readStats,
+    stats: (s) => s.campaign_id === campaign?.id && setStats(s),
+    status: (c: Campaign) => c.id === campaign?.id && setCampaign((old) => ({ ...old, ...c, document: old?.document })),
+  });
+
+  // --- changes from React Flow
+  const onNodesChange = useCallback((changes: NodeChange<CanvasNode>[]) => {
+    setNodes((all) => applyNodeChanges(changes, all));
+  }, []);
+  const onEdgesChange = useCallback((changes: EdgeChange<CanvasEdge>[]) => {
+    setEdges((all) => applyEdgeChanges(changes, all));
+  }, []);
+  const onBeforeDelete = useCallback(async () => { history.record(); return true; }, [history]);
+  const isValidConnection = useCallback((c: CanvasEdge | Connection) =>
+    connectionProblem(c, graph.current.nodes, graph.current.edges, types) === null, [types]);
+  const onConnect = useCallback((c: Connection) => {
+    if (connectionProblem(c, graph.current.nodes, graph.current.edges, types)) return;
+    history.record();
+    setEdges((all) => [...all, toCanvasEdge({ id: newId("e"), source: c.source, source_port: c.sourceHandle ?? "out", target: c.target })]);
+  }, [history, types]);
+  const deleteEdge = useCallback((id: string) => {
+    history.record();
+    setEdges((all) => all.filter((e) => e.id !== id));
+  }, [history]);
+
+  // --- adding nodes: drop from the palette, or pick then click
+  const addNode = useCallback((type: string, at: Position) => {
+    const decl = types[type];
+    if (!decl) return;
+    history.record();
+    const settings = withDefaults(decl, {});
+    const node = { ...toCanvasNode({ id: newId("n"), type, settings, position: at }, types), selected: true };
+    setNodes((all) => [...all.map((n) => (n.selected ? { ...n, selected: false } : n)), node]);
+    setOpenNode(node.id);
+  }, [history, types]);
+  const onDrop = useCallback((event: React.DragEvent) => {
+    const type = event.dataTransfer.getData(DRAG_TYPE);
+    if (!type || readOnly) return;
+    event.preventDefault();
+    addNode(type, flow.screenToFlowPosition({ x: event.clientX, y: event.clientY }));
+  }, [addNode, flow, readOnly]);
+  const onPaneClick = useCallback((event: React.MouseEvent) => {
+    if (placing) {
+      addNode(placing, flow.screenToFlowPosition({ x: event.clientX, y: event.clientY }));
+      setPlacing(null);
+    } else {
+      setOpenNode(null);
+    }
+  }, [addNode, flow, placing]);
+
+  // --- settings and labels: a burst of typing in one node is one undo step
+  const updateNode = useCallback((id: string, change: Partial<CanvasNode["data"]>, key: string) => {
+    history.record(`${key}:${id}`);
+    setNodes((all) => all.map((n) => (n.id === id ? { ...n, data: { ...n.data, ...change } } : n)));
+  }, [history]);
+
+  // --- copy and paste (document events: they work across tabs without clipboard permissions)
+  const paste = useCallback((fragment: Fragment) => {
+    const problemsFound = fragmentProblems(fragment, types);
+    if (problemsFound.length) {
+      setMessage({ kind: "error", text: `Nothing pasted: ${problemsFound.join("; ")}` });
+      return;
+    }
+    const added = instantiate(fragment, pointer.current, types);
+    history.record();
+    setNodes((all) => [...all.map((n) => ({ ...n, selected: false })), ...added.nodes]);
+    setEdges((all) => [...all.map((e) => ({ ...e, selected: false })), ...added.edges]);
+    setMessage({ kind: "info", text: `Pasted ${added.nodes.length} node${added.nodes.length === 1 ? "" : "s"}.` });
+  }, [history, types]);
+  const copy = useCallback((clipboard: DataTransfer | null): boolean => {
+    const fragment = buildFragment(graph.current.nodes, graph.current.edges);
+    if (!fragment) return false;
+    clipboard?.setData("text/plain", JSON.stringify(fragment));
+    share(fragment);
+    setMessage({ kind: "info", text: `Copied ${fragment.nodes.length} node${fragment.nodes.length === 1 ? "" : "s"}.` });
+    return true;
+  }, []);
+  useEffect(() => {
+    const onCopy = (event: ClipboardEvent) => {
+      if (typingInField(event.target) || (window.getSelection()?.toString() ?? "") !== "") return;
+      if (copy(event.clipboardData)) event.preventDefault();
+    };
+    const onPaste = (event: ClipboardEvent) => {
+      if (typingInField(event.target) || readOnly) return;
+      const text = event.clipboardData?.getData("text/plain") ?? "";
+      // our fragment from the clipboard; else, when the clipboard gave nothing, the shared copy
+      const fragment = parseFragment(text) ?? (text === "" ? sharedFragment() : null);
+      if (!fragment) return;
+      event.preventDefault();
+      paste(fragment);
+    };
+    window.document.addEventListener("copy", onCopy);
+    window.document.addEventListener("paste", onPaste);
+    return () => {
+      window.document.removeEventListener("copy", onCopy);
+      window.document.removeEventListener("paste", onPaste);
+    };
+  }, [copy, paste, readOnly]);
+
+  // --- saving
+  const doSave = useCallback(async (launch: boolean) => {
+    setBusy(true);
+    setMessage(null);
+    try {
+      const saved = await save(document, launch);
+      setSavedText(JSON.stringify(document));
+      setMessage({ kind: "info", text: launch ? `Launched: ${saved.status}.` : `Saved as version ${saved.version ?? ""}.` });
+      if (LIVE_STATUSES.has(saved.status)) setStats((s) => s ?? { nodes: {}, entered: 0, converted: 0 });
+    } catch (e) {
+      setMessage({ kind: "error", text: errorText(e) });
+    } finally {
+      setBusy(false);
+    }
+  }, [document, save]);
+  const doAct = useCallback(async (action: "pause" | "resume" | "stop") => {
+    setBusy(true);
+    try {
+      await act(action);
+    } catch (e) {
+      setMessage({ kind: "error", text: errorText(e) });
+    } finally {
+      setBusy(false);
+    }
+  }, [act]);
+  const layout = useCallback(() => {
+    history.record();
+    setNodes((all) => autoLayout(all, graph.current.edges));
+    requestAnimationFrame(() => flow.fitView({ padding: 0.15, duration: 200 }));
+  }, [flow, history]);
+
+  // --- keyboard: undo, redo, save, cancel placing
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      const mod = event.ctrlKey || event.metaKey;
+      if (mod && event.key.toLowerCase() === "s") {
+        event.preventDefault();
+        if (readOnly || busy) return;
+        if (errors.length) setMessage({ kind: "error", text: "Not saved: fix the errors first (the server stores only a valid campaign)." });
+        else doSave(false);
+        return;
+      }
+      if (event.key === "Escape") setPlacing(null);
+      if (!mod || typingInField(event.target)) return;
+      const key = event.key.toLowerCase();
+      if ((key === "z" && event.shiftKey) || key === "y") { event.preventDefault(); history.redo(); }
+      else if (key === "z") { event.preventDefault(); history.undo(); }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [busy, doSave, errors.length, history, readOnly]);
+  useEffect(() => {
+    if (!dirty || campaign === null) return;
+    const warn = (event: BeforeUnloadEvent) => event.preventDefault();
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [dirty, campaign]);
+
+  const selected = nodes.filter((n) => n.selected);
+  const shown = nodes.find((n) => n.id === (selected.length === 1 ? selected[0].id : openNode));
+  const overlay = useMemo(() => ({ types, problems: byNode, stats, deleteEdge, readOnly }), [types, byNode, stats, deleteEdge, readOnly]);
+  const generalProblems = problems.filter((p) => !p.node_id || !nodes.some((n) => n.id === p.node_id));
+
+  return (
+    <div className="cc-editor" data-testid="editor">
+      <Toolbar
+        meta={meta} onName={(name) => setMeta((m) => ({ ...m, name }))} campaign={campaign} dirty={dirty} busy={busy}
+        readOnly={readOnly} errors={errors.length} warnings={problems.length - errors.length}
+        canUndo={history.canUndo} canRedo={history.canRedo} onUndo={history.undo} onRedo={history.redo}
+        onSave={() => doSave(false)} onLaunch={() => doSave(true)} onAction={doAct}
+        onLayout={layout} onFit={() => flow.fitView({ padding: 0.15, duration: 200 })}
+        onCopy={() => copy(null)} onPaste={() => { const f = sharedFragment(); if (f) paste(f); }}
+      />
+      {message && (
+        <div className={`banner ${message.kind}`} data-testid={`editor-${message.kind}`} role={message.kind === "error" ? "alert" : "status"}>
+          {message.text} <button type="button" className="link" onClick={() => setMessage(null)}>dismiss</button>
+        </div>
+      )}
+      <div className="cc-body">
+        {!readOnly && <Palette types={loaded.types} placing={placing} onPick={setPlacing} hasEntry={nodes.some((n) => types[n.data.nodeType]?.entry)} />}
+        <div className={`cc-canvas${placing ? " placing" : ""}`} onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop}>
+          <OverlayContext.Provider value={overlay}>
+            <ReactFlow<CanvasNode, CanvasEdge>
+              nodes={nodes} edges={edges} nodeTypes={nodeTypes} edgeTypes={edgeTypes}
+              onNodesChange={onNodesChange} onEdgesChange={onEdgesChange} onConnect={onConnect}
+              onBeforeDelete={onBeforeDelete} isValidConnection={isValidConnection}
+              onNodeDragStart={() => history.record()} onNodeDoubleClick={(_, node) => setOpenNode(node.id)}
+              onPaneClick={onPaneClick}
+              onPaneMouseMove={(e) => { pointer.current = flow.screenToFlowPosition({ x: e.clientX, y: e.clientY }); }}
+              onPaneMouseLeave={() => { pointer.current = null; }}
+              snapToGrid snapGrid={GRID} fitView fitViewOptions={{ padding: 0.15, maxZoom: 1 }} minZoom={0.1}
+              deleteKeyCode={readOnly ? null : ["Delete", "Backspace"]} multiSelectionKeyCode={["Shift", "Meta", "Control"]}
+              nodesDraggable={!readOnly} nodesConnectable={!readOnly} elementsSelectable
+              defaultEdgeOptions={{ type: "count" }} connectionRadius={24}
+              proOptions={{ hideAttribution: true }}
+            >
+              <Background gap={GRID[0]} />
+              <Controls />
+              <MiniMap pannable zoomable nodeStrokeWidth={3} />
+            </ReactFlow>
+          </OverlayContext.Provider>
+          {nodes.length === 0 && <div className="cc-empty">Drag a trigger from the palette to start.</div>}
+          {generalProblems.length > 0 && (
+            <ul className="cc-general-problems" data-testid="problems-list">
+              {generalProblems.map((p, i) => <li key={i} className={p.severity}>{p.message}</li>)}
+            </ul>
+          )}
+        </div>
+        {shown ? (
+          <SettingsPanel
+            key={shown.id} node={shown} decl={types[shown.data.nodeType]} problems={byNode[shown.id] ?? []}
+            nodes={document.nodes} readOnly={readOnly}
+            onSettings={(settings) => updateNode(shown.id, { settings }, "settings")}
+            onLabel={(label) => updateNode(shown.id, { label }, "label")}
+            onClose={() => { setOpenNode(null); setNodes((all) => all.map((n) => ({ ...n, selected: false }))); }}
+          />
+        ) : (
+          <CampaignPanel meta={meta} onChange={setMeta} readOnly={readOnly} campaign={campaign} stats={stats} />
+        )}
+      </div>
+    </div>
+  );
+}
+
+function metaOf(document: Loaded["document"]): Meta {
+  const { nodes: _nodes, edges: _edges, ...meta } = document;
+  return meta;
+}
+
+function sameList(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

@@ -1,0 +1,128 @@
+// The selected node's settings, in a form generated from its type's JSON Schema (so a custom
+// node type gets its form for free), with the schema's errors inline as you type and the
+// server's checks beside them.
+
+import Form from "@rjsf/core";
+import type { ErrorSchema, RJSFSchema } from "@rjsf/utils";
+import validator from "@rjsf/validator-ajv8";
+import { useEffect, useMemo, useRef } from "react";
+import type { DocNode, NodeTypeDecl, Problem } from "../types";
+import type { CanvasNode } from "./graph";
+import { TemplateHelper } from "./TemplateHelper";
+import { uiSchemaFor, widgets, type FormContext } from "./widgets";
+
+const ID_PREFIX = "settings";
+const ID_SEPARATOR = ".";
+/** schema errors the form already shows inline, so the server's copy of them is not repeated */
+const SHOWN_INLINE = new Set(["invalid_settings"]);
+
+export function SettingsPanel(props: {
+  node: CanvasNode;
+  decl: NodeTypeDecl | undefined;
+  problems: Problem[];
+  nodes: DocNode[];
+  readOnly: boolean;
+  onSettings: (settings: Record<string, unknown>) => void;
+  onLabel: (label: string) => void;
+  onClose: () => void;
+}) {
+  const { node, decl } = props;
+  const uiSchema = useMemo(() => ({ ...uiSchemaFor(decl?.schema ?? {}), "ui:submitButtonOptions": { norender: true } }), [decl]);
+  const lastField = useRef<string | null>(null);
+  const form = useRef<Form>(null);
+  // a node opened with missing or bad settings shows what is wrong at once, not after an edit
+  useEffect(() => { form.current?.validateForm(); }, [node.id]);
+  const formContext: FormContext = useMemo(() => ({
+    nodes: props.nodes,
+    nodeLabel: (n: DocNode) => n.label || `${n.type} (${n.id})`,
+    channel: decl?.template_channel ?? null,
+  }), [props.nodes, decl]);
+  const extraErrors = useMemo(() => serverErrors(props.problems), [props.problems]);
+
+  const insertTag = (tag: string) => {
+    const id = lastField.current;
+    const field = id ? (document.getElementById(id) as HTMLInputElement | HTMLTextAreaElement | null) : null;
+    if (!id || !field) return;
+    const start = field.selectionStart ?? field.value.length;
+    const end = field.selectionEnd ?? start;
+    const value = field.value.slice(0, start) + tag + field.value.slice(end);
+    props.onSettings(setPath(node.data.settings, id.split(ID_SEPARATOR).slice(1), value));
+    requestAnimationFrame(() => {
+      field.focus();
+      field.setSelectionRange(start + tag.length, start + tag.length);
+    });
+  };
+
+  return (
+    <aside className="cc-settings" data-testid="settings-panel" aria-label="Node settings">
+      <header>
+        <div>
+          <div className="cc-node-category">{decl?.category}</div>
+          <h3>{decl?.label ?? node.data.nodeType}</h3>
+          <code className="cc-node-id" title="node id">{node.id}</code>
+        </div>
+        <button type="button" className="link" onClick={props.onClose} aria-label="Close settings">Close</button>
+      </header>
+      {decl?.description && <p className="cc-hint">{decl.description}</p>}
+      <label className="cc-field">
+        <span>Label</span>
+        <input data-testid="node-label-input" value={node.data.label ?? ""} placeholder={decl?.label}
+               disabled={props.readOnly} onChange={(e) => props.onLabel(e.target.value)} />
+      </label>
+      {props.problems.length > 0 && (
+        <ul className="cc-problems" data-testid="settings-problems">
+          {props.problems.map((p, i) => <li key={i} className={p.severity}>{p.message}</li>)}
+        </ul>
+      )}
+      {decl ? (
+        <div onFocus={(e) => { if (e.target.id.startsWith(ID_PREFIX + ID_SEPARATOR)) lastField.current = e.target.id; }}>
+          <Form
+            key={node.id}
+            ref={form}
+            schema={decl.schema as RJSFSchema}
+            uiSchema={uiSchema}
+            formData={node.data.settings}
+            validator={validator}
+            widgets={widgets}
+            formContext={formContext}
+            extraErrors={extraErrors}
+            liveValidate="onChange"
+            showErrorList={false}
+            noHtml5Validate
+            idPrefix={ID_PREFIX}
+            idSeparator={ID_SEPARATOR}
+            disabled={props.readOnly}
+            onChange={(event) => props.onSettings((event.formData ?? {}) as Record<string, unknown>)}
+          />
+        </div>
+      ) : (
+        <p className="cc-field-error">This node type is not installed on the server; its settings cannot be edited.</p>
+      )}
+      {decl?.template_channel && !props.readOnly && (
+        <TemplateHelper channel={decl.template_channel} settings={node.data.settings} onInsert={insertTag} />
+      )}
+    </aside>
+  );
+}
+
+/** The server's own checks (not the schema's, shown inline already) as the form's error tree. */
+function serverErrors(problems: Problem[]): ErrorSchema {
+  const tree: Record<string, unknown> = {};
+  for (const problem of problems) {
+    const at = problem.pointer.indexOf("/settings/");
+    if (SHOWN_INLINE.has(problem.code) || at < 0) continue;
+    let branch = tree;
+    for (const part of problem.pointer.slice(at + "/settings/".length).split("/")) {
+      branch = (branch[part] ??= {}) as Record<string, unknown>;
+    }
+    ((branch.__errors ??= []) as string[]).push(problem.message);
+  }
+  return tree as ErrorSchema;
+}
+
+function setPath(value: Record<string, unknown>, path: string[], leaf: unknown): Record<string, unknown> {
+  const [head, ...rest] = path;
+  if (head === undefined) return value;
+  const child = (value[head] ?? {}) as Record<string, unknown>;
+  return { ...value, [head]: rest.length ? setPath(child, rest, leaf) : leaf };
+}

@@ -1,0 +1,120 @@
+// The campaign document on the canvas: React Flow nodes and edges to and from the saved
+// document, new ids, and the connection rules the handles enforce.
+
+import { getDefaultFormState, type RJSFSchema } from "@rjsf/utils";
+import validator from "@rjsf/validator-ajv8";
+import type { Edge, Node } from "@xyflow/react";
+import type { CampaignDocument, DocEdge, DocNode, NodeTypeDecl } from "../types";
+
+/** What a canvas node carries: the document node's fields plus its current output ports. */
+export type NodeData = {
+  nodeType: string;
+  label?: string;
+  settings: Record<string, unknown>;
+  ports: string[];
+  [key: string]: unknown;
+};
+export type CanvasNode = Node<NodeData, "campaign">;
+export type CanvasEdge = Edge<Record<string, unknown>, "count">;
+export type TypeMap = Record<string, NodeTypeDecl>;
+
+export const INPUT_HANDLE = "in";
+
+export function newId(prefix: string): string {
+  const random = crypto.getRandomValues(new Uint32Array(2));
+  return `${prefix}_${random[0].toString(36)}${random[1].toString(36)}`.slice(0, 24);
+}
+
+export function portsOf(decl: NodeTypeDecl | undefined, settings: Record<string, unknown>): string[] {
+  if (!decl) return [];
+  if (decl.dynamic_ports) {
+    // until the server answers (useDynamicPorts): the variants, as the engine reads them
+    const filled = withDefaults(decl, settings);
+    if (Array.isArray(filled.variants)) {
+      return filled.variants.map((v) => String((v as { id?: unknown }).id ?? "")).filter(Boolean);
+    }
+  }
+  return decl.ports;
+}
+
+/** Settings with the schema's defaults filled in (a new node starts with them). */
+export function withDefaults(decl: NodeTypeDecl, settings: Record<string, unknown>): Record<string, unknown> {
+  return getDefaultFormState(validator, decl.schema as RJSFSchema, settings) as Record<string, unknown>;
+}
+
+export function toCanvasNode(node: DocNode, types: TypeMap, index = 0): CanvasNode {
+  const settings = node.settings ?? {};
+  return {
+    id: node.id,
+    type: "campaign",
+    position: node.position ?? { x: 80 + (index % 4) * 260, y: 80 + Math.floor(index / 4) * 170 },
+    data: { nodeType: node.type, label: node.label, settings, ports: portsOf(types[node.type], settings) },
+  };
+}
+
+export function toCanvasEdge(edge: DocEdge): CanvasEdge {
+  return {
+    id: edge.id,
+    source: edge.source,
+    sourceHandle: edge.source_port,
+    target: edge.target,
+    targetHandle: INPUT_HANDLE,
+    type: "count",
+  };
+}
+
+export function fromCanvasNode(node: CanvasNode): DocNode {
+  const doc: DocNode = {
+    id: node.id,
+    type: node.data.nodeType,
+    settings: node.data.settings,
+    position: { x: Math.round(node.position.x), y: Math.round(node.position.y) },
+  };
+  if (node.data.label) doc.label = node.data.label;
+  return doc;
+}
+
+export function fromCanvasEdge(edge: CanvasEdge): DocEdge {
+  return { id: edge.id, source: edge.source, source_port: edge.sourceHandle ?? "out", target: edge.target };
+}
+
+/** The document to save: the campaign's own fields plus the canvas graph. */
+export function toDocument(meta: Omit<CampaignDocument, "nodes" | "edges">, nodes: CanvasNode[], edges: CanvasEdge[]): CampaignDocument {
+  return { ...meta, nodes: nodes.map(fromCanvasNode), edges: edges.map(fromCanvasEdge) };
+}
+
+/**
+ * Why a connection may not be made, or null when it may. Mirrors the server's rules so the
+ * handle refuses at once: entry nodes have no input, no self-loops or duplicate edges, and a
+ * cycle must pass through a delay node (wait, wait until date).
+ */
+export function connectionProblem(
+  c: { source: string | null; sourceHandle?: string | null; target: string | null },
+  nodes: CanvasNode[],
+  edges: CanvasEdge[],
+  types: TypeMap,
+): string | null {
+  if (!c.source || !c.target) return "incomplete";
+  if (c.source === c.target) return "a node cannot feed itself";
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const target = byId.get(c.target);
+  if (!target || types[target.data.nodeType]?.entry) return "a trigger has no input";
+  if (edges.some((e) => e.source === c.source && e.sourceHandle === c.sourceHandle && e.target === c.target)) {
+    return "already connected";
+  }
+  const isDelay = (id: string) => Boolean(types[byId.get(id)?.data.nodeType ?? ""]?.delay);
+  if (isDelay(c.source) || isDelay(c.target)) return null;
+  // would the new edge close a loop in which no node waits?
+  const next = new Map<string, string[]>();
+  for (const e of edges) if (!isDelay(e.target)) next.set(e.source, [...(next.get(e.source) ?? []), e.target]);
+  const seen = new Set<string>();
+  const stack = [c.target];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (id === c.source) return "a loop needs a wait node in it";
+    if (seen.has(id)) continue;
+    seen.add(id);
+    stack.push(...(next.get(id) ?? []));
+  }
+  return null;
+}

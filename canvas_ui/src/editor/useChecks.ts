@@ -1,0 +1,47 @@
+// What the server says about the graph as it is being drawn: its problems (debounced
+// validation of the unsaved document) and the ports of nodes whose ports follow their settings.
+
+import { useEffect, useRef, useState } from "react";
+import { api } from "../api";
+import type { CampaignDocument, Problem } from "../types";
+import type { CanvasNode, TypeMap } from "./graph";
+
+const VALIDATE_AFTER_MS = 400;
+const PORTS_AFTER_MS = 300;
+
+export function useValidation(document: CampaignDocument, ready: boolean): Problem[] {
+  const [problems, setProblems] = useState<Problem[]>([]);
+  const text = JSON.stringify(document);
+  useEffect(() => {
+    if (!ready) return;
+    let current = true;
+    const timer = setTimeout(() => {
+      api.post<{ problems: Problem[] }>("/api/campaigns/validate", JSON.parse(text))
+        .then((r) => current && setProblems(r.problems), () => undefined);
+    }, VALIDATE_AFTER_MS);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+  }, [text, ready]);
+  return problems;
+}
+
+/** Ask the server for the ports of dynamic-port nodes whenever their settings change. */
+export function useDynamicPorts(nodes: CanvasNode[], types: TypeMap, apply: (id: string, ports: string[]) => void): void {
+  const asked = useRef(new Map<string, string>());
+  const dynamic = nodes.filter((n) => types[n.data.nodeType]?.dynamic_ports);
+  const key = JSON.stringify(dynamic.map((n) => [n.id, n.data.nodeType, n.data.settings]));
+  useEffect(() => {
+    const timer = setTimeout(() => {
+      for (const [id, type, settings] of JSON.parse(key) as Array<[string, string, unknown]>) {
+        const question = JSON.stringify([type, settings]);
+        if (asked.current.get(id) === question) continue;
+        asked.current.set(id, question);
+        api.post<{ ports: string[] }>(`/api/node-types/${encodeURIComponent(type)}/ports`, { settings })
+          .then((r) => apply(id, r.ports), () => undefined);
+      }
+    }, PORTS_AFTER_MS);
+    return () => clearTimeout(timer);
+  }, [key, apply]);
+}
