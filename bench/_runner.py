@@ -1,14 +1,21 @@
-"""What every benchmark here shares: each size runs in a fresh process (so its peak RSS is its
+"""What every benchmark here shares: a real `serve` process with an API key; each size runs in a fresh process (so its peak RSS is its
 own) against a fresh database (a throwaway PostgreSQL database when DATABASE_URL names one)."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import httpx
+
+CLI = str(Path(sys.executable).parent / "campaign-canvas")
 
 
 def fresh_postgres_database(url: str) -> tuple[str, Callable[[], None]]:
@@ -43,3 +50,51 @@ def run_sizes(script: str, sizes: Iterable[int], *extra: str) -> list[dict]:
                 drop()
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
+
+
+def api_key(env: dict[str, str], name: str) -> str:
+    """An admin key made with the CLI (which also migrates the database)."""
+    made = subprocess.run([CLI, "create-api-key", name, "--role", "admin"], env=env,
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        raise SystemExit(f"create-api-key failed: {made.stderr}")
+    return made.stdout.strip().splitlines()[-1]
+
+
+class Server:
+    """`campaign-canvas serve` on a free port, stopped on exit."""
+
+    def __init__(self, env: dict[str, str], workers: int = 1):
+        self.env, self.workers = env, workers
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = Path(env["CC_INSTANCE_DIR"]) / "serve.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen([CLI, "serve", "--port", str(self.port), "--workers", str(self.workers)],
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the server exited: {self.log.read_text()[-2000:]}")
+            try:
+                httpx.get(self.base + "/login", timeout=2)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise SystemExit("the server did not answer within 60 s")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if "Traceback" in (text := self.log.read_text(errors="replace")):
+            print(f"server log ({self.log}) has a traceback:\n{text[-3000:]}", file=sys.stderr)

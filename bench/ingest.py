@@ -27,9 +27,7 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,9 +42,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _runner import fresh_postgres_database  # noqa: E402
+from _runner import Server, api_key, fresh_postgres_database  # noqa: E402
 
-CLI = str(Path(sys.executable).parent / "campaign-canvas")
 POOL = 20_000
 CAMPAIGN = {
     "name": "Benchmark: order follow-up",
@@ -100,7 +97,7 @@ def main() -> None:
     env = {**os.environ, "DATABASE_URL": database_url, "CC_INSTANCE_DIR": str(workdir),
            "CC_QUEUE": f"bench-ingest-{uuid.uuid4().hex[:8]}"}
     try:
-        key = _api_key(env)
+        key = api_key(env, "ingest benchmark")
         with Server(env, args.workers) as server:
             result = run(server.base, key, args, database_url)
     finally:
@@ -217,54 +214,6 @@ def _ok(response: httpx.Response, status: int) -> dict[str, Any]:
     if response.status_code != status:
         raise SystemExit(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
     return response.json()
-
-
-def _api_key(env: dict[str, str]) -> str:
-    """An admin key made with the CLI (which also migrates the database)."""
-    made = subprocess.run([CLI, "create-api-key", "ingest benchmark", "--role", "admin"], env=env,
-                          capture_output=True, text=True)
-    if made.returncode != 0:
-        raise SystemExit(f"create-api-key failed: {made.stderr}")
-    return made.stdout.strip().splitlines()[-1]
-
-
-class Server:
-    """`campaign-canvas serve` on a free port, stopped on exit."""
-
-    def __init__(self, env: dict[str, str], workers: int = 1):
-        self.env, self.workers = env, workers
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = Path(env["CC_INSTANCE_DIR"]) / "serve.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Server:
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen([CLI, "serve", "--port", str(self.port), "--workers", str(self.workers)],
-                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the server exited: {self.log.read_text()[-2000:]}")
-            try:
-                httpx.get(self.base + "/login", timeout=2)
-                return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise SystemExit("the server did not answer within 60 s")
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.process is not None
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if "Traceback" in (text := self.log.read_text(errors="replace")):
-            print(f"server log ({self.log}) has a traceback:\n{text[-3000:]}", file=sys.stderr)
 
 
 if __name__ == "__main__":
