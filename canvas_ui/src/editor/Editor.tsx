@@ -72,10 +72,11 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
   const history = useHistory(current, restore);
   const document = useMemo(() => toDocument(meta, nodes, edges), [meta, nodes, edges]);
   const [savedText, setSavedText] = useState(() => JSON.stringify(toDocument(metaOf(loaded.document), nodes, edges)));
-  const dirty = JSON.stringify(document) !== savedText || campaign === null;
+  const documentText = useMemo(() => JSON.stringify(document), [document]);
+  const dirty = documentText !== savedText || campaign === null;
 
   // --- what the server says: problems, dynamic ports, live counts, status
-  const problems = useValidation(document, true);
+  const problems = useValidation(documentText);
   const byNode = useMemo(() => problemsByNode(problems), [problems]);
   const errors = problems.filter((p) => p.severity !== "warning");
   const applyPorts = useCallback((id: string, ports: string[]) => {
@@ -194,7 +195,7 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
     setMessage(null);
     try {
       const saved = await save(document, launch);
-      setSavedText(JSON.stringify(document));
+      setSavedText(documentText);
       setMessage({ kind: "info", text: launch ? `Launched: ${saved.status}.` : `Saved as version ${saved.version ?? ""}.` });
       if (LIVE_STATUSES.has(saved.status)) setStats((s) => s ?? { nodes: {}, entered: 0, converted: 0 });
     } catch (e) {
@@ -202,7 +203,7 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
     } finally {
       setBusy(false);
     }
-  }, [document, save]);
+  }, [document, documentText, save]);
   const doAct = useCallback(async (action: "pause" | "resume" | "stop") => {
     setBusy(true);
     try {

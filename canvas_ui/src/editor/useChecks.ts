@@ -3,27 +3,27 @@
 
 import { useEffect, useRef, useState } from "react";
 import { api } from "../api";
-import type { CampaignDocument, Problem } from "../types";
+import type { Problem } from "../types";
 import type { CanvasNode, TypeMap } from "./graph";
 
 const VALIDATE_AFTER_MS = 400;
 const PORTS_AFTER_MS = 300;
 
-export function useValidation(document: CampaignDocument, ready: boolean): Problem[] {
+/** `documentText`: the document as JSON, made once per change by the editor (it also tells
+ *  whether there is anything unsaved). */
+export function useValidation(documentText: string): Problem[] {
   const [problems, setProblems] = useState<Problem[]>([]);
-  const text = JSON.stringify(document);
   useEffect(() => {
-    if (!ready) return;
     let current = true;
     const timer = setTimeout(() => {
-      api.post<{ problems: Problem[] }>("/api/campaigns/validate", JSON.parse(text))
+      api.post<{ problems: Problem[] }>("/api/campaigns/validate", JSON.parse(documentText))
         .then((r) => current && setProblems(r.problems), () => undefined);
     }, VALIDATE_AFTER_MS);
     return () => {
       current = false;
       clearTimeout(timer);
     };
-  }, [text, ready]);
+  }, [documentText]);
   return problems;
 }
 
