@@ -173,10 +173,10 @@ class Publisher:
                         self._thread = None  # idle: stop; the next change starts a new thread
                         return
                     now = time.monotonic()
-                    ready = [c for c, at in self._due.items() if at <= now]
+                    ready = [c for c in self._due if self._next_at(c) <= now]
                     if ready:
                         break
-                    self._lock.wait(min(self._due.values()) - now)
+                    self._lock.wait(min(self._next_at(c) for c in self._due) - now)
                 for campaign_id in ready:
                     del self._due[campaign_id]
                     self._last[campaign_id] = now
@@ -186,8 +186,16 @@ class Publisher:
                     self.send_stats(campaign_id)
             finally:
                 with self._lock:
+                    sent = time.monotonic()
+                    for campaign_id in ready:  # the interval runs from the event, not from the read
+                        self._last[campaign_id] = sent
                     self._sending -= 1
                     self._lock.notify_all()
+
+    def _next_at(self, campaign_id: int) -> float:
+        """When a pending event may go: when it fell due, and an interval after the last one
+        was sent (a change noticed while that one was being read counts from its sending)."""
+        return max(self._due[campaign_id], self._last.get(campaign_id, float("-inf")) + self.interval)
 
 
 def install(rt: Any, emit: Emit) -> Publisher:
