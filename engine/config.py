@@ -19,6 +19,7 @@
 | CC_SERVE_WORKERS | 1 | RQ workers `campaign-canvas serve` runs beside the web server (0: API + UI only) |
 | CC_WAKE_FANOUT | 4 | workers one node's due backlog is spread over (PostgreSQL; SQLite has one writer: 1) |
 | CC_EVENT_RETENTION_DAYS | 0 (keep) | the sweeper deletes events older than this many days |
+| CC_STEP_RETENTION_DAYS | 0 (keep) | the sweeper deletes journey steps (the action tracking table) older than this many days |
 | CC_SECRET_KEY | (generated once into <instance>/secret_key) | signs login sessions; set the same on every server |
 | CC_SECURE_COOKIES | (off) | 1: session cookies only over HTTPS |
 | CC_EXPECT_WORKERS | 0 | `campaign-canvas check` reports a problem when fewer RQ workers than this are alive |
@@ -53,6 +54,7 @@ class Settings:
     serve_workers: int = field(default_factory=lambda: _int("CC_SERVE_WORKERS", 1))
     wake_fanout: int = field(default_factory=lambda: _int("CC_WAKE_FANOUT", 4))
     event_retention_days: int = field(default_factory=lambda: _int("CC_EVENT_RETENTION_DAYS", 0))
+    step_retention_days: int = field(default_factory=lambda: _int("CC_STEP_RETENTION_DAYS", 0))
     dispatch_claim_limit: int = field(default_factory=lambda: _int("CC_DISPATCH_CLAIM_LIMIT", 5000))
     dispatch_lease_seconds: int = field(default_factory=lambda: _int("CC_DISPATCH_LEASE_SECONDS", 300))
     expect_workers: int = field(default_factory=lambda: _int("CC_EXPECT_WORKERS", 0))

@@ -64,5 +64,6 @@ def enroll_entries(session: Session, campaign_id: int, version_id: int, node_id:
 
 def _entered(session: Session, campaign_id: int, version_id: int, node_id: str, count: int, now: datetime) -> None:
     if count:
-        add_counts(session, campaign_id, version_id, {(node_id, ENTERED): count, (CAMPAIGN_NODE, "entered"): count})
+        counts = {(node_id, ENTERED): count, (CAMPAIGN_NODE, "entered"): count}
+        add_counts(session, campaign_id, version_id, counts, now)
         wakeups.request(session, version_id, node_id, now)

@@ -283,7 +283,7 @@ def record(session: Session, occurrences: Sequence[Occurrence], *, return_ids: b
     for linked in _linked_campaigns(session, {o.name for o in occurrences}):
         _Reactions(session, linked, occurrences, now, outcome, counts).run()
     for (campaign_id, version_id), counted in sorted(counts.items()):  # one order: no deadlocks
-        add_counts(session, campaign_id, version_id, counted)
+        add_counts(session, campaign_id, version_id, counted, now)
     _register_types(session, occurrences, now)  # last: the hottest rows are locked the shortest
     return outcome
 

@@ -30,7 +30,7 @@ from engine import wakeups
 from engine.batch import Batch, NodeContext, id_chunks
 from engine.db import upsert
 from engine.graph import CampaignGraph, GraphCache
-from engine.models import ACTIVE, Campaign, CampaignVersion, Enrollment, NodeCounter
+from engine.models import ACTIVE, Campaign, CampaignVersion, CounterHour, Enrollment, JourneyStep, NodeCounter
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,8 @@ class _Cascade:
         self.pending: dict[str, _Members] = {}
         self.queue: list[tuple[int, str]] = []
         self.visited: set[str] = set()
+        #: journey_steps rows: who left which node by which port
+        self.steps: list[dict[str, Any]] = []
 
     def run(self, start: str, claimed: _Members) -> dict[tuple[str, str], int]:
         self._arrive(start, claimed, count=False)
@@ -208,6 +210,7 @@ class _Cascade:
                 raise NodeFailed(f"node {node_id!r} ({node.type}) routed to unknown port {port!r}")
             self._check_unplaced(node_id, placed, subset.enrollment_ids)
             self.counts[(node_id, port)] += len(subset)
+            self._record_steps(node_id, port, subset)
             self._follow(node_id, port, subset)
         entered_at = dict(zip(members.enrollment_ids, members.node_entered_at, strict=True))
         for eids, times in batch.holds:
@@ -219,6 +222,11 @@ class _Cascade:
         for eid in members.enrollment_ids:
             if eid not in placed:  # routed nowhere: the journey ends here
                 self.final[(node_id, "done", None, entered_at[eid])].append(eid)
+
+    def _record_steps(self, node_id: str, port: str, subset: Batch) -> None:
+        common = {"campaign_id": self.campaign_id, "node_id": node_id, "port": port, "at": self.now}
+        self.steps.extend({**common, "enrollment_id": eid, "profile_id": pid}
+                          for eid, pid in zip(subset.enrollment_ids, subset.profile_ids, strict=True))
 
     @staticmethod
     def _check_unplaced(node_id: str, placed: set[int], eids: list[int]) -> None:
@@ -265,12 +273,16 @@ class _Cascade:
             for chosen in id_chunks(self.session, Enrollment.id, eids):
                 self.session.execute(update(Enrollment).where(chosen).values(**values),
                                      execution_options={"synchronize_session": False})
-        add_counts(self.session, self.campaign_id, self.version_id, self.counts)
+        if self.steps:
+            self.session.execute(insert(JourneyStep.__table__), self.steps)
+        add_counts(self.session, self.campaign_id, self.version_id, self.counts, self.now)
 
 
-def add_counts(session: Session, campaign_id: int, version_id: int, counts: dict[tuple[str, str], int]) -> None:
-    """Add to the node/port counters in the caller's transaction (sorted, so concurrent
-    writers lock rows in the same order and cannot deadlock)."""
+def add_counts(session: Session, campaign_id: int, version_id: int, counts: dict[tuple[str, str], int],
+               now: datetime) -> None:
+    """Add to the node/port counters, and to their hour at `now`, in the caller's
+    transaction (sorted, so concurrent writers lock rows in the same order and cannot
+    deadlock)."""
     rows = [
         {"version_id": version_id, "node_id": node, "port": port, "campaign_id": campaign_id, "count": n}
         for (node, port), n in sorted(counts.items())
@@ -283,3 +295,11 @@ def add_counts(session: Session, campaign_id: int, version_id: int, counts: dict
         index_elements=["version_id", "node_id", "port"], set_={"count": NodeCounter.count + stmt.excluded.count}
     )
     session.execute(stmt, rows)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    hourly = upsert(session, CounterHour)
+    hourly = hourly.on_conflict_do_update(
+        index_elements=["campaign_id", "node_id", "port", "hour"],
+        set_={"count": CounterHour.count + hourly.excluded.count},
+    )
+    session.execute(hourly, [{"campaign_id": campaign_id, "node_id": r["node_id"], "port": r["port"], "hour": hour,
+                              "count": r["count"]} for r in rows])

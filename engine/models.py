@@ -259,6 +259,44 @@ class NodeCounter(Base):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class CounterHour(Base):
+    """The node/port counters again, per hour (UTC), written by the same `add_counts` call in
+    the same transaction: a report's time series sums to exactly the canvas totals."""
+
+    __tablename__ = "counter_hours"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    port: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class JourneyStep(Base):
+    """One customer leaving one node by one port: the action tracking table.
+
+    Written by the executor (and by stop events) in the transaction that moves the customer,
+    beside the counters, so each (node, port) has exactly as many steps as its counter says
+    (until CC_STEP_RETENTION_DAYS deletes old ones). The message a send node wrote for the
+    step is the outbox row of the same (enrollment, node).
+    """
+
+    __tablename__ = "journey_steps"
+    __table_args__ = (
+        Index("ix_journey_steps_campaign", "campaign_id", "id"),
+        Index("ix_journey_steps_node", "campaign_id", "node_id", "port", "id"),
+        Index("ix_journey_steps_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    enrollment_id: Mapped[int] = mapped_column(BigId)
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[str] = mapped_column(String(64))
+    port: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=_now)
+
+
 class NodeState(Base):
     """Small per-node memory that outlives versions (A/B test progress, limit counts)."""
 

@@ -26,7 +26,7 @@ from engine.wakeups import RQWakeups, Wakeups
 
 log = logging.getLogger(__name__)
 
-#: events past retention deleted per sweep at most
+#: events (and journey steps) past retention deleted per sweep at most
 EXPIRE_BATCH = 50_000
 #: RQ's scheduler (which releases every timed job, the sweeps included) runs in one worker,
 #: holding a lock that outlives it by 61 s; the others only try to take it over in their
@@ -86,25 +86,31 @@ class Runtime:
             woken = request_due_wakeups(session, None, now, overdue_by=timedelta(seconds=self.settings.bucket_seconds))
             finished = finish_completed(session, now)
         segments.keep_refreshing(self.sessions, now)
-        expired = self._expire_events(now)
-        if woken or finished or entered or expired:
+        expired = self._expire(now)
+        if woken or finished or entered or any(expired.values()):
             log.info("sweep: %d entered on overdue schedules, %d wakeups re-requested, campaigns finished: %s, "
-                     "%d events past retention deleted", entered, woken, finished, expired)
-        return {"woken": woken, "finished": finished, "scheduled_entered": entered, "events_expired": expired}
+                     "%d events and %d journey steps past retention deleted", entered, woken, finished,
+                     expired["events_expired"], expired["steps_expired"])
+        return {"woken": woken, "finished": finished, "scheduled_entered": entered, **expired}
 
-    def _expire_events(self, now: Any) -> int:
-        """Delete events older than CC_EVENT_RETENTION_DAYS (0 keeps them), a bounded batch per
-        sweep so a first run on a large table never holds one huge transaction."""
-        if self.settings.event_retention_days <= 0:
+    def _expire(self, now: Any) -> dict[str, int]:
+        """Delete events older than CC_EVENT_RETENTION_DAYS and journey steps older than
+        CC_STEP_RETENTION_DAYS (0 keeps them), a bounded batch of each per sweep so a first run
+        on a large table never holds one huge transaction. Counters are kept: the canvas and
+        the report's totals stay whole; the action table and per-path conversions shrink."""
+        from engine.models import Event, JourneyStep
+
+        return {"events_expired": self._expire_rows(Event, Event.occurred_at, self.settings.event_retention_days, now),
+                "steps_expired": self._expire_rows(JourneyStep, JourneyStep.at, self.settings.step_retention_days, now)}
+
+    def _expire_rows(self, model: Any, stamp: Any, days: int, now: Any) -> int:
+        if days <= 0:
             return 0
         from sqlalchemy import delete, select
 
-        from engine.models import Event
-
-        cutoff = now - timedelta(days=self.settings.event_retention_days)
         with db.transaction(self.sessions) as session:
-            oldest = select(Event.id).where(Event.occurred_at < cutoff).limit(EXPIRE_BATCH).scalar_subquery()
-            return session.execute(delete(Event).where(Event.id.in_(oldest)),
+            oldest = select(model.id).where(stamp < now - timedelta(days=days)).limit(EXPIRE_BATCH).scalar_subquery()
+            return session.execute(delete(model).where(model.id.in_(oldest)),
                                    execution_options={"synchronize_session": False}).rowcount or 0
 
     def wake_helpers(self) -> int:
