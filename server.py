@@ -30,6 +30,7 @@ from engine.api import metrics as metrics_api
 from engine.api import node_types as node_types_api
 from engine.api import profiles as profiles_api
 from engine.api import providers as providers_api
+from engine.api import reports as reports_api
 from engine.api import segments as segments_api
 from engine.api import templates as templates_api
 from engine.api import webhooks as webhooks_api
@@ -40,6 +41,7 @@ from engine.runtime import Runtime
 #: API areas in modules of their own (engine/api/)
 BLUEPRINTS: list[Blueprint] = [
     campaigns_api.bp,
+    reports_api.bp,
     node_types_api.bp,
     openapi.bp,
     events_api.bp,

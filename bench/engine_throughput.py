@@ -26,6 +26,7 @@ import uuid
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,7 +58,9 @@ CAMPAIGN = {
 }
 
 
-def run_one(size: int, database_url: str, redis_url: str, chunk_size: int) -> dict:
+def run_campaign(size: int, database_url: str, redis_url: str, chunk_size: int) -> tuple[Any, int, dict]:
+    """Load `size` profiles, launch the campaign and run it to the end on a virtual clock.
+    Returns the runtime (still open: the caller closes it), the campaign id and the figures."""
     from sqlalchemy import func, insert, select
 
     from engine import campaigns, clock, db, registry, runtime
@@ -98,8 +101,7 @@ def run_one(size: int, database_url: str, redis_url: str, chunk_size: int) -> di
     with rt.sessions() as session:
         active = session.scalar(select(func.count()).select_from(Enrollment).where(Enrollment.state == "active"))
         done = session.scalar(select(func.count()).select_from(Enrollment).where(Enrollment.state == "done"))
-    rt.close()
-    return {
+    return rt, campaign.id, {
         "profiles": size,
         "database": database_url.split(":", 1)[0],
         "chunk_size": chunk_size,
@@ -110,8 +112,13 @@ def run_one(size: int, database_url: str, redis_url: str, chunk_size: int) -> di
         "rq_jobs_run": machine.jobs_run,
         "journeys_done": done,
         "journeys_still_active": active,
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def run_one(size: int, database_url: str, redis_url: str, chunk_size: int) -> dict:
+    rt, _campaign_id, figures = run_campaign(size, database_url, redis_url, chunk_size)
+    rt.close()
+    return {**figures, "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 def main() -> None:

@@ -16,9 +16,9 @@ from sqlalchemy import func, insert, select
 
 from engine import auth, campaigns, clock, db
 from engine.errors import Unauthorized
-from engine.events import record_event
+from engine.events import Occurrence, record, record_event
 from engine.generate import profiles
-from engine.models import Audience, Campaign, Profile, Segment, User
+from engine.models import Audience, Campaign, JourneyStep, Profile, Segment, User
 from engine.runtime import Runtime
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -58,7 +58,31 @@ def seed(rt: Runtime, *, profiles_count: int = 2000) -> dict[str, Any]:
         ids = session.scalars(select(Profile.id).order_by(Profile.id.desc()).limit(25)).all()
         for pid in ids:
             record_event(session, pid, "signup", {"source": "demo"}, now)
-    return {"seeded": True, "profiles": count, "campaigns": created, "signups": len(ids), "login": login}
+    purchases = _purchases(rt, created["ab_winback.json"], now)
+    return {"seeded": True, "profiles": count, "campaigns": created, "signups": len(ids), "purchases": purchases,
+            "login": login}
+
+
+#: one customer in N buys after the win-back split, per path: the offers beat the hold-out,
+#: and double points beat 20% off (so the report has an uplift and an A/B leader to show)
+PURCHASE_EVERY = {("holdout", "control"): 12, ("offer", "discount"): 8, ("offer", "points"): 5}
+
+
+def _purchases(rt: Runtime, campaign_id: int, now: Any) -> int:
+    """Run the win-back campaign's first steps now (the worker would, a moment later) and
+    record purchases for a share of each path, so a new user's report has conversions."""
+    with rt.sessions() as session:
+        version_id = session.get(Campaign, campaign_id).version_id
+    rt.executor.run(version_id, "all")
+    with db.transaction(rt.sessions) as session:
+        buyers = []
+        for (node_id, port), every in PURCHASE_EVERY.items():
+            path = session.scalars(select(JourneyStep.profile_id).where(
+                JourneyStep.campaign_id == campaign_id, JourneyStep.node_id == node_id, JourneyStep.port == port)
+                .order_by(JourneyStep.id)).all()
+            buyers += path[::every]
+        record(session, [Occurrence(pid, "purchase", {"source": "demo", "amount": 49}, now) for pid in buyers])
+    return len(buyers)
 
 
 def demo_login(rt: Runtime) -> dict[str, str] | None:

@@ -5,12 +5,13 @@ Browsers join Socket.IO rooms (server.py: `join` / `leave` with `{"campaign_id":
 
 - `campaign:<id>`, a campaign's canvas, receives
   - `stats`: `{"campaign_id", "nodes": {node id: {"entered", "waiting", "left": {port: n}}},
-    "entered", "converted"}`, the same figures as `GET /api/campaigns/<id>/stats`;
+    "entered", "converted", "sent"}`, the same figures as `GET /api/campaigns/<id>/stats`;
   - `status`: the campaign as the campaigns API answers it, after launch, pause, resume, stop...
 - `campaigns`, the campaigns list page, receives every campaign's
   - `status`, the same event (sent once to both rooms: a client in both gets it once);
-  - `totals`: `{"campaign_id", "entered", "converted"}`, sent with each `stats` event, so the
-    list's figures move without receiving every campaign's per node statistics.
+  - `totals`: `{"campaign_id", "entered", "converted", "sent"}`, sent with each `stats` event,
+    so the list and the realtime page move without receiving every campaign's per node
+    statistics.
 
 Every process that moves customers publishes: the web servers (their own SocketIO is built on
 the message queue, see `client_manager`) and `campaign-canvas worker` processes (a write-only
@@ -156,8 +157,7 @@ class Publisher:
             return
         self._emit("stats", {"campaign_id": campaign_id, "nodes": nodes, **totals}, room(campaign_id), campaign_id)
         # the list page only shows the totals: a small event rather than every node's figures
-        self._emit("totals", {"campaign_id": campaign_id, "entered": totals["entered"],
-                              "converted": totals["converted"]}, CAMPAIGNS_ROOM, campaign_id)
+        self._emit("totals", {"campaign_id": campaign_id, **totals}, CAMPAIGNS_ROOM, campaign_id)
 
     def _emit(self, event: str, data: dict[str, Any], to: str | list[str], campaign_id: int) -> None:
         try:

@@ -45,18 +45,28 @@ def node_stats(session: Session, campaign_id: int, now: datetime | None = None) 
 
 #: campaign-wide counters live beside the node counters under these pseudo node ids
 CAMPAIGN_NODE, GOAL_NODE = "@campaign", "@goal"
+#: the port a send node routes a customer by once their message went out
+SENT = "sent"
 
 
 def campaign_totals(session: Session, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
-    """{campaign id: {"entered", "converted"}} from the counters (one query for a page)."""
+    """{campaign id: {"entered", "converted", "sent"}} from the counters (one query for a
+    page). `sent` adds up every node's `sent` port: the send nodes route a customer by it
+    once the provider took their message."""
     if not campaign_ids:
         return {}
     rows = session.execute(
-        select(NodeCounter.campaign_id, NodeCounter.node_id, func.sum(NodeCounter.count))
-        .where(NodeCounter.campaign_id.in_(campaign_ids), NodeCounter.node_id.in_([CAMPAIGN_NODE, GOAL_NODE]))
-        .group_by(NodeCounter.campaign_id, NodeCounter.node_id)
+        select(NodeCounter.campaign_id, NodeCounter.node_id, NodeCounter.port, func.sum(NodeCounter.count))
+        .where(NodeCounter.campaign_id.in_(campaign_ids),
+               NodeCounter.node_id.in_([CAMPAIGN_NODE, GOAL_NODE]) | (NodeCounter.port == SENT))
+        .group_by(NodeCounter.campaign_id, NodeCounter.node_id, NodeCounter.port)
     )
-    totals = {cid: {"entered": 0, "converted": 0} for cid in campaign_ids}
-    for campaign_id, node_id, count in rows:
-        totals[campaign_id]["entered" if node_id == CAMPAIGN_NODE else "converted"] = int(count)
+    totals = {cid: {"entered": 0, "converted": 0, "sent": 0} for cid in campaign_ids}
+    for campaign_id, node_id, port, count in rows:
+        if node_id == CAMPAIGN_NODE:
+            totals[campaign_id]["entered"] += int(count)
+        elif node_id == GOAL_NODE:
+            totals[campaign_id]["converted"] += int(count)
+        elif port == SENT:
+            totals[campaign_id]["sent"] += int(count)
     return totals

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -166,19 +166,31 @@ class ABTest(NodeType):
     def _decide(self, batch: Batch, round_: int, variants: list[str]) -> dict[str, Any]:
         """Score each variant on its test group; ties go to the earlier variant."""
         metric = self.settings.get("metric", "conversions")
-        names = METRIC_EVENTS.get(metric) or (batch.ctx.document.get("goal", {}).get("event", ""),)
-        a = AbAssignment
-        keys = and_(a.campaign_id == batch.ctx.campaign_id, a.node_id == self.id, a.round == round_)
-        sizes = dict(batch.session.execute(select(a.variant, func.count()).where(keys).group_by(a.variant)).all())
-        acted = exists().where(Event.profile_id == a.profile_id, Event.name.in_(names),
-                               Event.occurred_at >= a.assigned_at, Event.occurred_at <= batch.now)
-        hits = dict(batch.session.execute(
-            select(a.variant, func.count(func.distinct(a.profile_id))).where(keys, acted).group_by(a.variant)
-        ).all())
-        scores = {v: {"size": sizes.get(v, 0), "hits": hits.get(v, 0),
-                      "rate": hits.get(v, 0) / sizes[v] if sizes.get(v) else 0.0} for v in variants}
+        scores = score_variants(batch.session, batch.ctx.campaign_id, self.id, round_, variants,
+                                metric_events(metric, batch.ctx.document), batch.now)
         winner = max(variants, key=lambda v: (scores[v]["rate"], -variants.index(v)))
         return {"winner": winner, "scores": scores, "decided_at": batch.now.isoformat(), "metric": metric}
+
+
+def metric_events(metric: str, document: Mapping[str, Any]) -> tuple[str, ...]:
+    """The events that count as a hit for an A/B metric (conversions: the campaign goal)."""
+    return METRIC_EVENTS.get(metric) or ((document.get("goal") or {}).get("event", ""),)
+
+
+def score_variants(session: Session, campaign_id: int, node_id: str, round_: int, variants: Sequence[str],
+                   names: Sequence[str], until: datetime) -> dict[str, dict[str, Any]]:
+    """{variant: {"size", "hits", "rate"}}: how many of a test round's customers did one of
+    `names` after being assigned, up to `until`. The node decides on it; reports show it."""
+    a = AbAssignment
+    keys = and_(a.campaign_id == campaign_id, a.node_id == node_id, a.round == round_)
+    sizes = dict(session.execute(select(a.variant, func.count()).where(keys).group_by(a.variant)).all())
+    acted = exists().where(Event.profile_id == a.profile_id, Event.name.in_(names),
+                           Event.occurred_at >= a.assigned_at, Event.occurred_at <= until)
+    hits = dict(session.execute(
+        select(a.variant, func.count(func.distinct(a.profile_id))).where(keys, acted).group_by(a.variant)
+    ).all())
+    return {v: {"size": sizes.get(v, 0), "hits": hits.get(v, 0),
+                "rate": hits.get(v, 0) / sizes[v] if sizes.get(v) else 0.0} for v in variants}
 
 
 def restart_ab_test(session: Session, campaign_id: int, node_id: str) -> None:

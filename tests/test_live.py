@@ -220,8 +220,8 @@ def test_the_campaigns_list_gets_every_status_change_once_and_the_totals_with_ea
     stats_events = [(data, to) for event, data, to in sent if event == "stats"]
     totals_events = [(data, to) for event, data, to in sent if event == "totals"]
     assert [to for _data, to in stats_events] == [live.room(campaign_id)] * len(stats_events)
-    assert totals_events == [({"campaign_id": campaign_id, "entered": data["entered"],
-                               "converted": data["converted"]}, live.CAMPAIGNS_ROOM) for data, _to in stats_events]
+    assert totals_events == [({"campaign_id": campaign_id, "entered": data["entered"], "converted": data["converted"],
+                               "sent": data["sent"]}, live.CAMPAIGNS_ROOM) for data, _to in stats_events]
 
     sent.clear()
     publisher.status({"id": campaign_id, "status": "paused"})
@@ -267,7 +267,7 @@ def test_a_client_on_the_campaigns_list_sees_status_changes_and_totals_until_it_
 
         api(base, "/api/events/batch", {"events": [{"event": "signup", "profile": {"external_id": f"u{n}"}}
                                                     for n in range(20)]}, key)
-        wait_for(lambda: {"campaign_id": campaign["id"], "entered": 20, "converted": 0} in
+        wait_for(lambda: {"campaign_id": campaign["id"], "entered": 20, "converted": 0, "sent": 0} in
                   [data for event, data in received if event == "totals"], what="the totals reaching 20")
         assert not [data for event, data in received if event == "stats"], "per node stats stay in campaign rooms"
 

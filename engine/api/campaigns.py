@@ -55,7 +55,7 @@ def list_campaigns():  # type: ignore[no-untyped-def]
         total = session.scalar(select(func.count()).select_from(query.subquery()))
         rows = list(session.scalars(query.order_by(SORTS[sort], Campaign.id.desc()).limit(limit).offset(offset)))
         totals = campaign_totals(session, [c.id for c in rows])
-        items = [{**campaign_json(c), **totals.get(c.id, {"entered": 0, "converted": 0})} for c in rows]
+        items = [{**campaign_json(c), **totals[c.id]} for c in rows]
     return jsonify(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -190,8 +190,7 @@ def change_status(campaign_id: int, action: str):  # type: ignore[no-untyped-def
 def stats(campaign_id: int):  # type: ignore[no-untyped-def]
     with runtime().sessions() as session:
         campaigns.get(session, campaign_id)
-        return jsonify(nodes=node_stats(session, campaign_id), **campaign_totals(session, [campaign_id]).get(
-            campaign_id, {"entered": 0, "converted": 0}))
+        return jsonify(nodes=node_stats(session, campaign_id), **campaign_totals(session, [campaign_id])[campaign_id])
 
 
 def campaign_json(campaign: Campaign, document: dict[str, Any] | None = None,

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy import Select, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import clock, db, events
 from engine.api import body, iso, runtime
-from engine.api.paging import int_arg, limit_arg
+from engine.api.paging import id_arg, instant_arg, limit_arg, text_arg
 from engine.errors import InvalidInput, NameTaken, NotFound
 from engine.models import Campaign, CampaignEvent, Event, EventType, Profile
 
@@ -54,7 +53,7 @@ def list_events():  # type: ignore[no-untyped-def]
     events arriving meanwhile neither repeat nor hide one)."""
     limit = limit_arg(HISTORY_PAGE, HISTORY_MAX)
     query = _history_filters(select(Event, Profile.external_id).join(Profile, Profile.id == Event.profile_id))
-    before = _id_arg("before")
+    before = id_arg("before")
     with runtime().sessions() as session:
         if before is not None:
             query = query.where(_older_than(_anchor(session, before)))
@@ -65,42 +64,17 @@ def list_events():  # type: ignore[no-untyped-def]
 
 
 def _history_filters(query: Select[Any]) -> Select[Any]:
-    if name := _text_arg("event"):
+    if name := text_arg("event"):
         query = query.where(Event.name == name)
-    if (profile_id := _id_arg("profile_id")) is not None:
+    if (profile_id := id_arg("profile_id")) is not None:
         query = query.where(Event.profile_id == profile_id)
-    if external_id := _text_arg("external_id"):
+    if external_id := text_arg("external_id"):
         query = query.where(Profile.external_id == external_id.strip())
-    if (since := _instant_arg("since")) is not None:
+    if (since := instant_arg("since")) is not None:
         query = query.where(Event.occurred_at >= since)
-    if (until := _instant_arg("until")) is not None:
+    if (until := instant_arg("until")) is not None:
         query = query.where(Event.occurred_at < until)
     return query
-
-
-def _text_arg(name: str) -> str | None:
-    raw = request.args.get(name)
-    if raw is not None and "\x00" in raw:  # no stored text holds NUL (and PostgreSQL refuses it)
-        raise InvalidInput.field(name, "must not contain NUL characters")
-    return raw
-
-
-def _id_arg(name: str) -> int | None:
-    """A row id: a whole number a BIGINT holds (a bigger one is a mistake, not a miss)."""
-    value = int_arg(name)
-    if value is not None and not 0 < value < 2**63:
-        raise InvalidInput.field(name, f"must be an id between 1 and {2**63 - 1}")
-    return value
-
-
-def _instant_arg(name: str) -> datetime | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        return clock.parse_instant(raw)
-    except ValueError:
-        raise InvalidInput.field(name, f"must be an ISO 8601 time, e.g. 2026-12-01T08:00:00Z (got '{raw}')") from None
 
 
 def _anchor(session: Session, event_id: int) -> Event:

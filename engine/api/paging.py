@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import request
 
+from engine import clock
 from engine.errors import InvalidInput
 
 
@@ -42,3 +45,30 @@ def page_args(default: int = 50, maximum: int = 500) -> tuple[int, int]:
     if offset < 0:
         raise InvalidInput.field("offset", "must be 0 or more")
     return limit_arg(default, maximum), offset
+
+
+def text_arg(name: str) -> str | None:
+    """A text argument (None when absent); NUL is refused, no stored text holds one."""
+    raw = request.args.get(name)
+    if raw is not None and "\x00" in raw:  # no stored text holds NUL (and PostgreSQL refuses it)
+        raise InvalidInput.field(name, "must not contain NUL characters")
+    return raw
+
+
+def id_arg(name: str) -> int | None:
+    """A row id: a whole number a BIGINT holds (a bigger one is a mistake, not a miss)."""
+    value = int_arg(name)
+    if value is not None and not 0 < value < 2**63:
+        raise InvalidInput.field(name, f"must be an id between 1 and {2**63 - 1}")
+    return value
+
+
+def instant_arg(name: str) -> datetime | None:
+    """An ISO 8601 time as naive UTC (None when absent)."""
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return clock.parse_instant(raw)
+    except ValueError:
+        raise InvalidInput.field(name, f"must be an ISO 8601 time, e.g. 2026-12-01T08:00:00Z (got '{raw}')") from None
