@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import DateTime, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import clock as clocks
@@ -163,8 +163,8 @@ class _Cascade:
         self.pending: dict[str, _Members] = {}
         self.queue: list[tuple[int, str]] = []
         self.visited: set[str] = set()
-        #: journey_steps rows: who left which node by which port
-        self.steps: list[dict[str, Any]] = []
+        #: (node, port) -> the enrollments that left the node by the port (journey steps)
+        self.steps: dict[tuple[str, str], list[int]] = defaultdict(list)
 
     def run(self, start: str, claimed: _Members) -> dict[tuple[str, str], int]:
         self._arrive(start, claimed, count=False)
@@ -210,7 +210,7 @@ class _Cascade:
                 raise NodeFailed(f"node {node_id!r} ({node.type}) routed to unknown port {port!r}")
             self._check_unplaced(node_id, placed, subset.enrollment_ids)
             self.counts[(node_id, port)] += len(subset)
-            self._record_steps(node_id, port, subset)
+            self.steps[(node_id, port)].extend(subset.enrollment_ids)
             self._follow(node_id, port, subset)
         entered_at = dict(zip(members.enrollment_ids, members.node_entered_at, strict=True))
         for eids, times in batch.holds:
@@ -222,11 +222,6 @@ class _Cascade:
         for eid in members.enrollment_ids:
             if eid not in placed:  # routed nowhere: the journey ends here
                 self.final[(node_id, "done", None, entered_at[eid])].append(eid)
-
-    def _record_steps(self, node_id: str, port: str, subset: Batch) -> None:
-        common = {"campaign_id": self.campaign_id, "node_id": node_id, "port": port, "at": self.now}
-        self.steps.extend({**common, "enrollment_id": eid, "profile_id": pid}
-                          for eid, pid in zip(subset.enrollment_ids, subset.profile_ids, strict=True))
 
     @staticmethod
     def _check_unplaced(node_id: str, placed: set[int], eids: list[int]) -> None:
@@ -273,9 +268,19 @@ class _Cascade:
             for chosen in id_chunks(self.session, Enrollment.id, eids):
                 self.session.execute(update(Enrollment).where(chosen).values(**values),
                                      execution_options={"synchronize_session": False})
-        if self.steps:
-            self.session.execute(insert(JourneyStep.__table__), self.steps)
+        self._write_steps()
         add_counts(self.session, self.campaign_id, self.version_id, self.counts, self.now)
+
+    def _write_steps(self) -> None:
+        """One INSERT ... SELECT per (node, port) from the enrollments themselves: the
+        database copies the rows, no Python dict or bound value per customer."""
+        columns = ["campaign_id", "enrollment_id", "profile_id", "node_id", "port", "at"]
+        at = literal(self.now, DateTime())
+        for (node_id, port), eids in self.steps.items():
+            for chosen in id_chunks(self.session, Enrollment.id, eids):
+                rows = select(literal(self.campaign_id), Enrollment.id, Enrollment.profile_id, literal(node_id),
+                              literal(port), at).where(chosen)
+                self.session.execute(insert(JourneyStep).from_select(columns, rows))
 
 
 def add_counts(session: Session, campaign_id: int, version_id: int, counts: dict[tuple[str, str], int],

@@ -285,7 +285,6 @@ class JourneyStep(Base):
     __table_args__ = (
         Index("ix_journey_steps_campaign", "campaign_id", "id"),
         Index("ix_journey_steps_node", "campaign_id", "node_id", "port", "id"),
-        Index("ix_journey_steps_at", "at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

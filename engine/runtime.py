@@ -98,20 +98,25 @@ class Runtime:
         CC_STEP_RETENTION_DAYS (0 keeps them), a bounded batch of each per sweep so a first run
         on a large table never holds one huge transaction. Counters are kept: the canvas and
         the report's totals stay whole; the action table and per-path conversions shrink."""
-        from engine.models import Event, JourneyStep
-
-        return {"events_expired": self._expire_rows(Event, Event.occurred_at, self.settings.event_retention_days, now),
-                "steps_expired": self._expire_rows(JourneyStep, JourneyStep.at, self.settings.step_retention_days, now)}
-
-    def _expire_rows(self, model: Any, stamp: Any, days: int, now: Any) -> int:
-        if days <= 0:
-            return 0
         from sqlalchemy import delete, select
 
+        from engine.models import Event, JourneyStep
+
+        events = steps = 0
         with db.transaction(self.sessions) as session:
-            oldest = select(model.id).where(stamp < now - timedelta(days=days)).limit(EXPIRE_BATCH).scalar_subquery()
-            return session.execute(delete(model).where(model.id.in_(oldest)),
-                                   execution_options={"synchronize_session": False}).rowcount or 0
+            if (days := self.settings.event_retention_days) > 0:
+                old = (select(Event.id).where(Event.occurred_at < now - timedelta(days=days))
+                       .limit(EXPIRE_BATCH).scalar_subquery())
+                events = session.execute(delete(Event).where(Event.id.in_(old)),
+                                         execution_options={"synchronize_session": False}).rowcount or 0
+            if (days := self.settings.step_retention_days) > 0:
+                # steps are written in time order and have no index on their time (every
+                # write would pay for it): the old ones are among the first rows by id
+                head = select(JourneyStep.id, JourneyStep.at).order_by(JourneyStep.id).limit(EXPIRE_BATCH).subquery()
+                old = select(head.c.id).where(head.c.at < now - timedelta(days=days)).scalar_subquery()
+                steps = session.execute(delete(JourneyStep).where(JourneyStep.id.in_(old)),
+                                        execution_options={"synchronize_session": False}).rowcount or 0
+        return {"events_expired": events, "steps_expired": steps}
 
     def wake_helpers(self) -> int:
         """How many extra jobs may share one node's backlog: none on SQLite, whose single

@@ -43,7 +43,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_journey_steps'))
     )
     with op.batch_alter_table('journey_steps', schema=None) as batch_op:
-        batch_op.create_index('ix_journey_steps_at', ['at'], unique=False)
         batch_op.create_index('ix_journey_steps_campaign', ['campaign_id', 'id'], unique=False)
         batch_op.create_index('ix_journey_steps_node', ['campaign_id', 'node_id', 'port', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_journey_steps_profile_id'), ['profile_id'], unique=False)
@@ -76,7 +75,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_journey_steps_profile_id'))
         batch_op.drop_index('ix_journey_steps_node')
         batch_op.drop_index('ix_journey_steps_campaign')
-        batch_op.drop_index('ix_journey_steps_at')
 
     op.drop_table('journey_steps')
     op.drop_table('counter_hours')
