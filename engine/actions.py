@@ -73,19 +73,16 @@ def columns_of(raw: str | None) -> list[str]:
     return list(dict.fromkeys(wanted)) or list(COLUMNS)
 
 
-def _query(campaign_id: int, filters: Filters, *columns: Any) -> Select[Any]:
-    query = (select(*columns).select_from(s)
-             .outerjoin(p, p.id == s.profile_id)
-             .outerjoin(o, (o.enrollment_id == s.enrollment_id) & (o.node_id == s.node_id))
-             .where(s.campaign_id == campaign_id))
+def _matching(campaign_id: int, filters: Filters) -> Select[Any]:
+    """The ids of the steps the filters keep (the outbox is joined only to filter by status)."""
+    query = select(s.id).where(s.campaign_id == campaign_id)
+    if filters.status:
+        query = query.outerjoin(o, (o.enrollment_id == s.enrollment_id) & (o.node_id == s.node_id))
+        query = query.where(o.id.is_(None) if filters.status == "none" else MESSAGE_STATUS == filters.status)
     if filters.node:
         query = query.where(s.node_id == filters.node)
     if filters.port:
         query = query.where(s.port == filters.port)
-    if filters.status == "none":
-        query = query.where(o.id.is_(None))
-    elif filters.status:
-        query = query.where(MESSAGE_STATUS == filters.status)
     if filters.profile:
         query = query.where(s.profile_id.in_(_profiles_matching(filters.profile)))
     if filters.since:
@@ -93,6 +90,22 @@ def _query(campaign_id: int, filters: Filters, *columns: Any) -> Select[Any]:
     if filters.until:
         query = query.where(s.at <= filters.until)
     return query
+
+
+def _rows(campaign_id: int, filters: Filters, before: int | None, limit: int) -> Select[Any]:
+    """One page of rows, newest first. The page's ids are chosen first and only they are
+    joined to customers and messages: a plan that joins every matching step and sorts them
+    afterwards (PostgreSQL's choice before it has statistics of a fresh table) would make
+    each page of an export cost the whole rest of the table."""
+    chosen = _matching(campaign_id, filters)
+    if before is not None:
+        chosen = chosen.where(s.id < before)
+    page_ids = chosen.order_by(s.id.desc()).limit(limit).subquery()
+    return (select(*_SELECTED.values()).select_from(page_ids)
+            .join(s, s.id == page_ids.c.id)
+            .outerjoin(p, p.id == s.profile_id)
+            .outerjoin(o, (o.enrollment_id == s.enrollment_id) & (o.node_id == s.node_id))
+            .order_by(s.id.desc()))
 
 
 def _profiles_matching(text: str) -> Select[Any]:
@@ -106,11 +119,8 @@ def _profiles_matching(text: str) -> Select[Any]:
 def page(session: Session, campaign_id: int, filters: Filters, labels: Mapping[str, tuple[str, str]], *,
          limit: int, before: int | None = None) -> dict[str, Any]:
     """One page, newest first, older than `before` (a row id); `next_before` continues."""
-    total = session.scalar(_query(campaign_id, filters, func.count()))
-    query = _query(campaign_id, filters, *_SELECTED.values())
-    if before is not None:
-        query = query.where(s.id < before)
-    rows = session.execute(query.order_by(s.id.desc()).limit(limit + 1)).all()
+    total = session.scalar(select(func.count()).select_from(_matching(campaign_id, filters).subquery()))
+    rows = session.execute(_rows(campaign_id, filters, before, limit + 1)).all()
     items = [_item(row, labels) for row in rows[:limit]]
     return {"items": items, "total": total, "limit": limit,
             "next_before": items[-1]["id"] if len(rows) > limit else None}
@@ -133,10 +143,9 @@ def export_csv(sessions: sessionmaker[Session], campaign_id: int, filters: Filte
     if last is None:
         return
     before = last + 1
-    query = _query(campaign_id, filters, *_SELECTED.values()).order_by(s.id.desc()).limit(EXPORT_CHUNK)
     while True:
         with sessions() as session:
-            rows = session.execute(query.where(s.id < before)).all()
+            rows = session.execute(_rows(campaign_id, filters, before, EXPORT_CHUNK)).all()
         if not rows:
             return
         items = (_item(row, labels) for row in rows)
