@@ -1,9 +1,26 @@
-import { useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 import { currentUser, errorText } from "./api";
 import { CampaignsPage } from "./campaigns/CampaignsPage";
 import { Editor } from "./editor/Editor";
-import { Link, useRoute } from "./router";
+import { Link, useRoute, type Route } from "./router";
 import type { Me } from "./types";
+
+// loaded when first opened: the report brings the chart library, which no other page needs
+const ReportPage = lazy(() => import("./report/ReportPage"));
+const LivePage = lazy(() => import("./live/LivePage"));
+
+function Page({ route, me }: { route: Route; me: Me }) {
+  switch (route.page) {
+    case "editor":
+      return <Editor key={route.campaignId ?? "new"} campaignId={route.campaignId} me={me} />;
+    case "report":
+      return <ReportPage key={route.campaignId} campaignId={route.campaignId} />;
+    case "live":
+      return <LivePage />;
+    default:
+      return <CampaignsPage me={me} />;
+  }
+}
 
 export function App() {
   const route = useRoute();
@@ -16,6 +33,10 @@ export function App() {
     <div className="app">
       <header className="topbar">
         <Link to="/" className="brand">Campaign Canvas</Link>
+        <nav className="topnav" aria-label="Pages">
+          <Link to="/" current={route.page === "campaigns"} testId="nav-campaigns">Campaigns</Link>
+          <Link to="/live" current={route.page === "live"} testId="nav-live">Live</Link>
+        </nav>
         <span className="spacer" />
         {me && (
           <form method="post" action="/logout" className="who">
@@ -26,9 +47,11 @@ export function App() {
         )}
       </header>
       {error && <div className="banner error">{error}</div>}
-      {me && (route.page === "editor"
-        ? <Editor key={route.campaignId ?? "new"} campaignId={route.campaignId} me={me} />
-        : <CampaignsPage me={me} />)}
+      {me && (
+        <Suspense fallback={<div className="page page-loading" data-testid="page-loading">Loading…</div>}>
+          <Page route={route} me={me} />
+        </Suspense>
+      )}
     </div>
   );
 }

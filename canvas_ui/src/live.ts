@@ -13,10 +13,18 @@ function connection(): Socket {
   return socket;
 }
 
+/** A campaign's counts, as the `totals` event carries them (engine/live.py). */
+export interface CampaignTotals {
+  campaign_id: number;
+  entered: number;
+  converted: number;
+  sent: number;
+}
+
 export interface LiveHandlers {
   stats?: (stats: CampaignStats) => void;
   status?: (campaign: Campaign) => void;
-  totals?: (totals: { campaign_id: number; entered: number; converted: number }) => void;
+  totals?: (totals: CampaignTotals) => void;
   /** in the room (again, after a reconnect): read the current figures now, no event will be missed */
   joined?: () => void;
 }
@@ -32,7 +40,7 @@ export function useLive(room: { campaign_id: number } | { campaigns: true } | nu
     const join = () => s.emit("join", JSON.parse(key), (ok: boolean) => ok && latest.current.joined?.());
     const onStats = (data: CampaignStats) => latest.current.stats?.(data);
     const onStatus = (data: Campaign) => latest.current.status?.(data);
-    const onTotals = (data: { campaign_id: number; entered: number; converted: number }) => latest.current.totals?.(data);
+    const onTotals = (data: CampaignTotals) => latest.current.totals?.(data);
     s.on("connect", join); // again after every reconnect: rooms do not survive one
     if (s.connected) join();
     s.on("stats", onStats);

@@ -68,6 +68,8 @@ export interface Campaign {
   next_run_at: string | null;
   entered?: number;
   converted?: number;
+  /** messages sent (the list and the `totals` live event carry it) */
+  sent?: number;
   document?: CampaignDocument;
 }
 

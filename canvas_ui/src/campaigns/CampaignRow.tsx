@@ -22,7 +22,8 @@ function Time({ iso, now }: { iso: string | null; now: Date }) {
   return iso ? <time dateTime={iso} title={iso}>{formatTime(iso, now)}</time> : <span className="muted">—</span>;
 }
 
-function Tags(props: { tags: string[]; active: string; onTag: (tag: string) => void }) {
+/** A campaign's tags as buttons: a click filters by the tag, a click on the active one clears it. */
+export function Tags(props: { tags: string[]; active: string; onTag: (tag: string) => void }) {
   return (
     <div className="tags">
       {props.tags.map((tag) => (

@@ -1,7 +1,7 @@
-// The buttons at the end of a row: Open always; Clone, the lifecycle moves and Delete for
-// those who may change things, only where the campaign's status allows them.
+// The buttons at the end of a row: Open always, Report once launched; Clone, the lifecycle
+// moves and Delete for those who may change things, only where the campaign's status allows them.
 
-import { navigate } from "../router";
+import { Link, navigate } from "../router";
 import type { Campaign } from "../types";
 import { ACTION_LABEL, canDelete, lifecycleActions, type RowAction } from "./lifecycle";
 
@@ -18,6 +18,10 @@ export function RowActions(props: {
   return (
     <div className="row-actions" aria-busy={busy ? true : undefined}>
       <button type="button" onClick={() => navigate(`/campaigns/${campaign.id}`)}>Open</button>
+      {campaign.status !== "draft" && (
+        <Link to={`/campaigns/${campaign.id}/report`} className="button-link" testId="campaign-report-link"
+              title="Figures, funnels, A/B results and every step customers took">Report</Link>
+      )}
       {actions.map((action) => (
         <button
           key={action}

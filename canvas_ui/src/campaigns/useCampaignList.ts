@@ -1,11 +1,11 @@
 // The campaigns list: filters kept in the URL, one page fetched from the API, and rows kept
 // current by live `status` / `totals` events and by the answers of row actions.
 
-import { useCallback, useEffect, useRef, useState } from "react";
-import { api, errorText } from "../api";
-import { useLive } from "../live";
+import { useCallback, useEffect, useState } from "react";
+import { useLive, type CampaignTotals } from "../live";
 import { parseRoute } from "../router";
 import type { Campaign, Page } from "../types";
+import { useFetched } from "../useFetched";
 import { apiPath, filtersFromSearch, filtersToSearch, PAGE_SIZE, type ListFilters } from "./query";
 
 export interface CampaignList {
@@ -22,14 +22,31 @@ export interface CampaignList {
   reload: () => void;
   /** a campaign as the server answered it (an action, a live event) */
   applyCampaign: (campaign: Campaign) => void;
-  applyTotals: (totals: { campaign_id: number; entered: number; converted: number }) => void;
+  /** new counts for a row; `sent` is left as it was when not given (a launch answer has none) */
+  applyTotals: (totals: Counts) => void;
 }
 
-/** A newer answer for a row: its fields, but not counts (a launch answer's `entered` is the launch's alone). */
-function merged(row: Campaign, update: Campaign): Campaign {
+/** A campaign's counts: the `totals` live event's, or the ones a launch answer gives. */
+export type Counts = Omit<CampaignTotals, "sent"> & { sent?: number };
+
+/**
+ * A newer answer for a row: its fields, but not counts (a launch answer's `entered` is the
+ * launch's alone, and a status event's counts are never the live ones).
+ */
+export function merged(row: Campaign, update: Campaign): Campaign {
   if (Date.parse(update.updated_at) < Date.parse(row.updated_at)) return row; // an older event arriving late
-  const { document: _document, entered: _entered, converted: _converted, ...fields } = update;
+  const { document: _document, entered: _entered, converted: _converted, sent: _sent, ...fields } = update;
   return { ...row, ...fields };
+}
+
+/** The page with one campaign's new counts (a page not holding it comes back unchanged). */
+export function withTotals(page: Page<Campaign> | null, t: Counts): Page<Campaign> | null {
+  return page && {
+    ...page,
+    items: page.items.map((row) => (row.id === t.campaign_id
+      ? { ...row, entered: t.entered, converted: t.converted, ...(t.sent !== undefined ? { sent: t.sent } : {}) }
+      : row)),
+  };
 }
 
 function useUrlFilters(): [ListFilters, (patch: Partial<ListFilters>) => void] {
@@ -50,42 +67,18 @@ function useUrlFilters(): [ListFilters, (patch: Partial<ListFilters>) => void] {
 
 export function useCampaignList(): CampaignList {
   const [filters, update] = useUrlFilters();
-  const [page, setPage] = useState<Page<Campaign> | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<string | null>(null);
-  const [reloads, setReloads] = useState(0);
-  const latest = useRef(0);
-  const path = apiPath(filters);
-
-  useEffect(() => {
-    const call = ++latest.current; // answers to older calls are dropped
-    setLoading(true);
-    api.get<Page<Campaign>>(path).then(
-      (answer) => {
-        if (call !== latest.current) return;
-        const lastPage = Math.max(1, Math.ceil(answer.total / PAGE_SIZE));
-        if (answer.items.length === 0 && filters.page > lastPage) update({ page: lastPage }); // emptied by deletes
-        setPage(answer);
-        setError(null);
-        setLoading(false);
-      },
-      (e) => {
-        if (call !== latest.current) return;
-        setError(errorText(e));
-        setLoading(false);
-      },
-    );
-  }, [path, reloads]); // `path` says everything about `filters`
+  const { data: page, setData: setPage, loading, error, setError, reload } = useFetched<Page<Campaign>>(
+    apiPath(filters), // the path says everything about `filters`: no other dependency
+    (answer) => {
+      const lastPage = Math.max(1, Math.ceil(answer.total / PAGE_SIZE));
+      if (answer.items.length === 0 && filters.page > lastPage) update({ page: lastPage }); // emptied by deletes
+    },
+  );
 
   const applyCampaign = useCallback((campaign: Campaign) => {
     setPage((p) => p && { ...p, items: p.items.map((row) => (row.id === campaign.id ? merged(row, campaign) : row)) });
   }, []);
-  const applyTotals = useCallback((t: { campaign_id: number; entered: number; converted: number }) => {
-    setPage((p) => p && {
-      ...p,
-      items: p.items.map((row) => (row.id === t.campaign_id ? { ...row, entered: t.entered, converted: t.converted } : row)),
-    });
-  }, []);
+  const applyTotals = useCallback((t: Counts) => setPage((p) => withTotals(p, t)), []);
   useLive({ campaigns: true }, { status: applyCampaign, totals: applyTotals });
 
   return {
@@ -97,7 +90,7 @@ export function useCampaignList(): CampaignList {
     loading,
     error,
     dismissError: useCallback(() => setError(null), []),
-    reload: useCallback(() => setReloads((n) => n + 1), []),
+    reload,
     applyCampaign,
     applyTotals,
   };

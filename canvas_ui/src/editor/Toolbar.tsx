@@ -51,6 +51,10 @@ export function Toolbar(props: {
         {props.warnings ? `, ${props.warnings} warning${props.warnings > 1 ? "s" : ""}` : ""}
       </span>
       <span className="spacer" />
+      {props.campaign && (
+        <Link to={`/campaigns/${props.campaign.id}/report`} className="button-link" testId="editor-report-link"
+              title="The campaign's report: funnels, A/B results, uplift, every step">Report</Link>
+      )}
       <div className="cc-tools">
         <button type="button" onClick={props.onUndo} disabled={!edit || !props.canUndo} title={`Undo (${mod}Z)`}>Undo</button>
         <button type="button" onClick={props.onRedo} disabled={!edit || !props.canRedo} title={`Redo (${mod}Shift+Z)`}>Redo</button>
