@@ -28,6 +28,8 @@ from engine.api import campaigns as campaigns_api
 from engine.api import events as events_api
 from engine.api import metrics as metrics_api
 from engine.api import node_types as node_types_api
+from engine.api import polls as polls_api
+from engine.api import popups as popups_api
 from engine.api import profiles as profiles_api
 from engine.api import providers as providers_api
 from engine.api import reports as reports_api
@@ -53,6 +55,8 @@ BLUEPRINTS: list[Blueprint] = [
     audiences_api.bp,
     webhooks_api.bp,
     metrics_api.bp,
+    popups_api.bp,
+    polls_api.bp,
 ]
 
 UI_DIST = Path(__file__).parent / "canvas_ui" / "dist"
@@ -215,6 +219,7 @@ def _socket_allowed(rt: Runtime, credentials: Any) -> bool:
     token = credentials.get("token") if isinstance(credentials, dict) else None
     with db.transaction(rt.sessions) as s:
         if isinstance(token, str) and token:
-            return auth.key_principal(s, token) is not None
+            who = auth.key_principal(s, token)  # a site key is public: it watches nothing
+            return who is not None and not access.is_site_key(who)
         user_id = session.get("user_id")
         return isinstance(user_id, int) and auth.user_principal(s, user_id) is not None

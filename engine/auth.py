@@ -23,6 +23,10 @@ from engine.errors import InvalidInput, NameTaken, NotFound, Unauthorized
 from engine.models import ApiKey, User
 
 ROLES = ("admin", "marketer", "viewer")
+#: a key published in web pages (the popup snippet): only the popup endpoints accept it
+SITE = "site"
+#: what a key may be; people log in with one of ROLES
+KEY_ROLES = (*ROLES, SITE)
 #: a key's last use is written at most this often (not on every request)
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 MIN_PASSWORD = 8
@@ -47,9 +51,9 @@ class Principal:
         return {"kind": self.kind, "id": self.id, "name": self.name, "role": self.role}
 
 
-def check_role(role: object, pointer: str = "/role") -> str:
-    if role not in ROLES:
-        raise InvalidInput.field(pointer, f"must be one of {', '.join(ROLES)}")
+def check_role(role: object, pointer: str = "/role", allowed: tuple[str, ...] = ROLES) -> str:
+    if role not in allowed:
+        raise InvalidInput.field(pointer, f"must be one of {', '.join(allowed)}")
     return role  # type: ignore[return-value]
 
 
@@ -99,7 +103,7 @@ def create_api_key(session: Session, name: object, role: object = "marketer",
     """A new key: its row, and the key itself (the only time it exists outside its owner)."""
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise InvalidInput.field("/name", "must be a non-empty string of at most 200 characters")
-    check_role(role)
+    check_role(role, allowed=KEY_ROLES)
     prefix = secrets.token_hex(4)
     key = f"cc_{prefix}_{secrets.token_urlsafe(24)}"
     row = ApiKey(name=name.strip(), prefix=prefix, key_hash=_digest(key), role=role,  # type: ignore[arg-type]

@@ -2,11 +2,17 @@
 
 Every function here works inside the caller's transaction, so a failure (an invalid
 document, a missing segment) leaves nothing half-written.
+
+A stored document names the version of every node's type (`version`): a node saved without
+one gets the newest, so what a campaign runs never depends on what is installed later.
+`upgrade_nodes` is the one way a saved node moves to a newer version: the type's migrations
+rewrite its settings and the result is a new campaign version, like any edit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +20,10 @@ from sqlalchemy import delete as delete_rows
 from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from engine import clock, schedule, segments, wakeups
+from engine import clock, registry, schedule, segments, wakeups
 from engine.entry import enroll_select
 from engine.errors import InvalidInput, InvalidState, NotFound
-from engine.graph import entry_node
+from engine.graph import entry_node, with_defaults
 from engine.models import (
     ACTIVE,
     Campaign,
@@ -32,6 +38,7 @@ from engine.validation import ensure_valid
 
 def create(session: Session, document: Mapping[str, Any]) -> Campaign:
     """A new draft campaign whose version 1 is `document` (validated first)."""
+    document = with_node_versions(document)
     ensure_valid(document)
     campaign = Campaign(status="draft")
     session.add(campaign)
@@ -45,6 +52,7 @@ def save(session: Session, campaign_id: int, document: Mapping[str, Any], now: d
     """Store an edited document as a new version; customers in flight stay on theirs, and
     a campaign that runs by itself follows the new timing."""
     campaign = get(session, campaign_id, lock=True)
+    document = with_node_versions(document)
     ensure_valid(document)
     current = session.get(CampaignVersion, campaign.version_id)
     if current is not None and current.document == dict(document):
@@ -53,6 +61,29 @@ def save(session: Session, campaign_id: int, document: Mapping[str, Any], now: d
     version = _new_version(session, campaign, document)
     schedule.reschedule(session, campaign, document, now or clock.now())
     return version
+
+
+def with_node_versions(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The document with the newest version of its type written into every node that names
+    none (other nodes, and anything malformed for validation to report, left as they are).
+
+    Why at save time: the stored document then says which declaration each node was built
+    against, and a version registered later changes nothing about it."""
+    nodes = document.get("nodes") if isinstance(document, Mapping) else None
+    if not isinstance(nodes, list) or not any(_unversioned(node) for node in nodes):
+        return document
+    return {**document, "nodes": [_pinned(node) for node in nodes]}
+
+
+def _pinned(node: Any) -> Any:
+    newest = registry.get(node["type"]) if _unversioned(node) else None
+    return node if newest is None else {**node, "version": newest.version}
+
+
+def _unversioned(node: object) -> bool:
+    """A node of a known type that names no version."""
+    return (isinstance(node, Mapping) and "version" not in node and isinstance(node.get("type"), str)
+            and registry.get(node["type"]) is not None)
 
 
 def _describe(session: Session, campaign: Campaign, document: Mapping[str, Any]) -> None:
@@ -225,3 +256,73 @@ def clone(session: Session, campaign_id: int, name: object = None) -> Campaign:
         raise InvalidInput.field("/name", "must be a non-empty string of at most 200 characters")
     document["name"] = name.strip() if isinstance(name, str) else f"{source.name} (copy)"[:200]
     return create(session, document)
+
+
+@dataclass(frozen=True)
+class NodeUpgrade:
+    """What `upgrade_nodes` did with one node that was not on its type's newest version:
+    `to_version` when it was upgraded, `reason` when it stays as it is."""
+
+    node_id: str
+    type: str
+    from_version: int
+    to_version: int | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def upgrade_nodes(session: Session, campaign_id: int, now: datetime | None = None
+                  ) -> tuple[CampaignVersion, list[NodeUpgrade]]:
+    """Run the registered migrations on every node of the campaign's current document that
+    is behind its type's newest version, and save the result as a new campaign version
+    (validated like any edit; customers in flight stay on theirs). A node whose type has no
+    migration path stays as it is and is reported with the reason. Nothing to upgrade:
+    no new version."""
+    campaign = get(session, campaign_id, lock=True)
+    current = session.get(CampaignVersion, campaign.version_id)
+    document, report = upgraded_document(current.document)
+    if not any(step.to_version for step in report):
+        return current, report
+    return save(session, campaign_id, document, now), report
+
+
+def upgraded_document(document: Mapping[str, Any]) -> tuple[dict[str, Any], list[NodeUpgrade]]:
+    """The document with every node that can be upgraded on its type's newest version, and
+    what happened to each node that was behind. MigrationFailed names the node's settings."""
+    nodes, report = [], []
+    for index, node in enumerate(document["nodes"]):
+        new_node, step = _upgraded_node(index, node)
+        nodes.append(new_node)
+        if step is not None:
+            report.append(step)
+    upgraded = {step.node_id: step for step in report if step.to_version}
+    edges = [_follow_port(edge, upgraded.get(edge["source"])) for edge in document["edges"]]
+    return {**document, "nodes": nodes, "edges": edges}, report
+
+
+def _follow_port(edge: Mapping[str, Any], step: NodeUpgrade | None) -> Mapping[str, Any]:
+    """The edge leaving by the port that took its old port's place (a migration's `ports`)."""
+    if step is None:
+        return edge
+    port = registry.upgraded_port(step.type, step.from_version, edge.get("source_port", "out"))
+    return edge if port == edge.get("source_port", "out") else {**edge, "source_port": port}
+
+
+def _upgraded_node(index: int, node: Mapping[str, Any]) -> tuple[Mapping[str, Any], NodeUpgrade | None]:
+    newest = registry.get(node["type"])
+    version = node.get("version")
+    if newest is None or version is None or version >= newest.version:
+        return node, None  # unknown types are validation's to report; unversioned ones are the newest
+    old = registry.get(node["type"], version)
+    settings = with_defaults(old.schema, node.get("settings", {})) if old is not None else node.get("settings", {})
+    try:
+        to_version, upgraded = registry.upgrade_settings(node["type"], version, settings)
+    except registry.NoUpgradePath as exc:
+        return node, NodeUpgrade(node["id"], node["type"], version, reason=exc.message)
+    except registry.MigrationFailed as exc:
+        raise InvalidInput.field(f"/nodes/{index}/settings", f"of node {node['id']!r} cannot be upgraded: "
+                                                              f"{exc.message}") from None
+    return {**node, "version": to_version, "settings": upgraded}, NodeUpgrade(node["id"], node["type"], version,
+                                                                               to_version)

@@ -168,6 +168,7 @@ def _channel_lines(session: Any) -> list[Line]:
     """Every send node of a live version (the one new customers enter, or one customers are
     still on) of an active or scheduled campaign has its named config, or a default."""
     from engine import registry
+    from engine.graph import node_class
     from engine.models import (
         ACTIVE,
         Campaign,
@@ -194,7 +195,7 @@ def _channel_lines(session: Any) -> list[Line]:
     used: set[str] = set()
     for campaign_id, name, document in rows:
         for node in (document or {}).get("nodes", []):
-            channel = getattr(registry.get(str(node.get("type"))), "channel", None)
+            channel = getattr(node_class(node) if isinstance(node.get("type"), str) else None, "channel", None)
             if not isinstance(channel, str):
                 continue
             used.add(channel)

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("create-api-key", help="a key for programs; printed once, alone on the last line")
     p.add_argument("name")
-    p.add_argument("--role", default="marketer", choices=["admin", "marketer", "viewer"])
+    p.add_argument("--role", default="marketer", choices=["admin", "marketer", "viewer", "site"],
+                   help="site: a key for web pages, accepted only by the popup endpoints")
 
     p = sub.add_parser("import-profiles", help="import customers from a CSV or JSON file (format: engine/imports.py)")
     p.add_argument("file", type=Path)

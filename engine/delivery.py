@@ -25,7 +25,9 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from engine import clock, waiting
 from engine.batch import IN_CHUNK, id_chunks
+from engine.events import Occurrence
 from engine.models import Event, OutboxMessage, Profile
 
 #: how strong each delivery state is; a message only ever moves up. Terminal failures and a
@@ -351,6 +353,9 @@ def _write(session: Session, messages: Iterable[_Message], changes: _Changes) ->
         session.execute(update(OutboxMessage), rows)
     if changes.events:
         session.execute(insert(Event), changes.events)
+        # a journey waiting for this open or click goes on now, not at its timeout
+        waiting.wake(session, [Occurrence(e["profile_id"], e["name"], e["properties"], e["occurred_at"])
+                               for e in changes.events], clock.now())
     _write_consent(session, changes)
 
 

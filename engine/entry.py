@@ -15,6 +15,7 @@ from sqlalchemy import Select, insert, literal, select
 from sqlalchemy.orm import Session
 
 from engine import wakeups
+from engine.db import upsert
 from engine.executor import ENTERED, add_counts
 from engine.models import Enrollment
 from engine.stats import CAMPAIGN_NODE
@@ -50,16 +51,34 @@ def enroll_entries(session: Session, campaign_id: int, version_id: int, node_id:
     """Enroll one journey per entry, in one insert: `profile_id`, `entered_at` (an event
     batch: each customer at their own event's time) and `context`; an entry may also set
     `state`, `due_at` and `converted_at` (an event batch writes a journey that a later event
-    of the same batch ended as `exited`). All are due `now` otherwise."""
+    of the same batch ended as `exited`), and `entry_key` (an event trigger's key: a journey
+    whose key the customer already has in the campaign is not inserted, nor counted). All
+    are due `now` otherwise. Returns how many journeys were inserted."""
     if not entries:
         return 0
     defaults = {"campaign_id": campaign_id, "version_id": version_id, "node_id": node_id, "state": "active",
-                "due_at": now, "node_entered_at": now, "updated_at": now, "context": None, "converted_at": None}
-    # a Core executemany without RETURNING: the ORM's per-row bookkeeping, or RETURNING's
-    # multi-row VALUES on PostgreSQL, cost more than the database does
-    session.execute(insert(Enrollment.__table__), [{**defaults, **entry} for entry in entries])
-    _entered(session, campaign_id, version_id, node_id, len(entries), now)
-    return len(entries)
+                "due_at": now, "node_entered_at": now, "updated_at": now, "context": None, "converted_at": None,
+                "entry_key": None}
+    rows = [{**defaults, **entry} for entry in entries]
+    plain = [row for row in rows if row["entry_key"] is None]
+    if plain:
+        # a Core executemany without RETURNING: the ORM's per-row bookkeeping, or RETURNING's
+        # multi-row VALUES on PostgreSQL, cost more than the database does
+        session.execute(insert(Enrollment.__table__), plain)
+    count = len(plain) + _insert_keyed(session, [row for row in rows if row["entry_key"] is not None])
+    _entered(session, campaign_id, version_id, node_id, count, now)
+    return count
+
+
+def _insert_keyed(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert journeys with an `entry_key`, skipping any whose (campaign, customer, key) a
+    concurrent transaction took first (the partial unique index `uq_enrollments_entry_key`);
+    returns how many were inserted, so the counters count journeys that exist."""
+    if not rows:
+        return 0
+    table = Enrollment.__table__
+    stmt = upsert(session, table).on_conflict_do_nothing().returning(table.c.id)
+    return len(session.execute(stmt, rows).all())
 
 
 def _entered(session: Session, campaign_id: int, version_id: int, node_id: str, count: int, now: datetime) -> None:

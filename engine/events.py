@@ -12,7 +12,11 @@ whatever the batch size:
 2. goal: the journeys that entered within the goal period before a goal event convert
    (`converted_at`), counted once per journey under the `@goal` pseudo node.
 3. start: the event trigger admits customers by its frequency (each time, once, once per
-   period), seeing the earlier events of the same batch, and they enter.
+   period) and its unique key (an order id never starts two journeys of a customer), seeing
+   the earlier events of the same batch, and they enter.
+
+Then, across campaigns, customers waiting at a node for one of the batch's events (`wait
+for event`) are made due at once (`engine.waiting.wake`).
 
 Stop and goal run before start, so the event that starts a journey never stops or converts
 it. Events apply in time order (then batch order), so a stop or goal event later in the
@@ -33,8 +37,9 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from engine import clock
+from engine import clock, waiting
 from engine.batch import id_chunks
+from engine.controls import controls_of
 from engine.db import upsert
 from engine.entry import enroll_entries
 from engine.errors import InvalidInput
@@ -282,6 +287,7 @@ def record(session: Session, occurrences: Sequence[Occurrence], *, return_ids: b
     counts: dict[tuple[int, int], Counter[tuple[str, str]]] = defaultdict(Counter)
     for linked in _linked_campaigns(session, {o.name for o in occurrences}):
         _Reactions(session, linked, occurrences, now, outcome, counts).run()
+    waiting.wake(session, occurrences, now)  # after stop: journeys just ended wait no more
     for (campaign_id, version_id), counted in sorted(counts.items()):  # one order: no deadlocks
         add_counts(session, campaign_id, version_id, counted, now)
     _register_types(session, occurrences, now)  # last: the hottest rows are locked the shortest
@@ -363,6 +369,8 @@ class _Reactions:
         active = linked.status == "active"
         goal = linked.document.get("goal") or {}
         self.within = clock.parse_duration(goal["within"]) if active and goal.get("within") else None
+        #: the campaign's exit rule ends a journey where it stands once it meets the goal
+        self.exit_on_goal = controls_of(linked.document).exit_when == "goal"
 
         def of(role: str) -> list[tuple[Key, Occurrence]]:
             names = linked.roles.get(role, set())
@@ -402,15 +410,19 @@ class _Reactions:
             times[o.profile_id].append(when)
         first, last = self.goals[0][0][0], self.goals[-1][0][0]
         columns = (Enrollment.id, Enrollment.version_id, Enrollment.profile_id, Enrollment.entered_at,
-                   Enrollment.parent_id)
+                   Enrollment.parent_id, Enrollment.node_id, Enrollment.state)
         rows = self._select(columns, sorted(times), Enrollment.converted_at.is_(None),
                             Enrollment.entered_at >= first - self.within, Enrollment.entered_at <= last)
-        converted = []
+        converted, exiting = [], []
         for r in rows:
             at = _first_within(times[r.profile_id], r.entered_at, self.within)
             if at is not None:
                 converted.append((r.id, r.version_id, at, r.parent_id is None))
+                if self.exit_on_goal and r.state == "active":
+                    exiting.append((r.id, r.version_id, r.node_id))
         self._convert(converted)
+        if exiting:
+            self._end(exiting)
 
     def _select(self, columns: tuple[Any, ...], profile_ids: list[int], *conditions: Any) -> list[Row[Any]]:
         """The campaign's journeys of these customers, locked (PostgreSQL) so a concurrent
@@ -429,7 +441,7 @@ class _Reactions:
     # -- new journeys ----------------------------------------------------------------------
     def _start(self) -> None:
         trigger = entry_node(self.linked.document)
-        entries = [self._entry(trigger.id, key, o) for key, o in self._admit(trigger)]
+        entries = [self._keyed(trigger, self._entry(trigger.id, key, o), o) for key, o in self._admit(trigger)]
         self.outcome.journeys_started += enroll_entries(self.session, self.linked.id, self.linked.version_id,
                                                         trigger.id, entries, self.now)
 
@@ -446,12 +458,23 @@ class _Reactions:
         if later < len(goals) and self.within is not None and goals[later][0] - o.occurred_at <= self.within:
             entry["converted_at"] = goals[later][0]
             self._count_converted([(self.linked.version_id, True)])
+            if self.exit_on_goal and entry.get("state") != "exited":
+                entry.update(state="exited", due_at=None)
+                self._count_ended([(self.linked.version_id, entry_id)])
         return entry
 
     def _admit(self, trigger: Any) -> list[tuple[Key, Occurrence]]:
-        """The start events the trigger's frequency rule lets in (`EventTrigger.admit`)."""
+        """The start events the trigger's frequency rule and unique key let in
+        (`EventTrigger.admit`)."""
         arrivals = [(o.profile_id, o.occurred_at) for _, o in self.starts]
-        return [self.starts[i] for i in trigger.admit(self.session, self.linked.id, arrivals)]
+        keys = [trigger.entry_key(o.properties) for _, o in self.starts]
+        return [self.starts[i] for i in trigger.admit(self.session, self.linked.id, arrivals, keys)]
+
+    @staticmethod
+    def _keyed(trigger: Any, entry: dict[str, Any], o: Occurrence) -> dict[str, Any]:
+        """The entry with the journey key of its event, if it has one."""
+        key = trigger.entry_key(o.properties)
+        return {**entry, "entry_key": key} if key is not None else entry
 
     # -- writing ---------------------------------------------------------------------------
     def _end(self, ended: list[tuple[int, int, str]]) -> None:

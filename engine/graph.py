@@ -4,6 +4,9 @@ Built once per campaign version from a document that already passed validation: 
 instances with their settings (defaults filled in), the edges leaving each port, and an
 order in which a batch can flow through the graph so that branches merge before the node
 they meet at runs.
+
+Each node is built from the version of its type that the document names (`version`; the
+newest when absent), so registering a new version never changes a campaign already saved.
 """
 
 from __future__ import annotations
@@ -28,13 +31,29 @@ def with_defaults(schema: Mapping[str, Any], settings: Mapping[str, Any]) -> dic
     return filled
 
 
+def node_class(spec: Mapping[str, Any]) -> type[NodeType] | None:
+    """The class of a document node: its type at its `version` (the newest when absent)."""
+    version = spec.get("version")
+    return registry.get(spec["type"], version if type(version) is int else None)
+
+
+def instantiate(spec: Mapping[str, Any]) -> NodeType:
+    """The node of a valid document as the executor runs it; KeyError when its type or its
+    version is not installed (e.g. a plugin was removed after the campaign was saved)."""
+    cls = node_class(spec)
+    if cls is None:
+        version = f" version {spec['version']}" if "version" in spec else ""
+        raise KeyError(f"node {spec['id']!r}: node type {spec['type']!r}{version} is not installed")
+    return cls(spec["id"], with_defaults(cls.schema, spec.get("settings", {})))
+
+
 def entry_node(document: Mapping[str, Any]) -> NodeType:
     """Only the entry node of a valid document, for callers that need nothing else (event
     ingestion, the sweeper): building the whole graph there would be work per event."""
     for spec in document["nodes"]:
-        cls = registry.get(spec["type"])
+        cls = node_class(spec)
         if cls is not None and cls.entry:
-            return cls(spec["id"], with_defaults(cls.schema, spec.get("settings", {})))
+            return instantiate(spec)
     raise KeyError("the campaign document has no entry node")
 
 
@@ -62,12 +81,7 @@ class CampaignGraph:
 
     @classmethod
     def build(cls, document: Mapping[str, Any]) -> CampaignGraph:
-        nodes: dict[str, NodeType] = {}
-        for spec in document["nodes"]:
-            node_cls = registry.get(spec["type"])
-            if node_cls is None:
-                raise KeyError(f"node {spec['id']!r}: unknown node type {spec['type']!r}")
-            nodes[spec["id"]] = node_cls(spec["id"], with_defaults(node_cls.schema, spec.get("settings", {})))
+        nodes = {spec["id"]: instantiate(spec) for spec in document["nodes"]}
         targets: dict[tuple[str, str], list[str]] = defaultdict(list)
         for edge in document.get("edges", []):
             targets[(edge["source"], edge.get("source_port", "out"))].append(edge["target"])

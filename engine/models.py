@@ -221,6 +221,8 @@ class Enrollment(Base):
         Index("ix_enrollments_active", "version_id", "node_id", "due_at",
               sqlite_where=text("state = 'active'"), postgresql_where=text("state = 'active'")),
         Index("ix_enrollments_campaign_profile", "campaign_id", "profile_id", "entered_at"),
+        Index("uq_enrollments_entry_key", "campaign_id", "profile_id", "entry_key", unique=True,
+              sqlite_where=text("entry_key IS NOT NULL"), postgresql_where=text("entry_key IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -239,6 +241,8 @@ class Enrollment(Base):
     converted_at: Mapped[datetime | None] = mapped_column()
     #: the trigger's context (e.g. the event's properties) for merge tags and keys
     context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: an event trigger's key (e.g. the order id): one journey per (campaign, customer, key)
+    entry_key: Mapped[str | None] = mapped_column(String(255))
 
 
 class NodeCounter(Base):
@@ -404,6 +408,9 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
     sent_at: Mapped[datetime | None] = mapped_column()
     #: newest delivery state from webhooks: processed, delivered, bounced, dropped, deferred, ...
+    #: a message to the customer from a non-transactional campaign: frequency caps count it
+    #: (a receipt, a web API call or a note to a manager is not counted)
+    counts_toward_cap: Mapped[bool] = mapped_column(default=True, server_default="1")
     delivery_status: Mapped[str | None] = mapped_column(String(32))
     delivered_at: Mapped[datetime | None] = mapped_column()
     opened_at: Mapped[datetime | None] = mapped_column()
@@ -428,6 +435,67 @@ class Notification(Base):
     category: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=_now)
     read_at: Mapped[datetime | None] = mapped_column()
+
+
+class Popup(Base):
+    """A popup a campaign made for one customer, shown on their next matching action on the
+    site (`action`), once, until `expires_at`. `token` lets the page report views and clicks
+    without an API key."""
+
+    __tablename__ = "popups"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "node_id"),
+        Index("ix_popups_profile_action", "profile_id", "action", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(64))
+    enrollment_id: Mapped[int | None] = mapped_column(BigId)
+    #: the site action that shows it (e.g. "page_view", "add_to_cart")
+    action: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    image: Mapped[str] = mapped_column(Text, default="")
+    #: [{"id", "label", "url"}]
+    buttons: Mapped[list[Any]] = mapped_column(default=list)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    expires_at: Mapped[datetime] = mapped_column()
+    #: handed to a page (it is not handed out again)
+    shown_at: Mapped[datetime | None] = mapped_column()
+    viewed_at: Mapped[datetime | None] = mapped_column()
+    clicked_at: Mapped[datetime | None] = mapped_column()
+
+
+class Poll(Base):
+    """Questions with answers to pick; customers' responses are PollResponse rows."""
+
+    __tablename__ = "polls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    #: [{"id", "text", "answers": [{"id", "text"}], "multiple": bool}]
+    questions: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class PollResponse(Base):
+    """One customer's completed poll (at most one per poll and customer)."""
+
+    __tablename__ = "poll_responses"
+    __table_args__ = (UniqueConstraint("poll_id", "profile_id"), Index("ix_poll_responses_completed", "poll_id",
+                                                                          "completed_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("polls.id", ondelete="CASCADE"))
+    profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("profiles.id", ondelete="CASCADE"), index=True)
+    #: {question id: [answer id, ...]}
+    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    completed_at: Mapped[datetime] = mapped_column(default=_now)
 
 
 class User(Base):

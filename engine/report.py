@@ -22,10 +22,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from engine import campaigns, registry
+from engine import campaigns
 from engine.clock import iso
 from engine.errors import InvalidInput
 from engine.events import CONVERTED
+from engine.graph import node_class
 from engine.models import CampaignVersion, CounterHour, Enrollment, JourneyStep, NodeState, OutboxMessage
 from engine.stats import CAMPAIGN_NODE, GOAL_NODE, campaign_totals, node_stats
 from nodes.flow import metric_events, score_variants
@@ -98,7 +99,7 @@ def _nodes(documents: Sequence[Mapping[str, Any]], stats: Mapping[str, Any]) -> 
     for n, document in enumerate(documents):
         for node in document.get("nodes", []):
             if node["id"] not in seen and (n == 0 or node["id"] in stats):
-                kind = registry.get(node["type"])
+                kind = node_class(node)
                 seen[node["id"]] = {
                     "id": node["id"], "type": node["type"],
                     "label": node.get("label") or (kind.label if kind else node["type"]),
@@ -116,7 +117,7 @@ def labels(session: Session, campaign_id: int) -> dict[str, tuple[str, str]]:
     found: dict[str, tuple[str, str]] = {}
     for document in _documents(session, campaign_id, campaign.version_id):
         for node in document.get("nodes", []):
-            kind = registry.get(node["type"])
+            kind = node_class(node)
             found.setdefault(node["id"], (node.get("label") or (kind.label if kind else node["type"]), node["type"]))
     return found
 

@@ -551,6 +551,16 @@ def compile_rules(rules: dict[str, Any], session: Session, now: datetime) -> Col
     return _Compiler(session, now, _Sql(postgresql=dialect == "postgresql")).group(rules, "")
 
 
+def properties_condition(session: Session, column: Any, where: Sequence[Mapping[str, Any]],
+                         now: datetime) -> ColumnElement[bool]:
+    """An event rule's `where` conditions (checked by `check_rules`) over a JSON column, as
+    one SQL condition with the rule language's exact semantics (typed by the condition's
+    value; a missing property matches only `not_exists`)."""
+    compiler = _Compiler(session, now, _Sql(postgresql=session.get_bind().dialect.name == "postgresql"))
+    return and_(true(), *[compiler.json_condition(column, tuple(c["property"].split(".")), c["op"], c.get("value"))
+                          for c in where])
+
+
 def matching_profiles(session: Session, rules: dict[str, Any], now: datetime) -> Select[Any]:
     """The ids of the matching customers, as a query to run or to restrict further
     (e.g. to a batch with `Batch.matching`)."""

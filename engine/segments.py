@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from engine import schedule, wakeups
 from engine.batch import id_chunks
+from engine.controls import controls_of, exit_journeys, segment_exits
 from engine.db import upsert
 from engine.entry import enroll_select
 from engine.errors import CampaignCanvasError, InvalidInput, InvalidState
@@ -91,13 +92,15 @@ def watchers(session: Session, now: datetime, segment_id: int | None = None) -> 
 
 def refresh(session: Session, segment_id: int, now: datetime, profile_ids: Sequence[int] | None = None
             ) -> dict[int, int]:
-    """Bring the segment's members up to date (only for `profile_ids` when given) and enroll
-    the newcomers of the campaigns watching it. Returns {campaign id: journeys started}."""
-    return _refresh(session, segment_id, now, profile_ids, watchers(session, now, segment_id))
+    """Bring the segment's members up to date (only for `profile_ids` when given), enroll
+    the newcomers of the campaigns watching it, and end the journeys of those who left it in
+    campaigns whose exit rule names it. Returns {campaign id: journeys started}."""
+    return _refresh(session, segment_id, now, profile_ids, watchers(session, now, segment_id),
+                    segment_exits(session).get(segment_id, []))
 
 
 def _refresh(session: Session, segment_id: int, now: datetime, profile_ids: Sequence[int] | None,
-             watching: list[Watcher]) -> dict[int, int]:
+             watching: list[Watcher], exiting: Sequence[int] = ()) -> dict[int, int]:
     whole = profile_ids is None
     segment = session.scalars(select(Segment).where(Segment.id == segment_id)
                               .with_for_update(read=not whole)).first()
@@ -111,8 +114,21 @@ def _refresh(session: Session, segment_id: int, now: datetime, profile_ids: Sequ
         _add_joiners(session, segment_id, matches, profiles_in, now)
     if whole:
         segment.evaluated_at = now
+    for campaign_id in exiting:
+        _exit_leavers(session, campaign_id, segment_id, now, profile_ids)
     return {w.campaign_id: _enroll_newcomers(session, w, now, profile_ids)
             for w in watching if w.segment_id == segment_id}
+
+
+def _exit_leavers(session: Session, campaign_id: int, segment_id: int, now: datetime,
+                  profile_ids: Sequence[int] | None) -> int:
+    """The campaign's journeys of customers who are not (or no longer) members end here."""
+    member = select(SegmentMember.profile_id).where(SegmentMember.segment_id == segment_id,
+                                                    SegmentMember.profile_id == Enrollment.profile_id)
+    if profile_ids is None:
+        return exit_journeys(session, campaign_id, ~exists(member), now)
+    return sum(exit_journeys(session, campaign_id, ~exists(member) & chosen, now)
+               for chosen in id_chunks(session, Enrollment.profile_id, sorted(set(profile_ids))))
 
 
 def _restrictions(session: Session, profile_ids: Sequence[int] | None
@@ -166,7 +182,9 @@ def launched(session: Session, campaign: Campaign, document: Mapping[str, Any], 
              now: datetime) -> int:
     """At launch of a segment_entry campaign (already active, launched now): refresh its
     segment, so today's members are the baseline (entering now only with include_current),
-    and keep refreshes coming. Returns how many entered this campaign. Other entries: 0."""
+    and keep refreshes coming (also for a segment its exit rule names). Returns how many
+    entered this campaign. Other entries: 0."""
+    _watch_exit_segment(session, document, now)
     if entry.type != TRIGGER:
         return 0
     tz = schedule.account_zone(session)
@@ -182,16 +200,30 @@ def launched(session: Session, campaign: Campaign, document: Mapping[str, Any], 
     return started.get(campaign.id, 0)
 
 
+def _watch_exit_segment(session: Session, document: Mapping[str, Any], now: datetime) -> None:
+    """A campaign whose journeys end when customers leave a segment: the segment must exist,
+    and refreshes keep coming while the campaign runs."""
+    controls = controls_of(document)
+    if controls.exit_when != "segment" or controls.exit_segment_id is None:
+        return
+    if session.get(Segment, controls.exit_segment_id) is None:
+        raise InvalidState(f"segment {controls.exit_segment_id} does not exist",
+                           [{"pointer": "/settings/exit/segment_id"}])
+    wakeups.request_segment_refresh(session, now)
+
+
 def profiles_changed(session: Session, profile_ids: list[int], now: datetime) -> int:
     """Re-evaluate the segments (and the "entered segment" triggers) for these customers,
     in the caller's transaction. Returns how many journeys it started."""
     if not profile_ids:
         return 0
     watching = watchers(session, now)
+    exits = segment_exits(session)
     started = 0
-    for segment_id in sorted({w.segment_id for w in watching}):  # in id order: no lock cycles
+    for segment_id in sorted({w.segment_id for w in watching} | set(exits)):  # in id order: no lock cycles
         try:
-            started += sum(_refresh(session, segment_id, now, profile_ids, watching).values())
+            found = _refresh(session, segment_id, now, profile_ids, watching, exits.get(segment_id, []))
+            started += sum(found.values())
         except CampaignCanvasError as exc:  # raised before any write: a broken segment must not
             log.warning("segment %s not refreshed: %s", segment_id, exc.message)  # block profile updates
     return started
@@ -204,7 +236,7 @@ def refresh_watched(sessions: Any, now: datetime) -> dict[int, int]:
     from engine import db
 
     with sessions() as session:
-        segment_ids = sorted({w.segment_id for w in watchers(session, now)})
+        segment_ids = sorted({w.segment_id for w in watchers(session, now)} | set(segment_exits(session)))
     started: dict[int, int] = {}
     for segment_id in segment_ids:
         try:
@@ -222,7 +254,7 @@ def keep_refreshing(sessions: Any, now: datetime) -> bool:
     from engine import db
 
     with db.transaction(sessions) as session:
-        if not watchers(session, now):
+        if not watchers(session, now) and not segment_exits(session):
             return False
         wakeups.request_segment_refresh(session, now)
     return True

@@ -83,6 +83,7 @@ CHANNEL_FIELDS: dict[str, dict[str, str]] = {
     "sms": {"body": "text"},
     "push": {"title": "text", "body": "text", "image": "text", "data": "pairs"},
     "webapi": {"body": "json"},
+    "loyalty": {"amount": "json", "expires_in": "text", "legal_entity": "text", "description": "text"},
 }
 
 #: Jinja filters that cannot inflate output beyond a small factor or reach anything unsafe
@@ -959,6 +960,8 @@ def _check_required(channel: str, content: Mapping[str, Any]) -> None:
         raise InvalidInput.field("/content/title", "is required (or body)", "missing_field")
     if channel == "webapi" and content.get("body") is None:
         raise InvalidInput.field("/content/body", "is required", "missing_field")
+    if channel == "loyalty" and content.get("amount") in (None, ""):
+        raise InvalidInput.field("/content/amount", "is required", "missing_field")
 
 
 def validate_defaults(defaults: Any) -> None:

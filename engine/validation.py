@@ -5,10 +5,13 @@ problem would make a marketer fix and retry one problem at a time. Why sentences
 person reading them builds campaigns, not JSON Schemas.
 
 Order of the checks: the document's shape (schemas/campaign.schema.json), then each node
-(duplicate id, unknown type, settings against its type's schema), the entry node, the
+(duplicate id, unknown type or version, settings against its version's schema), the entry node, the
 edges, reachability, cycles, unconnected ports (warnings) and the node types' own `check`.
 A check that needs a fact an earlier check found broken skips that node or edge instead of
 reporting the same mistake twice.
+
+Each node is checked against the version of its type it names (`version`, the newest when
+absent): its schema, its ports and its own `check`, exactly what the executor will run.
 
 Problem codes for the shape: `missing_field`, `unknown_field`, `invalid_field`.
 """
@@ -156,9 +159,13 @@ class _Node:
     index: int
     id: str
     spec: Mapping[str, Any]
+    #: the class of the node's version of its type; None when either is unknown
     cls: type[NodeType] | None = None
     #: settings with defaults filled in; None when missing from the type or invalid
     settings: dict[str, Any] | None = None
+    #: whether it is an entry node, known from any version of a known type (they all agree),
+    #: so an unknown version is reported once, not again as a missing entry
+    entry: bool = False
 
     @property
     def pointer(self) -> str:
@@ -166,7 +173,8 @@ class _Node:
 
     @property
     def name(self) -> str:
-        return f"Node '{self.id}' ({self.cls.label})" if self.cls else f"Node '{self.id}'"
+        kind = self.cls or registry.get(str(self.spec.get("type")))
+        return f"Node '{self.id}' ({kind.label})" if kind else f"Node '{self.id}'"
 
     def ports(self) -> list[str] | None:
         """Output ports, or None when they cannot be known (unknown type, bad settings)."""
@@ -176,7 +184,8 @@ class _Node:
 
 
 def _read_nodes(document: Mapping[str, Any], problems: list[Problem]) -> list[_Node]:
-    """Nodes with a usable id; reports duplicate ids, unknown types and invalid settings."""
+    """Nodes with a usable id; reports duplicate ids, unknown types and versions, and
+    invalid settings."""
     nodes: list[_Node] = []
     seen: set[str] = set()
     for index, spec in enumerate(document["nodes"]):
@@ -194,15 +203,31 @@ def _read_nodes(document: Mapping[str, Any], problems: list[Problem]) -> list[_N
                 )
             )
         seen.add(node.id)
-        type_name = spec.get("type")
-        if not isinstance(type_name, str):
-            continue
-        node.cls = registry.get(type_name)
-        if node.cls is None:
-            problems.append(_unknown_type(node, type_name))
-            continue
-        node.settings = _check_settings(node, problems)
+        node.cls = _node_class(node, problems)
+        newest = registry.get(spec["type"]) if isinstance(spec.get("type"), str) else None
+        node.entry = newest is not None and newest.entry
+        if node.cls is not None:
+            node.settings = _check_settings(node, problems)
     return nodes
+
+
+def _node_class(node: _Node, problems: list[Problem]) -> type[NodeType] | None:
+    """The node's type at the version it names (the newest when it names none), or None
+    after reporting an unknown type or version (a malformed one the schema reports)."""
+    type_name, version = node.spec.get("type"), node.spec.get("version")
+    if not isinstance(type_name, str):
+        return None
+    if not registry.versions(type_name):
+        problems.append(_unknown_type(node, type_name))
+        return None
+    if "version" not in node.spec:
+        return registry.get(type_name)
+    if type(version) is not int or version < 1:
+        return None  # reported by the schema
+    cls = registry.get(type_name, version)
+    if cls is None:
+        problems.append(_unknown_version(node, type_name, version))
+    return cls
 
 
 def _unknown_type(node: _Node, type_name: str) -> Problem:
@@ -217,6 +242,25 @@ def _unknown_type(node: _Node, type_name: str) -> Problem:
     )
 
 
+def _unknown_version(node: _Node, type_name: str, version: int) -> Problem:
+    installed = registry.versions(type_name)
+    return Problem(
+        "unknown_version",
+        f"{node.name} uses version {version} of the node type '{type_name}', which is not "
+        f"installed (installed versions: {', '.join(map(str, installed))}). Choose an installed version "
+        "or install the one it was built with.",
+        f"{node.pointer}/version",
+        node.id,
+    )
+
+
+def settings_errors(schema: Mapping[str, Any], settings: object) -> list[tuple[str, str]]:
+    """(pointer from `/settings`, phrase) for each way `settings` break a settings schema:
+    the sentences validation gives, for callers that check one node's settings alone."""
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return [(_pointer(["settings", *path]), phrase) for path, _code, phrase in _schema_errors(validator, settings)]
+
+
 def _check_settings(node: _Node, problems: list[Problem]) -> dict[str, Any] | None:
     """The settings with defaults filled in if they match the type's schema, else None.
 
@@ -227,18 +271,10 @@ def _check_settings(node: _Node, problems: list[Problem]) -> dict[str, Any] | No
     if not isinstance(raw, Mapping):
         return None  # reported by the schema
     settings = with_defaults(node.cls.schema, raw)
-    validator = Draft202012Validator(node.cls.schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    found = _schema_errors(validator, settings)
-    for path, _code, phrase in found:
-        field = "/".join(["settings", *map(str, path)])
-        problems.append(
-            Problem(
-                "invalid_settings",
-                f"{node.name}: {field} {phrase}.",
-                node.pointer + _pointer(["settings", *path]),
-                node.id,
-            )
-        )
+    found = settings_errors(node.cls.schema, settings)
+    for pointer, phrase in found:
+        message = f"{node.name}: {pointer.lstrip('/')} {phrase}."
+        problems.append(Problem("invalid_settings", message, node.pointer + pointer, node.id))
     return None if found else settings
 
 
@@ -257,7 +293,7 @@ def _node_check_problems(document: Mapping[str, Any], nodes: list[_Node], proble
 
 
 def _entry_problems(nodes: list[_Node], problems: list[Problem]) -> list[_Node]:
-    entries = [n for n in nodes if n.cls is not None and n.cls.entry]
+    entries = [n for n in nodes if n.entry]
     if not entries:
         problems.append(
             Problem(
@@ -319,7 +355,7 @@ def _edge_problems(document: Mapping[str, Any], by_id: Mapping[str, _Node], prob
                         src.id,
                     )
                 )
-        if dst is not None and dst.cls is not None and dst.cls.entry:
+        if dst is not None and dst.entry:
             problems.append(
                 Problem(
                     "edge_into_entry",

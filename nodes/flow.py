@@ -4,28 +4,43 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime, time
+from dataclasses import replace
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, exists, func, insert, select
+from sqlalchemy import and_, case, exists, func, insert, literal, select
 from sqlalchemy.orm import Session
 
-from engine.batch import Batch
+from engine.batch import Batch, id_chunks
 from engine.clock import parse_duration, to_utc_naive
 from engine.models import AbAssignment, Event, NodeState, Profile
 from engine.registry import NodeType, Result, register
 from engine.rules import RULES_SCHEMA, check_rules, compile_rules
 from engine.validation import Problem
+from engine.waiting import performed
 from nodes._schema import DURATION
+
+
+def _rules_ref(title: str) -> dict[str, Any]:
+    """A rule set property; its `$ref`s resolve once the settings schema carries the rule
+    language's `$defs` at its root (see `_rules_schema`)."""
+    rules = {k: v for k, v in RULES_SCHEMA.items() if k not in ("$defs", "$schema", "$id")}
+    return {**rules, "title": title}
 
 
 def _rules_schema(title: str) -> dict[str, Any]:
     """A settings schema with one `rules` property (the rule language's `$defs` hoisted to
     the root, where its `$ref`s resolve)."""
-    rules = {k: v for k, v in RULES_SCHEMA.items() if k not in ("$defs", "$schema", "$id")}
     return {"type": "object", "$defs": RULES_SCHEMA.get("$defs", {}),
-            "properties": {"rules": {**rules, "title": title}}, "required": ["rules"]}
+            "properties": {"rules": _rules_ref(title)}, "required": ["rules"]}
+
+
+def _rule_problems(node_id: str, rules: Any, pointer: str) -> list[Problem]:
+    """`check_rules` problems as node problems under `pointer` (e.g. /settings/rules)."""
+    return [Problem(code="invalid_rules", message=f"Node {node_id!r}: {p['message']}",
+                    pointer=f"{pointer}{p['pointer']}", node_id=node_id)
+            for p in check_rules(rules)]
 
 
 def _filter(batch: Batch, rules: Mapping[str, Any]) -> Result:
@@ -47,9 +62,7 @@ class Filter(NodeType):
 
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
-        return [Problem(code="invalid_rules", message=f"Node {node_id!r}: {p['message']}",
-                        pointer=f"/settings/rules{p['pointer']}", node_id=node_id)
-                for p in check_rules(settings["rules"])]
+        return _rule_problems(node_id, settings["rules"], "/settings/rules")
 
     def process(self, batch: Batch) -> Result:
         return _filter(batch, self.settings["rules"])
@@ -345,6 +358,144 @@ def _release_at(batch: Batch, due: list[datetime]) -> Result:
     return {"out": batch.take(ready)}
 
 
+#: the rule language's event property condition, as a settings schema item
+PROPERTY_CONDITION = {**RULES_SCHEMA["$defs"]["rules_property"], "title": "Property condition"}
+#: the longest wait a node accepts (beyond it, adding it to a date overflows)
+LONGEST_WAIT = timedelta(days=36_500)
+
+
+@register
+class WaitForEvent(NodeType):
+    """Holds each customer until they perform an event (optionally with matching properties)
+    after reaching this node, or until the timeout passes: they leave by `event` or by
+    `timeout`. Event ingestion makes the waiting customers due at once (engine/waiting.py);
+    the decision itself reads the stored events between arrival and the timeout, so a lost
+    or late wakeup or a replay gives the same answer."""
+
+    type = "wait_for_event"
+    label = "Wait for event"
+    category = "flow"
+    delay = True
+    ports = ("event", "timeout")
+    schema = {
+        "type": "object",
+        "properties": {
+            "event": {"type": "string", "minLength": 1, "maxLength": 128, "title": "Event name"},
+            "where": {"type": "array", "items": PROPERTY_CONDITION, "default": [],
+                      "title": "Only when the event's properties match",
+                      "description": 'e.g. {"property": "total", "op": "gt", "value": 50}; all must match'},
+            "timeout": {**DURATION, "default": "1d", "title": "Give up after"},
+        },
+        "required": ["event"],
+    }
+
+    @classmethod
+    def waits_for(cls, settings: Mapping[str, Any]) -> set[str]:
+        """The events whose ingestion wakes this node's customers (engine/waiting.py)."""
+        return {settings["event"]} if isinstance(settings.get("event"), str) else set()
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        rule = {"event": settings["event"], "where": settings["where"]}  # checked as the rule language's own
+        problems = [replace(p, pointer=p.pointer.replace("/settings/rules/0", "/settings", 1))
+                    for p in _rule_problems(node_id, {"rules": [rule]}, "/settings")]
+        return problems + _duration_problems(node_id, settings["timeout"], "/settings/timeout")
+
+    def process(self, batch: Batch) -> Result:
+        deadlines = [entered + parse_duration(self.settings["timeout"]) for entered in batch.node_entered_at]
+        ends = [min(deadline, batch.now) for deadline in deadlines]
+        met = set(performed(batch, self.settings["event"], self.settings["where"], ends))
+        rest = [i for i in range(len(batch)) if i not in met]
+        over = [i for i in rest if deadlines[i] <= batch.now]
+        later = [i for i in rest if deadlines[i] > batch.now]
+        if later:
+            batch.hold(batch.take(later), [deadlines[i] for i in later])
+        return {"event": batch.take(sorted(met)), "timeout": batch.take(over)}
+
+
+def _duration_problems(node_id: str, text: str, pointer: str) -> list[Problem]:
+    """A duration setting that is zero or too long to add to a date."""
+    try:
+        delta = parse_duration(text)
+    except (ValueError, OverflowError):
+        delta = None
+    if delta is not None and timedelta(0) < delta <= LONGEST_WAIT:
+        return []
+    return [Problem(code="invalid_duration", node_id=node_id, pointer=pointer,
+                    message=f"Node {node_id!r}: {text!r} must be longer than 0 and at most 100 years "
+                            "(e.g. 30m, 2h, 7d, 1w).")]
+
+
+#: the port of customers no path of a multi-way split takes
+ELSE = "else"
+PORT_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "title": "Port id"}
+
+
+@register
+class MultiSplit(NodeType):
+    """Routes each customer by the first path whose rules they match (paths are tried in
+    order), and the others by `else`. One statement decides for the whole batch: a CASE
+    over every path's rules, so the first match wins in SQL."""
+
+    type = "multi_split"
+    label = "Multi-way split"
+    category = "flow"
+    ports = ()
+    schema = {
+        "type": "object",
+        "$defs": RULES_SCHEMA.get("$defs", {}),
+        "properties": {
+            "paths": {
+                "type": "array", "minItems": 1, "maxItems": 20, "title": "Paths (the first that matches wins)",
+                "items": {"type": "object", "title": "Path", "properties": {
+                    "id": PORT_ID,
+                    "name": {"type": "string", "maxLength": 100, "title": "Name"},
+                    "rules": _rules_ref("Customers who match")}, "required": ["id", "rules"]},
+                "default": [{"id": "path_1", "name": "Path 1", "rules": {"match": "all", "rules": []}}],
+            },
+        },
+        "required": ["paths"],
+    }
+
+    @classmethod
+    def ports_for(cls, settings: Mapping[str, Any]) -> list[str]:
+        return list(dict.fromkeys([*(p["id"] for p in settings.get("paths", [])), ELSE]))
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        problems, seen = [], set()
+        for i, path in enumerate(settings["paths"]):
+            if path["id"] == ELSE or path["id"] in seen:
+                why = "is the port of customers no path takes" if path["id"] == ELSE else "is used by an earlier path"
+                problems.append(Problem(code="duplicate_path", node_id=node_id, pointer=f"/settings/paths/{i}/id",
+                                        message=f"Node {node_id!r}: path id {path['id']!r} {why}; "
+                                                "each path needs its own id."))
+            seen.add(path["id"])
+            problems += _rule_problems(node_id, path["rules"], f"/settings/paths/{i}/rules")
+        return problems
+
+    def process(self, batch: Batch) -> Result:
+        paths = [p["id"] for p in self.settings["paths"]]
+        first = _first_match(batch, [p["rules"] for p in self.settings["paths"]])
+        routed: dict[str, list[int]] = {port: [] for port in [*paths, ELSE]}
+        for i, profile_id in enumerate(batch.profile_ids):
+            k = first.get(profile_id, -1)
+            routed[paths[k] if k >= 0 else ELSE].append(i)
+        return {port: batch.take(members) for port, members in routed.items()}
+
+
+def _first_match(batch: Batch, rule_sets: Sequence[Mapping[str, Any]]) -> dict[int, int]:
+    """profile id -> the index of the first rule set the customer matches (-1: none)."""
+    if not len(batch):
+        return {}
+    whens = [(compile_rules(dict(rules), batch.session, batch.now), k) for k, rules in enumerate(rule_sets)]
+    query = select(Profile.id, case(*whens, else_=literal(-1)))
+    found: dict[int, int] = {}
+    for chosen in id_chunks(batch.session, Profile.id, list(dict.fromkeys(batch.profile_ids))):
+        found.update(batch.session.execute(query.where(chosen)).all())
+    return found
+
+
 @register
 class Merge(NodeType):
     """Joins branches into one path (any node accepts several incoming edges; this one makes
@@ -358,5 +509,5 @@ class Merge(NodeType):
         return {"out": batch}
 
 
-__all__ = ["ABTest", "ControlGroup", "Filter", "LimitParticipants", "Merge", "RefreshFilter", "Wait",
-           "WaitUntilDate", "restart_ab_test"]
+__all__ = ["ABTest", "ControlGroup", "Filter", "LimitParticipants", "Merge", "MultiSplit", "RefreshFilter", "Wait",
+           "WaitForEvent", "WaitUntilDate", "restart_ab_test"]

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, insert, select
 
 from engine import wakeups
 from engine.batch import Batch, id_chunks
+from engine.controls import Controls, controls_of, over_cap, rate_slots
 from engine.db import upsert
 from engine.errors import CampaignCanvasError
 from engine.merge import load_contexts, renderer_for
@@ -72,6 +73,8 @@ class SendNode(NodeType):
     category = "messaging"
     ports = ("sent", "failed", "skipped")
     channel: ClassVar[str]
+    #: a message to the customer: the campaign's frequency cap applies and counts it
+    capped: ClassVar[bool] = True
 
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
@@ -89,8 +92,11 @@ class SendNode(NodeType):
             batch.hold(known.take(waiting), batch.now + BACKSTOP)
         fresh = batch.without(known)
         addresses = self.addresses(fresh)
-        sendable = fresh.take(i for i, p in enumerate(fresh.profile_ids) if p in addresses)
-        self._queue(sendable, addresses)
+        controls = controls_of(batch.ctx.document)
+        over = over_cap(batch.session, controls, {p: a[1] for p, a in addresses.items()}, batch.ctx.account_tz,
+                          batch.now) if self.capped else set()
+        sendable = fresh.take(i for i, p in enumerate(fresh.profile_ids) if p in addresses and p not in over)
+        self._queue(sendable, addresses, controls)
         skipped = fresh.without(sendable)
         return {"sent": known.take(routed["sent"]), "failed": known.take(routed["failed"]), "skipped": skipped}
 
@@ -110,7 +116,7 @@ class SendNode(NodeType):
         """Consent and deliverability, as SQL over profiles."""
         raise NotImplementedError
 
-    def _queue(self, batch: Batch, addresses: dict[int, tuple[str, str | None]]) -> None:
+    def _queue(self, batch: Batch, addresses: dict[int, tuple[str, str | None]], controls: Controls) -> None:
         if not len(batch):
             return
         if self.settings.get("deliver_immediately"):
@@ -118,11 +124,13 @@ class SendNode(NodeType):
         else:
             due = send_times(batch.now, [addresses[p][1] for p in batch.profile_ids], batch.ctx.account_tz)
         ctx = batch.ctx
+        if controls.send_rate_per_minute:
+            due = rate_slots(batch.session, ctx.campaign_id, controls.send_rate_per_minute, due)
         rows = [
             {"campaign_id": ctx.campaign_id, "version_id": ctx.version_id, "node_id": self.id, "enrollment_id": eid,
              "profile_id": pid, "channel": self.channel, "provider_id": self.settings.get("provider_id"),
              "to_address": addresses[pid][0], "status": "queued", "next_attempt_at": at, "attempts": 0,
-             "created_at": batch.now}
+             "created_at": batch.now, "counts_toward_cap": self.capped and not controls.transactional}
             for eid, pid, at in zip(batch.enrollment_ids, batch.profile_ids, due, strict=True)
         ]
         batch.session.execute(upsert(batch.session, OutboxMessage).on_conflict_do_nothing(), rows)
@@ -212,6 +220,7 @@ class CallWebAPI(SendNode):
     type = "webapi_call"
     label = "Web API call"
     channel = "webapi"
+    capped = False
     schema = _settings({"type": "object", "properties": {"body": {"title": "JSON body"}}, "required": ["body"]},
                        immediately=True)
 
@@ -226,6 +235,7 @@ class NotifyManager(SendNode):
     type = "notify_manager"
     label = "Notify manager"
     channel = "email"
+    capped = False
     schema = _settings(EMAIL_CONTENT, immediately=True, extra={
         "manager_email": {"type": "string", "format": "email", "title": "Manager's email"}})
     schema["required"] = ["manager_email"]

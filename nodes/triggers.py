@@ -14,6 +14,8 @@ account's unless the node has its own) unless they end with Z or an offset.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,6 +29,7 @@ from engine.batch import Batch, id_chunks
 from engine.clock import iso, parse_duration
 from engine.models import ACTIVE, AudienceMember, Enrollment, Profile, Segment
 from engine.registry import NodeType, Result, register
+from engine.rules import PROPERTY_PATTERN
 from engine.validation import Problem
 from nodes._schema import DURATION, ref
 
@@ -248,9 +251,23 @@ class SegmentEntry(_Entry):
         return schedule.local_instant(until, account_tz) if until else None
 
 
+#: the longest journey key kept as it is; a longer one is stored as its SHA-256 digest
+KEY_MAX = 255
+#: the high half of the PostgreSQL advisory lock key that serializes keyed admissions of a
+#: campaign (the low half is the campaign id)
+_KEY_LOCK = 0x0CC0_4B45
+
+
 @register
 class EventTrigger(_Entry):
-    """Starts a journey each time (or once, or once per period) a customer performs an event."""
+    """Starts a journey each time (or once, or once per period) a customer performs an event.
+
+    With a unique key property (e.g. `order_id`), the value of that event property is the
+    journey's key, and one key never starts a second journey of the same customer in the
+    campaign: a sender that retries, or a shop that reports an order twice, starts one
+    journey. An event without the property (or with a value that is not a string or a
+    number) starts a journey as if no key were set: losing the journey of an order whose id
+    is missing would be worse than a rare duplicate."""
 
     type = "event_trigger"
     label = "Event"
@@ -262,27 +279,85 @@ class EventTrigger(_Entry):
             "frequency": {"type": "string", "enum": ["each", "once", "period"], "default": "each",
                           "title": "Launch", "description": "each time, once per customer, or once per period"},
             "period": {**DURATION, "title": "Period", "default": "1d"},
+            "key_property": {"type": "string", "pattern": PROPERTY_PATTERN, "maxLength": 200,
+                             "title": "Unique key property",
+                             "description": "e.g. order_id: an event whose value of this property already started "
+                                            "a journey of the customer starts no other (dotted for nested values; "
+                                            "events without it start journeys as if no key were set)"},
         },
         "required": ["event"],
     }
 
-    def admit(self, session: Session, campaign_id: int, arrivals: Sequence[tuple[int, datetime]]) -> list[int]:
+    def entry_key(self, properties: Mapping[str, Any]) -> str | None:
+        """The journey key of an event with these properties, or None (no key property, or
+        the event has no usable value for it). A number and its text are the same key
+        (an order id sent as 1001 or "1001")."""
+        name = self.settings.get("key_property")
+        if not name:
+            return None
+        value: Any = properties
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = value if isinstance(value, str) else json.dumps(value)
+        return text if len(text) <= KEY_MAX else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    def admit(self, session: Session, campaign_id: int, arrivals: Sequence[tuple[int, datetime]],
+              keys: Sequence[str | None] | None = None) -> list[int]:
         """Which (customer, event time) arrivals, given in time order, may start a journey:
         the positions of the admitted ones. An arrival admitted earlier in the list holds the
-        door for the later ones, so three orders in one batch give 3, 1 or 1 journeys."""
+        door for the later ones, so three orders in one batch give 3, 1 or 1 journeys.
+
+        `keys` (one per arrival, see `entry_key`): an arrival whose key already started a
+        journey of the customer, in the database or earlier in the list, is refused before
+        the frequency rule sees it (so a duplicate holds no door)."""
+        keys = list(keys) if keys is not None else [None] * len(arrivals)
         frequency = self.settings.get("frequency", "each")
-        if frequency == "each":
+        if frequency == "each" and not any(keys):
             return list(range(len(arrivals)))
+        taken = _taken_keys(session, campaign_id, arrivals, keys)
         period = parse_duration(self.settings.get("period", "1d")) if frequency == "period" else None
-        last = _last_entries(session, campaign_id, sorted({pid for pid, _ in arrivals}))
+        last = {} if frequency == "each" else _last_entries(session, campaign_id, sorted({p for p, _ in arrivals}))
         admitted = []
-        for index, (pid, when) in enumerate(arrivals):
+        for index, ((pid, when), key) in enumerate(zip(arrivals, keys, strict=True)):
             prior = last.get(pid)
-            if prior is not None and (period is None or prior > when - period):
+            if (pid, key) in taken or (prior is not None and (period is None or prior > when - period)):
                 continue
-            last[pid] = when
+            if frequency != "each":
+                last[pid] = when
+            if key is not None:
+                taken.add((pid, key))
             admitted.append(index)
         return admitted
+
+
+def _taken_keys(session: Session, campaign_id: int, arrivals: Sequence[tuple[int, datetime]],
+                keys: Sequence[str | None]) -> set[tuple[int, str | None]]:
+    """The (customer, key) pairs among these arrivals that already started a journey of the
+    campaign. On PostgreSQL, a transaction lock per campaign first makes the answer hold
+    until commit (a concurrent batch with the same key waits, then sees its journey), so
+    the unique index behind `enroll_entries`' ON CONFLICT never has to drop a row; SQLite
+    runs one writer at a time anyway."""
+    pairs = sorted({(pid, key) for (pid, _), key in zip(arrivals, keys, strict=True) if key is not None})
+    if not pairs:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock((_KEY_LOCK << 32) + campaign_id)))
+    taken: set[tuple[int, str | None]] = set()
+    for start in range(0, len(pairs), _KEYS_CHUNK):
+        part = pairs[start:start + _KEYS_CHUNK]
+        rows = session.execute(select(Enrollment.profile_id, Enrollment.entry_key).where(
+            Enrollment.campaign_id == campaign_id, Enrollment.profile_id.in_(sorted({p for p, _ in part})),
+            Enrollment.entry_key.in_(sorted({k for _, k in part}))))
+        taken.update((pid, key) for pid, key in rows)
+    return taken & set(pairs)
+
+
+#: (customer, key) pairs per lookup: two IN lists, within SQLite's bound-parameter limit
+_KEYS_CHUNK = 5_000
 
 
 def _last_entries(session: Session, campaign_id: int, profile_ids: list[int]) -> dict[int, datetime]:

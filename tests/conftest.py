@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import redis
@@ -138,17 +139,28 @@ def claimed_redis_database() -> Iterator[str]:
 def redis_conn(redis_url) -> Iterator[redis.Redis]:
     """The machine's Redis (a real server), on this session's database, emptied per test."""
     conn = redis.Redis.from_url(redis_url)
-    _flush_keeping_claim(conn)
+    flush_keeping_claim(conn)
     yield conn
-    _flush_keeping_claim(conn)
+    flush_keeping_claim(conn)
     conn.close()
 
 
-def _flush_keeping_claim(conn: redis.Redis) -> None:
+def flush_keeping_claim(conn: redis.Redis) -> None:
+    """Empty the session's Redis database but keep its claim: a database that lost its claim
+    could be claimed by a concurrent test session, whose jobs the next flush would wipe."""
     token, ttl = conn.get("cc-test-session"), conn.ttl("cc-test-session")
     conn.flushdb()
     if token is not None:
         conn.set("cc-test-session", token, ex=max(ttl, 60))
+
+
+@pytest.fixture
+def sendgrid() -> Iterator[Any]:
+    """A SendGrid stand-in: a real HTTP server on 127.0.0.1 speaking SendGrid's v3 API."""
+    from tests.standins import SendGridStandIn
+
+    with SendGridStandIn() as stand_in:
+        yield stand_in
 
 
 @pytest.fixture

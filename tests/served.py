@@ -84,3 +84,34 @@ def stop(process: subprocess.Popen) -> str:
         process.kill()
         out, _ = process.communicate()
     return out or ""
+
+
+def dispatcher(env: dict[str, str], *, output: bool = False) -> subprocess.Popen:
+    """A real `campaign-canvas dispatcher` process polling every 0.2 s."""
+    pipes: dict[str, Any] = ({"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True} if output
+                             else {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL})
+    return subprocess.Popen([CLI, "dispatcher", "--poll", "0.2"], env=env, **pipes)
+
+
+def kill_dispatchers_mid_send(env: dict[str, str], started: Any, pauses: tuple[float, ...]) -> None:
+    """Start a dispatcher, wait until `started(n)` (n: how many were killed before), let it
+    work `pause` seconds, SIGKILL it; once per pause."""
+    import os
+    import signal
+
+    for kills, pause in enumerate(pauses):
+        process = dispatcher(env)
+        wait_for(lambda k=kills: started(k), timeout=30, what="the dispatcher to start sending")
+        time.sleep(pause)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def dispatch_until(env: dict[str, str], done: Any, what: str) -> None:
+    """Run a dispatcher until `done()`; fail on a traceback in its output."""
+    process = dispatcher(env, output=True)
+    try:
+        wait_for(done, timeout=90, what=what)
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output

@@ -27,6 +27,7 @@ import secrets as secrets_module
 import socket
 import threading
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -828,3 +829,57 @@ def free_port() -> int:
 
 __all__ = ["FCMStandIn", "HTTPStandIn", "Recorded", "Reply", "SMTPStandIn", "SendGridStandIn", "TwilioStandIn",
            "WebhookStandIn", "free_port"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A loyalty program
+
+
+class LoyaltyStandIn(HTTPStandIn):
+    """A loyalty program's accruals API: `POST /accruals` (Bearer key) books an accrual once
+    per idempotency key (a repeated key answers the booking it already has, as real programs
+    do), `GET /accruals?batch=<key>` lists the accruals of a dispatcher batch."""
+
+    def __init__(self, api_key: str = "loyalty-standin-key", **kwargs: Any):
+        self.api_key = api_key
+        self._accruals: dict[str, dict[str, Any]] = {}
+        self.posts: Counter[str] = Counter()
+        super().__init__(**kwargs)
+
+    def settings(self, **overrides: Any) -> dict[str, Any]:
+        return {"url": f"{self.url}/accruals", **overrides}
+
+    def secrets(self) -> dict[str, Any]:
+        return {"api_key": self.api_key}
+
+    @property
+    def accruals(self) -> list[dict[str, Any]]:
+        """Booked accruals, one per idempotency key, in booking order."""
+        with self._lock:
+            return [dict(a) for a in self._accruals.values()]
+
+    def reset(self) -> None:
+        with self._lock:
+            super().reset()
+            self._accruals.clear()
+            self.posts.clear()
+
+    def handle(self, request: Recorded) -> Reply:
+        if _bearer(request) != self.api_key:
+            return Reply(401, {"error": "bad api key"})
+        if request.path != "/accruals":
+            return Reply(404, {"error": f"no such path {request.path}"})
+        if request.method == "GET":
+            batch = (request.query.get("batch") or [""])[0]
+            with self._lock:
+                return Reply(200, {"items": [a for a in self._accruals.values() if a.get("batch") == batch]})
+        try:
+            body = request.json()
+            key = request.header("Idempotency-Key") or body["idempotency_key"]
+            assert isinstance(body["amount"], (int, float)) and body["amount"] > 0
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return Reply(400, {"error": "an accrual needs an idempotency key and a positive amount"})
+        with self._lock:
+            self.posts[key] += 1
+            booked = self._accruals.setdefault(key, {**body, "id": f"acc-{len(self._accruals) + 1}"})
+        return Reply(201, {"id": booked["id"]})

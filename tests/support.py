@@ -82,3 +82,36 @@ def error_of(response, status: int, code: str) -> dict:
     assert isinstance(error["message"], str) and error["message"]
     assert isinstance(error["details"], list)
     return error
+
+
+def email_provider(h, sendgrid) -> None:
+    """Make the SendGrid stand-in the default email provider."""
+    from engine import providers
+
+    with h.transaction() as s:
+        providers.create_provider(s, {"channel": "email", "kind": "sendgrid", "name": "SendGrid",
+                                      "settings": sendgrid.settings(activity_settle_seconds=0),
+                                      "secrets": sendgrid.secrets()})
+
+
+def at_once(count: int, call: Any) -> list[Any]:
+    """Run `call()` in `count` threads released together (a race, on purpose); their results,
+    in finishing order. An exception in a thread fails the test, naming it."""
+    import threading
+
+    barrier, results, failures = threading.Barrier(count), [], []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            results.append(call())
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == [], failures
+    return results

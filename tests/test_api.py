@@ -14,6 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 
+from engine.campaigns import with_node_versions
 from engine.models import Campaign, CampaignVersion, Enrollment
 from tests.support import add_profiles, doc, error_of
 
@@ -120,7 +121,7 @@ def test_create_get_and_edit_make_versions(client, harness):
     assert created["name"] == "Reward the rich" and created["tags"] == ["loyalty"]
 
     fetched = client.get(f"/api/campaigns/{created['id']}").get_json()
-    assert fetched["document"] == document
+    assert fetched["document"] == with_node_versions(document), "as sent, each node with its type's version"
     assert fetched["version_id"] == created["version_id"]
 
     edited = good_document(name="Reward the rich, more", tags=["loyalty", "q4"])
@@ -131,7 +132,7 @@ def test_create_get_and_edit_make_versions(client, harness):
     assert updated["version_id"] != created["version_id"]
     assert updated["name"] == "Reward the rich, more" and updated["tags"] == ["loyalty", "q4"]
     again = client.get(f"/api/campaigns/{created['id']}").get_json()
-    assert again["document"] == edited and again["version_id"] == updated["version_id"]
+    assert again["document"] == with_node_versions(edited) and again["version_id"] == updated["version_id"]
     assert stored(harness) == (1, 2)
 
 
@@ -253,7 +254,7 @@ def test_bad_edit_keeps_the_current_version(client, harness):
     assert stored(harness) == before
     current = client.get(f"/api/campaigns/{created['id']}").get_json()
     assert current["version_id"] == created["version_id"]
-    assert current["document"] == good_document()
+    assert current["document"] == with_node_versions(good_document())
 
 
 def test_validate_returns_every_problem_and_stores_nothing(client, harness):

@@ -97,6 +97,8 @@ def world(api, harness):
     template = api.post("/api/templates", json={"channel": "email", "name": "Hello", "content": {
         "subject": "Hi", "text": "Hello"}}).get_json() or {}
     api.post("/api/events", json={"event": "signup", "profile": {"external_id": "p1"}})
+    poll = api.post("/api/polls", json={"name": "World poll", "questions": [
+        {"id": "q", "text": "Q?", "answers": [{"id": "a", "text": "A"}]}]}).get_json() or {}
     with harness.transaction() as s:
         user = auth.create_user(s, "someone", "long enough", "viewer")
         key, _secret = auth.create_api_key(s, "other", "viewer")
@@ -104,7 +106,7 @@ def world(api, harness):
     return {"campaign_id": campaign_id, "profile_id": profile_id, "segment_id": segment.get("id", 1),
             "audience_id": audience.get("id", 1), "template_id": template.get("id", 1), "provider_id": 1,
             "notification_id": 1, "number": 1, "name": "signup", "action": "pause", "import_id": 1,
-            "type_name": "ab_test", **ids}
+            "type_name": "ab_test", "poll_id": poll.get("id", 1), **ids}
 
 
 def snapshot(harness) -> dict[str, list[tuple]]:

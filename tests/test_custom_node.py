@@ -58,9 +58,14 @@ def _document(split_settings: dict | None = None) -> dict:
 def test_the_node_type_comes_from_the_entry_point(plugin):
     (ep,) = metadata.entry_points(group=registry.ENTRY_POINT_GROUP, name="loyalty_tier")
     assert ep.dist is not None and ep.dist.name == DISTRIBUTION
-    assert plugin is ep.load()
+    v1, v2, upgrade = ep.load()  # both versions and the migration between them
+    assert plugin is v2 and registry.get(TYPE, 1) is v1
     assert plugin.__module__ == "campaign_canvas_loyalty_tier"
-    assert plugin.describe()["ports"] == ["bronze", "silver", "gold"]
+    described = plugin.describe()
+    assert described["ports"] == ["bronze", "silver", "gold"] and described["dynamic_ports"] is True
+    assert (described["version"], described["versions"], described["upgrade_to"]) == (2, [1, 2], None)
+    assert v1.describe()["upgrade_to"] == 2
+    assert registry.upgrade_path(TYPE, 1) == [upgrade]
     assert plugin.category == "custom"
 
 
@@ -110,3 +115,34 @@ def test_gold_must_be_above_silver(plugin, gold):
 
 def test_valid_example_has_no_errors(plugin):
     assert errors(validate_document(_document())) == []
+
+
+def _versioned(version: int, split_settings: dict) -> dict:
+    document = _document(split_settings)
+    document["nodes"][1]["version"] = version
+    return document
+
+
+def test_version_2_adds_a_platinum_tier_and_its_port(plugin, harness):
+    tiers = lambda i: (0, 150, 450, 1000, 5000)[i % 5]  # noqa: E731 - one customer per tier, each five times
+    with harness.transaction() as s:
+        add_profiles(s, 25, points=tiers)
+    document = _versioned(2, {"silver": 100, "gold": 400, "platinum": 2000})
+    document["edges"].append({"id": "e3", "source": "tiers", "source_port": "platinum", "target": "gold_bonus"})
+    cid = launch(harness, document)
+    assert stats(harness, cid)["tiers"]["left"] == {"bronze": 5, "silver": 5, "gold": 10, "platinum": 5}
+    assert stats(harness, cid)["gold_bonus"]["entered"] == 15
+
+
+def test_a_version_1_node_still_splits_in_three(plugin, harness):
+    with harness.transaction() as s:
+        add_profiles(s, 6, points=lambda i: (0, 99, 100, 499, 500, 5000)[i])
+    cid = launch(harness, _versioned(1, {}))
+    assert stats(harness, cid)["tiers"]["left"] == {"bronze": 2, "silver": 2, "gold": 2}
+
+
+def test_the_migration_writes_version_1_defaults_out(plugin):
+    assert registry.upgrade_settings(TYPE, 1, {"gold": 400}) == (2, {"silver": 100, "gold": 400})
+    problems = validate_document(_versioned(2, {"silver": 100, "gold": 400, "platinum": 400}))
+    (problem,) = errors(problems)
+    assert (problem.code, problem.pointer) == ("tiers_out_of_order", "/nodes/1/settings/platinum")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import calendar
 import json
-import threading
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +28,7 @@ from engine.api.webhooks import twilio_signature
 from engine.delivery import apply_email_events, apply_push_status, apply_sms_status
 from engine.entry import enroll_profiles
 from engine.models import Enrollment, Event, OutboxMessage, Profile, ProviderConfig
-from tests.support import add_profiles, doc
+from tests.support import add_profiles, at_once, doc
 
 ALL = ("all", "select_segment", {"source": "all"})
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
@@ -542,17 +541,6 @@ def test_the_same_webhook_twice_at_once_records_each_event_once(harness):
     ids = messages(harness, 200)
     t = harness.clock.now() - timedelta(minutes=1)
     items = [sg(kind, oid, t) for oid in ids for kind in ("delivered", "open", "unsubscribe")]
-    start = threading.Barrier(2)
-    results: list[dict[str, int]] = []
-
-    def deliver() -> None:
-        start.wait()
-        results.append(apply(harness, items))
-
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = at_once(2, lambda: apply(harness, items))
     assert sorted(r["applied"] for r in results) == [0, 600]
     assert len(events(harness)) == 600

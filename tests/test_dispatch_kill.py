@@ -4,10 +4,7 @@ restarted: every message reaches the provider exactly once."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +12,7 @@ from sqlalchemy import func, select
 
 from engine import campaigns, clock, providers
 from engine.models import OutboxMessage
-from tests.served import wait_for
+from tests.served import dispatch_until, kill_dispatchers_mid_send
 from tests.standins import SendGridStandIn
 from tests.support import add_profiles, doc, stats
 
@@ -46,24 +43,11 @@ def test_sigkilled_dispatcher_sends_every_message_exactly_once(harness, database
             env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
                    "CC_QUEUE": harness.rt.settings.queue_name, "CC_DISPATCH_LEASE_SECONDS": "2",
                    "CC_DISPATCH_CLAIM_LIMIT": "1000"}
-            for kills, pause in enumerate((0.8, 1.2)):  # start, let it get into the batches, SIGKILL
-                process = subprocess.Popen([CLI, "dispatcher", "--poll", "0.2"], env=env,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                wait_for(lambda k=kills: len(sendgrid.mail_requests) > k, timeout=30, what="the dispatcher to start sending")
-                time.sleep(pause)
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
+            # start, let it get into the batches, SIGKILL; twice
+            kill_dispatchers_mid_send(env, lambda kills: len(sendgrid.mail_requests) > kills, (0.8, 1.2))
             assert _count(harness, "sent") < MESSAGES, "killed mid-send"
             assert _count(harness, "sending") > 0, "a batch was at the provider when the dispatcher died"
-
-            process = subprocess.Popen([CLI, "dispatcher", "--poll", "0.2"], env=env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            try:
-                wait_for(lambda: _count(harness, "sent") == MESSAGES, timeout=90, what="every message to be sent")
-            finally:
-                process.terminate()
-                output, _ = process.communicate(timeout=20)
-            assert "Traceback" not in output, output
+            dispatch_until(env, lambda: _count(harness, "sent") == MESSAGES, "every message to be sent")
 
             per_message = Counter(int(d["custom_args"]["cc_outbox_id"]) for d in sendgrid.deliveries)
             assert len(per_message) == MESSAGES

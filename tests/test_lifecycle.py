@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import events
+from engine.campaigns import with_node_versions
 from engine.models import Campaign, CampaignVersion, Enrollment, ProviderConfig
 from tests.support import add_profiles, doc, ok, points, positions
 
@@ -157,7 +158,7 @@ def test_clone_copies_the_document_and_settings_into_a_new_draft(api, harness):
     original = ok(api.post("/api/campaigns?launch=true", json=source), 201)
     copy = ok(api.post(f"/api/campaigns/{original['id']}/clone"), 201)
     assert copy["id"] != original["id"] and copy["status"] == "draft" and copy["name"] == "Winter sale (copy)"
-    assert copy["document"] == {**source, "name": "Winter sale (copy)"}
+    assert copy["document"] == with_node_versions({**source, "name": "Winter sale (copy)"})
     assert copy["tags"] == ["sale", "q4"]
     named = ok(api.post(f"/api/campaigns/{original['id']}/clone", json={"name": "Spring sale"}), 201)
     assert named["name"] == "Spring sale"

@@ -14,19 +14,13 @@ from engine import campaigns, providers
 from engine.dispatcher import Dispatcher
 from engine.models import Notification, OutboxMessage, Profile
 from server import create_app
-from tests.standins import SendGridStandIn, TwilioStandIn, WebhookStandIn
-from tests.support import add_profiles, authed_client, doc, positions, stats
+from tests.standins import TwilioStandIn, WebhookStandIn
+from tests.support import add_profiles, authed_client, doc, email_provider, positions, stats
 
 ALL = ("all", "select_segment", {"source": "all"})
 EMAIL = {"subject": "Hello {{ profile.attributes.first_name }}", "preheader": "A note for you",
          "html": "<p>Hi {{ profile.attributes.first_name }}, you have {{ profile.points }} points.</p>",
          "text": "Hi {{ profile.attributes.first_name }}"}
-
-
-@pytest.fixture
-def sendgrid():
-    with SendGridStandIn() as stand_in:
-        yield stand_in
 
 
 @pytest.fixture
@@ -38,10 +32,8 @@ def twilio():
 @pytest.fixture
 def configured(harness, sendgrid, twilio):
     """Default email and SMS providers pointing at the stand-ins."""
+    email_provider(harness, sendgrid)
     with harness.transaction() as s:
-        providers.create_provider(s, {"channel": "email", "kind": "sendgrid", "name": "SendGrid",
-                                      "settings": sendgrid.settings(activity_settle_seconds=0),
-                                      "secrets": sendgrid.secrets()})
         providers.create_provider(s, {"channel": "sms", "kind": "twilio", "name": "Twilio",
                                       "settings": twilio.settings(), "secrets": twilio.secrets()})
     return harness

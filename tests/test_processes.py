@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from engine import campaigns, clock, db
 from engine.models import Profile
+from tests.conftest import flush_keeping_claim
 from tests.served import CLI, answering, api, api_key, call, free_port, stop, wait_for
 from tests.support import add_profiles, doc, positions
 
@@ -174,7 +175,7 @@ def test_a_dispatcher_sweeps_too_so_lost_wakeups_come_back_without_rqs_scheduler
         add_profiles(s, 5)
         cid = campaigns.create(s, SHORT_WAIT).id
         campaigns.launch(s, cid, clock.SystemClock().now() - timedelta(minutes=10))
-    harness.rt.redis.flushdb()
+    flush_keeping_claim(harness.rt.redis)  # every RQ job is gone
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
            "CC_QUEUE": harness.rt.settings.queue_name, "CC_BUCKET_SECONDS": "1", "CC_SWEEP_SECONDS": "1"}
     dispatcher = subprocess.Popen([CLI, "dispatcher", "--poll", "0.2"], env=env, stdout=subprocess.PIPE,

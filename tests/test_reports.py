@@ -24,28 +24,17 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from engine import providers
 from engine.models import Enrollment, JourneyStep, OutboxMessage
 from engine.report import Outcome, uplift, wilson
-from tests.standins import SendGridStandIn
-from tests.support import add_profiles, doc, error_of, ok
+from tests.support import add_profiles, doc, email_provider, error_of, ok
 
 DAY1 = datetime(2026, 12, 1, 8, 0)  # the harness clock's start
 EMAIL = {"subject": "Hi {{ profile.attributes.first_name }}", "html": "<p>Offer</p>", "text": "Offer"}
 
 
 @pytest.fixture
-def sendgrid():
-    with SendGridStandIn() as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
 def h(harness, sendgrid):
-    with harness.transaction() as s:
-        providers.create_provider(s, {"channel": "email", "kind": "sendgrid", "name": "SendGrid",
-                                      "settings": sendgrid.settings(activity_settle_seconds=0),
-                                      "secrets": sendgrid.secrets()})
+    email_provider(harness, sendgrid)
     return harness
 
 

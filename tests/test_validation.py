@@ -154,7 +154,7 @@ def test_valid_document_has_no_errors():
 
 def test_node_data_and_optional_fields_are_allowed():
     doc = valid()
-    doc["nodes"][0].update(label="Signed up", version=2, data={"color": "green"})
+    doc["nodes"][0].update(label="Signed up", version=1, data={"color": "green"})
     doc["edges"][0].pop("source_port")  # defaults to "out"
     del doc["nodes"][1]["position"], doc["nodes"][2]["settings"]
     assert errors(validate_document(doc)) == []

@@ -5,6 +5,11 @@ carry a signed session cookie. A cookie is sent by the browser on its own, so ev
 change made with one must also carry the session's CSRF token (`X-CSRF-Token` header, or
 a `csrf_token` form field) that only our own pages can read. Viewers read; marketers and
 admins change; only admins manage users and keys.
+
+A fourth kind of API key, `site`, is for web pages: it sits in the page's HTML where anyone
+can read it, so it may call only the views marked `@site` (fetching a customer's next popup,
+engine/api/popups.py) and is refused with 403 everywhere else, including the live
+statistics socket. It is an API-key role only: no user logs in as a site.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ PUBLIC_BLUEPRINTS = {"webhooks"}
 CSRF_HEADER = "X-CSRF-Token"
 #: called by programs, not browsers: an anonymous call gets 401, never a login page
 MACHINE_PATHS = ("/api/", "/metrics")
+#: the role of a key published in web pages (see the module docstring)
+SITE_ROLE = auth.SITE
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -63,6 +70,18 @@ def read_only(view: View) -> View:
 def admin_only(view: View) -> View:
     view.admin_only = True  # type: ignore[attr-defined]
     return view
+
+
+def site(view: View) -> View:
+    """A `site` key may call this view (web pages call it from other origins, so its CORS
+    preflight, which never carries credentials, is let through to Flask's OPTIONS answer)."""
+    view.site = True  # type: ignore[attr-defined]
+    return view
+
+
+def is_site_key(who: auth.Principal | None) -> bool:
+    """Whether `who` is a site key, which only `@site` views (and no socket) accept."""
+    return who is not None and who.role == SITE_ROLE
 
 
 def install(app: Flask, settings: Settings) -> None:
@@ -89,12 +108,16 @@ def _guard() -> Any:
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None or getattr(view, "public", False) or request.blueprint in PUBLIC_BLUEPRINTS:
         return None
+    if request.method == "OPTIONS" and getattr(view, "site", False):
+        return None
     who = _authenticate()
     if who is None:
         if request.path.startswith(MACHINE_PATHS) or request.method not in SAFE_METHODS:
             raise Unauthorized("log in, or send an API key as 'Authorization: Bearer <key>'")
         return redirect(url_for("access.login_page", next=request.full_path.rstrip("?")))
     g.principal = who
+    if is_site_key(who) and not getattr(view, "site", False):
+        raise Forbidden(f"{who.name} is a site key: it may only fetch popups (GET /api/popups/next)")
     if getattr(view, "admin_only", False) and who.role != "admin":
         raise Forbidden(f"only admins may do this; {who.name} is {who.role}")
     if request.method in SAFE_METHODS or getattr(view, "read_only", False):

@@ -66,7 +66,8 @@ def create_campaign():  # type: ignore[no-untyped-def]
     with db.transaction(runtime().sessions) as session:
         campaign = campaigns.create(session, document)
         entered = campaigns.launch(session, campaign.id, clock.now()) if launch else None
-        payload = _with_entered(campaign_json(campaign, document), entered)
+        stored = session.get(CampaignVersion, campaign.version_id).document  # with each node's version
+        payload = _with_entered(campaign_json(campaign, stored), entered)
     _announce(payload) if launch else None
     return jsonify(payload), 201
 
@@ -147,10 +148,21 @@ def restore_version(campaign_id: int, number: int):  # type: ignore[no-untyped-d
     return jsonify(payload)
 
 
+@bp.post("/<int:campaign_id>/upgrade-nodes")
+def upgrade_nodes(campaign_id: int):  # type: ignore[no-untyped-def]
+    """Run the registered migrations on the nodes behind their type's newest version and save
+    the result as a new version (customers in flight stay on theirs). `upgraded` says, per
+    node, from and to which version, or why it stayed."""
+    with db.transaction(runtime().sessions) as session:
+        version, report = campaigns.upgrade_nodes(session, campaign_id, clock.now())
+        payload = campaign_json(campaigns.get(session, campaign_id), version.document, session)
+    return jsonify({**payload, "upgraded": [step.to_dict() for step in report]})
+
+
 @bp.post("/validate")
 @read_only
 def validate_unsaved():  # type: ignore[no-untyped-def]
-    problems = validate_document(body())
+    problems = validate_document(campaigns.with_node_versions(body()))  # as saving would store it
     return jsonify(problems=[p.to_dict() for p in problems])
 
 

@@ -47,6 +47,20 @@ _NAMED = {"type": "object", "required": ["name"],
 _MEMBERS = {"type": "object", "properties": {"profile_ids": {"type": "array", "items": {"type": "integer"}},
                                              "profiles": {"type": "array", "items": _IDENTITY}}}
 _ROLE = {"type": "string", "enum": ["admin", "marketer", "viewer"]}
+_KEY_ROLE = {"type": "string", "enum": ["admin", "marketer", "viewer", "site"],
+             "description": "site: a key for web pages, allowed only to fetch popups"}
+_QUESTION = {"type": "object", "required": ["id", "text", "answers"], "additionalProperties": False,
+             "properties": {"id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+                            "text": {"type": "string", "minLength": 1, "maxLength": 1000},
+                            "multiple": {"type": "boolean", "default": False},
+                            "answers": {"type": "array", "minItems": 1, "maxItems": 50, "items": {
+                                "type": "object", "required": ["id", "text"], "additionalProperties": False,
+                                "properties": {"id": {"type": "string"},
+                                               "text": {"type": "string", "minLength": 1, "maxLength": 1000}}}}}}
+_POLL = {"type": "object", "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
+                                          "description": {"type": "string"},
+                                          "questions": {"type": "array", "minItems": 1, "maxItems": 100,
+                                                        "items": _QUESTION}}}
 
 #: request bodies by endpoint (blueprint.view); an endpoint missing here takes any JSON
 BODIES: dict[str, dict[str, Any]] = {
@@ -82,7 +96,19 @@ BODIES: dict[str, dict[str, Any]] = {
     "access.update_user": {"type": "object", "properties": {"password": {"type": "string", "minLength": 8},
                                                             "role": _ROLE, "disabled": {"type": "boolean"}}},
     "access.create_key": {"type": "object", "required": ["name"],
-                          "properties": {"name": {"type": "string", "minLength": 1}, "role": _ROLE}},
+                          "properties": {"name": {"type": "string", "minLength": 1}, "role": _KEY_ROLE}},
+    "polls.create_poll": {**_POLL, "required": ["name", "questions"]},
+    "polls.update_poll": _POLL,
+    "polls.post_response": {
+        "type": "object", "required": ["answers"],
+        "description": "The customer by profile_id or by profile (identifiers); answers: {question id: [answer ids]}",
+        "properties": {"profile_id": {"type": "integer", "minimum": 1}, "profile": _IDENTITY,
+                       "answers": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1,
+                                                                              "items": {"type": "string"}}}}},
+    "popups.report_popup": {"type": "object", "required": ["token", "event"],
+                            "properties": {"token": {"type": "string", "maxLength": 64},
+                                           "event": {"type": "string", "enum": ["view", "click"]},
+                                           "button": {"type": "string", "description": "The button id (clicks)"}}},
 }
 
 _ERROR = {

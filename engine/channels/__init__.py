@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
 
-CHANNELS = ("email", "sms", "push", "webapi")
+CHANNELS = ("email", "sms", "push", "webapi", "loyalty")
 
 #: every provider kind waits this long for an answer unless its `timeout` setting says otherwise
 DEFAULT_TIMEOUT = 30.0
@@ -26,7 +26,8 @@ class OutgoingMessage:
     profile_id: int
     to: str
     #: rendered content: email {"subject", "preheader", "html", "text", "from_name"?};
-    #: sms {"body"}; push {"title", "body", "image", "data"}; webapi {"body": JSON value}
+    #: sms {"body"}; push {"title", "body", "image", "data"}; webapi {"body": JSON value};
+    #: loyalty {"amount", "expires_in", "legal_entity", "description"}
     content: dict[str, Any]
     category: str = ""
 
@@ -97,4 +98,4 @@ class ProviderKinds:
 
 provider_kinds = ProviderKinds()
 
-from engine.channels import push, sendgrid, sms, smtp, webapi  # noqa: E402,F401
+from engine.channels import loyalty, push, sendgrid, sms, smtp, webapi  # noqa: E402,F401

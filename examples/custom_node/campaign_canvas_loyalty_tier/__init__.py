@@ -5,6 +5,11 @@ the public `NodeType` API. It is published through the entry-point group
 `campaign_canvas.nodes` (see setup.cfg) rather than registered with `@register` at import,
 so the entry point is the one place that says it exists and Campaign Canvas registers it
 when it loads its plugins.
+
+It also shows how a node type evolves. Version 2 added an optional platinum tier (a setting
+and, when it is set, a port). Campaigns saved with version 1 keep running on version 1, so
+both versions stay published; `upgrade_1_to_2` is the migration the canvas's "Upgrade"
+button (and `campaigns.upgrade_nodes`) runs to move a version 1 node to version 2.
 """
 
 from __future__ import annotations
@@ -16,16 +21,19 @@ from sqlalchemy import select
 
 from engine.batch import Batch
 from engine.models import Profile
-from engine.registry import NodeType, Result
+from engine.registry import Migration, NodeType, Result
 from engine.validation import Problem
 
-__all__ = ["LoyaltyTierSplit"]
+__all__ = ["LoyaltyTierSplit", "LoyaltyTierSplitV1", "NODE_TYPES", "upgrade_1_to_2"]
+
+TYPE = "loyalty_tier.split"
 
 
-class LoyaltyTierSplit(NodeType):
+class LoyaltyTierSplitV1(NodeType):
     """Bronze below `silver` points, silver from `silver`, gold from `gold` points up."""
 
-    type = "loyalty_tier.split"
+    type = TYPE
+    version = 1
     label = "Split by loyalty tier"
     category = "custom"
     description = "Sends customers out by bronze, silver or gold according to their points."
@@ -42,17 +50,78 @@ class LoyaltyTierSplit(NodeType):
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
         # A rule between two fields: JSON Schema cannot say it, so it is checked here.
-        if settings["gold"] > settings["silver"]:
-            return []
-        return [Problem(code="tiers_out_of_order", node_id=node_id, pointer="/settings/gold",
-                        message=f"Node {node_id!r}: gold ({settings['gold']} points) must be more than "
-                                f"silver ({settings['silver']} points).")]
+        return _ordered(node_id, settings, ("silver", "gold"))
 
     def process(self, batch: Batch) -> Result:
-        # Set work in SQL over the whole batch: `matching` restricts the query to its profiles.
-        silver, gold = self.settings["silver"], self.settings["gold"]
-        gold_tier = batch.matching(select(Profile.id).where(Profile.points >= gold), Profile.id)
-        silver_tier = batch.matching(
-            select(Profile.id).where(Profile.points >= silver, Profile.points < gold), Profile.id
-        )
-        return {"bronze": batch.without(gold_tier).without(silver_tier), "silver": silver_tier, "gold": gold_tier}
+        return _split(batch, {"silver": self.settings["silver"], "gold": self.settings["gold"]})
+
+
+class LoyaltyTierSplit(NodeType):
+    """Version 2: the tiers of version 1, and a platinum tier from `platinum` points when
+    that is set (its port appears with it, so a node without it has version 1's ports)."""
+
+    type = TYPE
+    version = 2
+    label = "Split by loyalty tier"
+    category = "custom"
+    description = "Sends customers out by bronze, silver, gold (or platinum) according to their points."
+    ports = ("bronze", "silver", "gold")
+    schema = {
+        "type": "object",
+        "properties": {
+            **LoyaltyTierSplitV1.schema["properties"],
+            "platinum": {"type": "integer", "minimum": 0, "title": "Platinum from (points)",
+                         "description": "Leave empty for no platinum tier."},
+        },
+        "additionalProperties": False,
+    }
+
+    @classmethod
+    def ports_for(cls, settings: Mapping[str, Any]) -> list[str]:
+        return [*cls.ports, "platinum"] if settings.get("platinum") is not None else list(cls.ports)
+
+    @classmethod
+    def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
+        return _ordered(node_id, settings, ("silver", "gold", "platinum"))
+
+    def process(self, batch: Batch) -> Result:
+        tiers = {name: self.settings[name] for name in ("silver", "gold", "platinum")
+                 if self.settings.get(name) is not None}
+        return _split(batch, tiers)
+
+
+def upgrade_1_to_2(settings: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 settings as version 2 settings: the same tiers, with version 1's defaults
+    written out (a later change of version 2's defaults must not move an upgraded node's
+    customers), and no platinum tier (a version 1 node had none: its customers keep their
+    paths)."""
+    return {"silver": settings.get("silver", 100), "gold": settings.get("gold", 500)}
+
+
+#: what the entry point publishes: both versions, and the migration between them
+NODE_TYPES = (LoyaltyTierSplitV1, LoyaltyTierSplit, Migration(TYPE, 1, 2, upgrade_1_to_2))
+
+
+def _ordered(node_id: str, settings: Mapping[str, Any], names: tuple[str, ...]) -> list[Problem]:
+    """Each tier that is set must start above the one below it."""
+    present = [name for name in names if settings.get(name) is not None]
+    return [Problem(code="tiers_out_of_order", node_id=node_id, pointer=f"/settings/{upper}",
+                    message=f"Node {node_id!r}: {upper} ({settings[upper]} points) must be more than "
+                            f"{lower} ({settings[lower]} points).")
+            for lower, upper in zip(present, present[1:]) if settings[upper] <= settings[lower]]
+
+
+def _split(batch: Batch, starts: Mapping[str, int]) -> Result:
+    """Each tier from its start up to the next tier's start, bronze below the first one.
+
+    Set work in SQL over the whole batch: `matching` restricts each query to its profiles."""
+    bounds = list(starts.items())
+    out: dict[str, Batch] = {}
+    rest = batch
+    for i, (tier, start) in enumerate(bounds):
+        query = select(Profile.id).where(Profile.points >= start)
+        if i + 1 < len(bounds):
+            query = query.where(Profile.points < bounds[i + 1][1])
+        out[tier] = batch.matching(query, Profile.id)
+        rest = rest.without(out[tier])
+    return {"bronze": rest, **out}

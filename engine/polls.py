@@ -1,0 +1,270 @@
+"""Polls: questions with answers to pick, customers' responses, and the figures.
+
+A poll is validated whole before it is stored (every problem at once, each naming its
+field), and once customers have answered, an edit may add questions and answers and change
+texts but not remove an answer someone gave or make a multiple-answer question single:
+stored responses must stay valid against their poll.
+
+A response is one customer's completed poll: every question answered with known answer
+ids, several only where the question allows it, at most one response per customer and poll
+(the database's unique key decides between concurrent requests: 409, never two rows). It
+records a `poll.completed` event through engine/events.py in the same transaction, so a
+campaign can start, stop or convert on it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from engine import events
+from engine.clock import iso, to_utc_naive
+from engine.db import upsert
+from engine.errors import CampaignCanvasError, InvalidInput, InvalidState
+from engine.models import Poll, PollResponse
+
+COMPLETED_EVENT = "poll.completed"
+FIELDS = ("name", "description", "questions")
+READ_ONLY = ("id", "created_at", "updated_at", "response_count")
+NAME_MAX, DESCRIPTION_MAX, TEXT_MAX = 200, 10_000, 1000
+QUESTIONS_MAX, ANSWERS_MAX = 100, 50
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ID_RULE = "1 to 64 letters, digits, '_', '.' or '-' (starting with a letter or digit)"
+PERIODS = ("total", "day", "week", "month")
+
+Problems = list[dict[str, Any]]
+
+
+class AlreadyResponded(CampaignCanvasError):
+    """The customer has completed this poll before: one response per customer and poll."""
+
+    code = "already_responded"
+    status = 409
+
+
+def invalid(problems: Problems) -> InvalidInput:
+    """One InvalidInput carrying every problem; its message names the first field."""
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more; see details)" if len(problems) > 1 else ""
+    return InvalidInput(f"{first['pointer'].lstrip('/') or 'body'} {first['message']}{more}", problems)
+
+
+def _problem(pointer: str, message: str) -> dict[str, Any]:
+    return {"pointer": pointer, "code": "invalid_field", "message": message}
+
+
+# --------------------------------------------------------------------------- the poll
+
+
+def check_fields(data: Any, current: Mapping[str, Any]) -> dict[str, Any]:
+    """The poll's fields: `current` (stored or defaults) overlaid with `data`, validated
+    whole; InvalidInput listing every problem."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput.field("", "the body must be a JSON object with name, description and questions")
+    problems = [_problem(f"/{key}", f"is not a poll field (expected {', '.join(FIELDS)})")
+                for key in data if key not in FIELDS and key not in READ_ONLY]
+    fields = {**current, **{k: v for k, v in data.items() if k in FIELDS}}
+    fields["name"] = _text(fields.get("name"), "/name", NAME_MAX, problems, required=True)
+    fields["description"] = _text(fields.get("description") or "", "/description", DESCRIPTION_MAX, problems)
+    fields["questions"] = _questions(fields.get("questions"), problems)
+    if problems:
+        raise invalid(problems)
+    return fields
+
+
+def _text(raw: Any, pointer: str, limit: int, problems: Problems, required: bool = False) -> str:
+    if not isinstance(raw, str) or len(raw.strip()) > limit or (required and not raw.strip()):
+        size = f"a non-empty string of up to {limit}" if required else f"a string of up to {limit}"
+        problems.append(_problem(pointer, f"must be {size} characters"))
+        return ""
+    return raw.strip()
+
+
+def _questions(raw: Any, problems: Problems) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not 1 <= len(raw) <= QUESTIONS_MAX:
+        problems.append(_problem("/questions", f"must be a list of 1 to {QUESTIONS_MAX} questions"))
+        return []
+    questions = [_question(item, f"/questions/{i}", problems) for i, item in enumerate(raw)]
+    _unique([q.get("id") for q in questions], "/questions", "/id", "question", problems)
+    return questions
+
+
+def _question(raw: Any, pointer: str, problems: Problems) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        problems.append(_problem(pointer, 'must be an object {"id", "text", "answers", "multiple"}'))
+        return {}
+    problems += [_problem(f"{pointer}/{key}", "is not a question field (expected id, text, answers, multiple)")
+                 for key in raw if key not in ("id", "text", "answers", "multiple")]
+    question = {"id": _id(raw.get("id"), f"{pointer}/id", problems),
+                "text": _text(raw.get("text"), f"{pointer}/text", TEXT_MAX, problems, required=True),
+                "answers": _answers(raw.get("answers"), f"{pointer}/answers", problems),
+                "multiple": raw.get("multiple", False)}
+    if not isinstance(question["multiple"], bool):
+        problems.append(_problem(f"{pointer}/multiple", "must be true or false"))
+    return question
+
+
+def _answers(raw: Any, pointer: str, problems: Problems) -> list[dict[str, str]]:
+    if not isinstance(raw, list) or not 1 <= len(raw) <= ANSWERS_MAX:
+        problems.append(_problem(pointer, f"must be a list of 1 to {ANSWERS_MAX} answers (at least one)"))
+        return []
+    answers = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping) or set(item) - {"id", "text"}:
+            problems.append(_problem(f"{pointer}/{i}", 'must be an object {"id", "text"}'))
+            continue
+        answers.append({"id": _id(item.get("id"), f"{pointer}/{i}/id", problems),
+                        "text": _text(item.get("text"), f"{pointer}/{i}/text", TEXT_MAX, problems, required=True)})
+    _unique([a["id"] for a in answers], pointer, "/id", "answer", problems)
+    return answers
+
+
+def _id(raw: Any, pointer: str, problems: Problems) -> str:
+    if not isinstance(raw, str) or not _ID.match(raw):
+        problems.append(_problem(pointer, f"must be an id of {ID_RULE}"))
+        return ""
+    return raw
+
+
+def _unique(ids: list[Any], pointer: str, suffix: str, kind: str, problems: Problems) -> None:
+    seen: set[Any] = set()
+    for i, item in enumerate(ids):
+        if item and item in seen:
+            problems.append(_problem(f"{pointer}/{i}{suffix}", f"repeats the {kind} id {item!r}: ids must be unique"))
+        seen.add(item)
+
+
+def check_edit_keeps_responses(session: Session, poll: Poll, questions: list[dict[str, Any]]) -> None:
+    """Refuse (409) an edit that would make a stored response invalid: a question or an
+    answer removed, or a multiple-answer question made single."""
+    if not count_responses(session, poll.id):
+        return
+    new = {q["id"]: q for q in questions}
+    problems = []
+    for old in poll.questions:
+        kept = new.get(old["id"])
+        if kept is None:
+            problems.append(_problem("/questions", f"must keep question {old['id']!r}: customers answered it"))
+            continue
+        missing = {a["id"] for a in old["answers"]} - {a["id"] for a in kept["answers"]}
+        if missing:
+            problems.append(_problem("/questions", f"must keep the answers {sorted(missing)} of question "
+                                                   f"{old['id']!r}: customers may have picked them"))
+        if old.get("multiple") and not kept["multiple"]:
+            problems.append(_problem("/questions", f"question {old['id']!r} must stay multiple-answer: "
+                                                   "responses pick several"))
+    if problems:
+        raise InvalidState(f"the poll has responses, so {problems[0]['message']}", problems)
+
+
+def poll_json(poll: Poll, response_count: int) -> dict[str, Any]:
+    return {"id": poll.id, "name": poll.name, "description": poll.description, "questions": poll.questions,
+            "response_count": response_count, "created_at": iso(poll.created_at),
+            "updated_at": iso(poll.updated_at)}
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def check_answers(poll: Poll, raw: Any) -> dict[str, list[str]]:
+    """`{question id: [answer id, ...]}` checked against the poll: every question answered,
+    known ids only, one answer unless the question is multiple. InvalidInput lists every
+    problem, each naming its field (`/answers/<question id>/<n>`)."""
+    if not isinstance(raw, Mapping):
+        raise InvalidInput.field("/answers", "must be an object {question id: [answer ids]}")
+    questions = {q["id"]: q for q in poll.questions}
+    problems = [_problem(f"/answers/{_escape(str(key))}", f"is not a question of poll {poll.id}")
+                for key in raw if key not in questions]
+    answers = {}
+    for qid, question in questions.items():
+        answers[qid] = _picked(question, raw.get(qid), f"/answers/{_escape(qid)}", problems)
+    if problems:
+        raise invalid(problems)
+    return answers
+
+
+def _picked(question: Mapping[str, Any], raw: Any, pointer: str, problems: Problems) -> list[str]:
+    if raw is None:
+        problems.append(_problem(pointer, "is not answered: every question needs an answer"))
+        return []
+    if not isinstance(raw, list) or not raw:
+        problems.append(_problem(pointer, "must be a non-empty list of answer ids"))
+        return []
+    if len(raw) > 1 and not question.get("multiple"):
+        problems.append(_problem(pointer, "takes one answer only (the question is not multiple-answer)"))
+    known = {a["id"] for a in question["answers"]}
+    for i, answer in enumerate(raw):
+        if answer not in known:
+            problems.append(_problem(f"{pointer}/{i}", f"is not an answer of question {question['id']!r}"))
+        elif raw.index(answer) != i:
+            problems.append(_problem(f"{pointer}/{i}", f"repeats the answer {answer!r}"))
+    return list(raw)
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def respond(session: Session, poll: Poll, profile_id: int, answers: dict[str, list[str]], now: datetime) -> int:
+    """Store a completed response and record `poll.completed`; the response's id.
+    AlreadyResponded (409) when the customer answered this poll before."""
+    row = {"poll_id": poll.id, "profile_id": profile_id, "answers": answers, "completed_at": now}
+    stmt = upsert(session, PollResponse).values(**row).on_conflict_do_nothing().returning(PollResponse.id)
+    response_id = session.scalar(stmt)
+    if response_id is None:
+        raise AlreadyResponded(f"customer {profile_id} has already completed poll {poll.id}",
+                               [{"pointer": "/profile", "code": "already_responded",
+                                 "message": "one response per customer and poll"}])
+    events.record(session, [events.Occurrence(profile_id, COMPLETED_EVENT, {"poll_id": poll.id}, now)])
+    return response_id
+
+
+def count_responses(session: Session, poll_id: int, since: datetime | None = None) -> int:
+    """Completed responses of a poll (since a time, when given)."""
+    query = select(func.count()).select_from(PollResponse).where(PollResponse.poll_id == poll_id)
+    if since is not None:
+        query = query.where(PollResponse.completed_at >= since)
+    return session.scalar(query) or 0
+
+
+def results(session: Session, poll: Poll) -> dict[str, Any]:
+    """How many responses picked each answer, every answer listed (0 when nobody did);
+    counted by the database over the responses' JSON, not by loading them."""
+    counts = {(q, a): n for q, a, n in session.execute(_ANSWER_COUNTS[session.get_bind().dialect.name],
+                                                         {"poll_id": poll.id})}
+    questions = [{"id": q["id"], "text": q["text"], "multiple": q.get("multiple", False),
+                  "answers": [{"id": a["id"], "text": a["text"], "count": counts.get((q["id"], a["id"]), 0)}
+                              for a in q["answers"]]}
+                 for q in poll.questions]
+    return {"poll_id": poll.id, "responses": count_responses(session, poll.id), "questions": questions}
+
+
+#: (question id, answer id, responses) of a poll, unnesting {question: [answers]} in SQL
+_ANSWER_COUNTS = {
+    "postgresql": text("SELECT q.key, a.value, count(*) FROM poll_responses r, json_each(r.answers) q, "
+                       "json_array_elements_text(q.value) a WHERE r.poll_id = :poll_id GROUP BY q.key, a.value"),
+    "sqlite": text("SELECT q.key, a.value, count(*) FROM poll_responses r, json_each(r.answers) q, "
+                   "json_each(q.value) a WHERE r.poll_id = :poll_id GROUP BY q.key, a.value"),
+}
+
+
+# --------------------------------------------------------------------------- periods
+
+
+def period_start(now: datetime, tz: ZoneInfo, per: str) -> datetime | None:
+    """The start (naive UTC) of the day, ISO week (from Monday) or month that `now` (naive
+    UTC) is in, in time zone `tz`; None for "total" (no period: since ever)."""
+    if per == "total":
+        return None
+    day = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz).date()
+    if per == "week":
+        day -= timedelta(days=day.weekday())
+    elif per == "month":
+        day = day.replace(day=1)
+    return to_utc_naive(datetime.combine(day, time(), tzinfo=tz))

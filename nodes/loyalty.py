@@ -1,0 +1,64 @@
+"""Loyalty nodes: accrue bonus points in the customer's account with an external program.
+
+Unlike `award_points` (our own points column, written in the step's transaction), an accrual
+calls the loyalty program's API. It goes through the outbox with the exactly-once rules of a
+send: one row per journey and node, an idempotency key on every call, and after a crash the
+program is asked what it already holds (see engine/channels/loyalty.py). The customer waits
+here until the program answered, so "accrue bonus points -> wait -> send message" tells them
+about points that are really there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, true
+
+from engine.models import Profile
+from engine.registry import register
+from nodes._schema import DURATION, ref
+from nodes.messaging import SendNode
+
+
+@register
+class AccrueBonusPoints(SendNode):
+    """Accrues points through the loyalty program's HTTP API (provider config of channel
+    `loyalty`); `sent` once the program confirmed, `failed` if it refused, `skipped` for a
+    customer the program cannot know (no external id and no email)."""
+
+    type = "accrue_bonus_points"
+    label = "Accrue bonus points"
+    category = "audience"  # beside award_points in the palette, though it goes out like a message
+    channel = "loyalty"
+    capped = False  # points are not a message
+    schema = {
+        "type": "object",
+        "properties": {
+            "provider_id": ref("providers", "Loyalty program (the channel's default when empty)"),
+            "content": {
+                "type": "object", "title": "Accrual",
+                "properties": {
+                    "amount": {"title": "Points", "description": "a number, or a merge tag such as "
+                               "{{ event.properties.total }}",
+                               "anyOf": [{"title": "A number", "type": "number", "exclusiveMinimum": 0},
+                                         {"title": "A merge tag", "type": "string", "minLength": 1,
+                                          "maxLength": 500}]},
+                    "expires_in": {**DURATION, "title": "Points expire after"},
+                    "legal_entity": {"type": "string", "maxLength": 200, "title": "Legal entity"},
+                    "description": {"type": "string", "maxLength": 1000, "title": "Description"},
+                },
+                "required": ["amount"],
+            },
+        },
+        "required": ["content"],
+    }
+
+    def __init__(self, node_id: str, settings: Mapping[str, Any]):
+        super().__init__(node_id, {**settings, "deliver_immediately": True})  # no quiet hours for points
+
+    def address_column(self) -> ColumnElement[Any]:
+        return func.coalesce(Profile.external_id, Profile.email)
+
+    def reachable(self) -> ColumnElement[bool]:
+        return true()
