@@ -13,9 +13,25 @@ export interface NodeTypeDecl {
   dynamic_ports: boolean;
   entry: boolean;
   delay: boolean;
+  /** the version this declaration is (the list offers the newest of each type) */
   version: number;
+  /** every installed version of the type, oldest first */
+  versions: number[];
+  /** the version the type's migrations upgrade a node of this version to, if any */
+  upgrade_to: number | null;
   /** the template channel whose merge tags and preview a messaging node offers */
   template_channel: string | null;
+}
+
+/** `POST /api/node-types/<type>/upgrade`: a node's settings on the newest version. */
+export interface NodeUpgrade {
+  type: string;
+  from_version: number;
+  version: number;
+  settings: Record<string, unknown>;
+  ports: string[];
+  /** old port -> the port that took its place */
+  port_renames: Record<string, string>;
 }
 
 export interface Position {
@@ -26,6 +42,8 @@ export interface Position {
 export interface DocNode {
   id: string;
   type: string;
+  /** the version of the type the node was built with (saving writes the newest when absent) */
+  version?: number;
   label?: string;
   settings: Record<string, unknown>;
   position?: Position;
@@ -47,8 +65,24 @@ export interface CampaignDocument {
   edges: DocEdge[];
   goal?: { event: string; within?: string };
   stop_events?: string[];
-  settings?: Record<string, unknown>;
+  settings?: CampaignSettings;
 }
+
+/** The document's `settings`: campaign-wide settings and controls (engine/controls.py). */
+export interface CampaignSettings {
+  timezone?: string;
+  /** at most this many messages a minute; the rest wait their turn */
+  send_rate_per_minute?: number;
+  /** no message to a customer who already got this many (non-transactional) in their day or week */
+  frequency_cap?: { messages: number; per: "day" | "week" };
+  /** never capped, and not counted by other campaigns' caps */
+  transactional?: boolean;
+  /** when a journey ends early; `segment_id` is required with "segment", a goal with "goal" */
+  exit?: { when: ExitWhen; segment_id?: number };
+  [key: string]: unknown;
+}
+
+export type ExitWhen = "never" | "goal" | "segment";
 
 export type CampaignStatus = "draft" | "scheduled" | "active" | "paused" | "stopped" | "finished" | "suspended";
 

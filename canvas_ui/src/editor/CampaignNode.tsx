@@ -1,10 +1,11 @@
 // A node on the canvas: its label, its type, an input handle on top (unless it is a trigger),
 // one labelled output handle per port along the bottom (journeys read top to bottom), its problems and its live counts. All text is JSX text:
-// React escapes it, so a label like <img onerror=...> is shown, never run.
+// React escapes it, so a label like <img onerror=...> is shown, never run. A node on an older
+// version of its type than the newest says which ("v1"): it runs and is edited as that version.
 
 import { Handle, Position, type NodeProps } from "@xyflow/react";
 import { memo } from "react";
-import { INPUT_HANDLE, type CanvasNode } from "./graph";
+import { declOf, INPUT_HANDLE, type CanvasNode } from "./graph";
 import { count, useOverlay } from "./overlay";
 import type { NodeStats } from "../types";
 
@@ -12,7 +13,9 @@ const NOTHING_YET: NodeStats = { entered: 0, waiting: 0, left: {} };
 
 export const CampaignNode = memo(function CampaignNode({ id, data, selected }: NodeProps<CanvasNode>) {
   const { types, problems, stats } = useOverlay();
-  const decl = types[data.nodeType];
+  const decl = declOf(types, data.nodeType, data.version);
+  const newest = types[data.nodeType];
+  const old = data.version !== undefined && newest !== undefined && data.version !== newest.version;
   const mine = problems[id] ?? [];
   const errors = mine.filter((p) => p.severity !== "warning");
   const live = stats ? (stats.nodes[id] ?? NOTHING_YET) : null;
@@ -22,16 +25,23 @@ export const CampaignNode = memo(function CampaignNode({ id, data, selected }: N
     <div className={classes} data-testid="canvas-node" data-node-id={id} data-node-type={data.nodeType}>
       {!decl?.entry && <Handle type="target" position={Position.Top} id={INPUT_HANDLE} className="cc-handle-in" />}
       <div className="cc-node-head">
-        <span className="cc-node-category">{decl?.category ?? "unknown type"}</span>
+        <span className="cc-node-category">
+          {decl?.category ?? newest?.category ?? "unknown type"}
+          {old && (
+            <span className="cc-node-version" data-testid="node-version"
+                  title={`Version ${data.version} of this node type; the newest is ${newest.version}`}> v{data.version}</span>
+          )}
+        </span>
         {mine.length > 0 && (
           <span className="cc-node-problems" data-testid="node-problems" title={mine.map((p) => p.message).join("\n")}>
             {errors.length ? `${errors.length} error${errors.length > 1 ? "s" : ""}` : `${mine.length} warning${mine.length > 1 ? "s" : ""}`}
           </span>
         )}
       </div>
-      <div className="cc-node-title" data-testid="node-label">{data.label || decl?.label || data.nodeType}</div>
+      <div className="cc-node-title" data-testid="node-label">{data.label || decl?.label || newest?.label || data.nodeType}</div>
       {data.label && decl && <div className="cc-node-type">{decl.label}</div>}
-      {!decl && <div className="cc-node-type">“{data.nodeType}” is not installed</div>}
+      {!decl && !newest && <div className="cc-node-type">“{data.nodeType}” is not installed</div>}
+      {!decl && newest && <div className="cc-node-type">version {data.version} of “{newest.label}” is not installed</div>}
       {live && (
         <div className="cc-node-stats" data-testid="node-stats">
           <span><b data-testid="node-entered">{count(live.entered)}</b> entered</span>

@@ -16,20 +16,20 @@ import {
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useLive } from "../live";
-import type { Campaign, CampaignStats, Me, Position } from "../types";
+import type { Campaign, CampaignStats, Me, NodeUpgrade, Position } from "../types";
 import { api, errorText } from "../api";
 import { CampaignNode } from "./CampaignNode";
 import { CampaignPanel } from "./CampaignPanel";
 import { CountEdge } from "./CountEdge";
 import { buildFragment, fragmentProblems, instantiate, parseFragment, share, sharedFragment, typingInField, type Fragment } from "./clipboard";
-import { connectionProblem, newId, toCanvasEdge, toCanvasNode, toDocument, withDefaults, type CanvasEdge, type CanvasNode, type TypeMap } from "./graph";
+import { connectionProblem, declOf, missingVersions, newId, toCanvasEdge, toCanvasNode, toDocument, typeMap, withDefaults, type CanvasEdge, type CanvasNode, type TypeMap } from "./graph";
 import { useHistory, type Snapshot } from "./history";
 import { autoLayout } from "./layout";
 import { OverlayContext, problemsByNode } from "./overlay";
 import { DRAG_TYPE, Palette } from "./Palette";
 import { SettingsPanel } from "./SettingsPanel";
 import { Toolbar } from "./Toolbar";
-import { useCampaignActions, useLoad, type Loaded, type Meta } from "./useCampaign";
+import { loadVersions, useCampaignActions, useLoad, type Loaded, type Meta } from "./useCampaign";
 import { useDynamicPorts, useValidation } from "./useChecks";
 import "./editor.css";
 
@@ -51,7 +51,9 @@ export function Editor(props: { campaignId: number | null; me: Me }) {
 
 function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
   const flow = useReactFlow<CanvasNode, CanvasEdge>();
-  const types: TypeMap = useMemo(() => Object.fromEntries(loaded.types.map((t) => [t.type, t])), [loaded.types]);
+  // the newest declarations (the palette's) and the old versions nodes are on, loaded as needed
+  const [oldTypes, setOldTypes] = useState(loaded.oldTypes);
+  const types: TypeMap = useMemo(() => typeMap(loaded.types, oldTypes), [loaded.types, oldTypes]);
   const readOnly = me.role === "viewer";
   const [nodes, setNodes] = useState<CanvasNode[]>(() => loaded.document.nodes.map((n, i) => toCanvasNode(n, types, i)));
   const [edges, setEdges] = useState<CanvasEdge[]>(() => loaded.document.edges.map(toCanvasEdge));
@@ -121,7 +123,7 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
     if (!decl) return;
     history.record();
     const settings = withDefaults(decl, {});
-    const node = { ...toCanvasNode({ id: newId("n"), type, settings, position: at }, types), selected: true };
+    const node = { ...toCanvasNode({ id: newId("n"), type, version: decl.version, settings, position: at }, types), selected: true };
     setNodes((all) => [...all.map((n) => (n.selected ? { ...n, selected: false } : n)), node]);
     setOpenNode(node.id);
   }, [history, types]);
@@ -146,19 +148,43 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
     setNodes((all) => all.map((n) => (n.id === id ? { ...n, data: { ...n.data, ...change } } : n)));
   }, [history]);
 
+  // --- upgrading a node on an old version: the server runs the type's migrations, one undo step
+  const [upgrading, setUpgrading] = useState(false);
+  const upgradeNode = useCallback(async (id: string) => {
+    const node = graph.current.nodes.find((n) => n.id === id);
+    if (!node || node.data.version === undefined) return;
+    setUpgrading(true);
+    try {
+      const up = await api.post<NodeUpgrade>(`/api/node-types/${encodeURIComponent(node.data.nodeType)}/upgrade`,
+                                             { version: node.data.version, settings: node.data.settings });
+      history.record();
+      const lost = upgradeOnCanvas(id, up, setNodes, setEdges, graph.current.edges);
+      const dropped = lost ? ` ${lost} connection${lost === 1 ? "" : "s"} from ports version ${up.version} does not have ${lost === 1 ? "was" : "were"} removed.` : "";
+      setMessage({ kind: "info", text: `Upgraded to version ${up.version}; save to keep it.${dropped}` });
+    } catch (e) {
+      setMessage({ kind: "error", text: `Not upgraded: ${errorText(e)}` });
+    } finally {
+      setUpgrading(false);
+    }
+  }, [history]);
+
   // --- copy and paste (document events: they work across tabs without clipboard permissions)
-  const paste = useCallback((fragment: Fragment) => {
-    const problemsFound = fragmentProblems(fragment, types);
+  const paste = useCallback(async (fragment: Fragment) => {
+    // nodes copied on an old version of their type need that version's declaration here too
+    const more = await loadVersions(missingVersions(fragment.nodes, types));
+    const known = more.length ? typeMap(loaded.types, [...oldTypes, ...more]) : types;
+    if (more.length) setOldTypes((old) => [...old, ...more]);
+    const problemsFound = fragmentProblems(fragment, known);
     if (problemsFound.length) {
       setMessage({ kind: "error", text: `Nothing pasted: ${problemsFound.join("; ")}` });
       return;
     }
-    const added = instantiate(fragment, pointer.current, types);
+    const added = instantiate(fragment, pointer.current, known);
     history.record();
     setNodes((all) => [...all.map((n) => ({ ...n, selected: false })), ...added.nodes]);
     setEdges((all) => [...all.map((e) => ({ ...e, selected: false })), ...added.edges]);
     setMessage({ kind: "info", text: `Pasted ${added.nodes.length} node${added.nodes.length === 1 ? "" : "s"}.` });
-  }, [history, types]);
+  }, [history, types, loaded.types, oldTypes]);
   const copy = useCallback((clipboard: DataTransfer | null): boolean => {
     const fragment = buildFragment(graph.current.nodes, graph.current.edges);
     if (!fragment) return false;
@@ -268,7 +294,7 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
         </div>
       )}
       <div className="cc-body">
-        {!readOnly && <Palette types={loaded.types} placing={placing} onPick={setPlacing} hasEntry={nodes.some((n) => types[n.data.nodeType]?.entry)} />}
+        {!readOnly && <Palette types={loaded.types} placing={placing} onPick={setPlacing} hasEntry={nodes.some((n) => declOf(types, n.data.nodeType, n.data.version)?.entry)} />}
         <div className={`cc-canvas${placing ? " placing" : ""}`} onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop}>
           <OverlayContext.Provider value={overlay}>
             <ReactFlow<CanvasNode, CanvasEdge>
@@ -299,7 +325,9 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
         </div>
         {shown ? (
           <SettingsPanel
-            key={shown.id} node={shown} decl={types[shown.data.nodeType]} problems={byNode[shown.id] ?? []}
+            key={shown.id} node={shown} decl={declOf(types, shown.data.nodeType, shown.data.version)}
+            newest={types[shown.data.nodeType]} upgrading={upgrading} onUpgrade={() => upgradeNode(shown.id)}
+            problems={byNode[shown.id] ?? []}
             nodes={document.nodes} readOnly={readOnly}
             onSettings={(settings) => updateNode(shown.id, { settings }, "settings")}
             onLabel={(label) => updateNode(shown.id, { label }, "label")}
@@ -316,6 +344,23 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
 function metaOf(document: Loaded["document"]): Meta {
   const { nodes: _nodes, edges: _edges, ...meta } = document;
   return meta;
+}
+
+/**
+ * The node on its new version with its new settings and ports; its edges follow renamed
+ * ports, and those from ports the new version lacks are removed. Returns how many were removed.
+ */
+function upgradeOnCanvas(
+  id: string, up: NodeUpgrade,
+  setNodes: React.Dispatch<React.SetStateAction<CanvasNode[]>>, setEdges: React.Dispatch<React.SetStateAction<CanvasEdge[]>>,
+  edges: CanvasEdge[],
+): number {
+  const portOf = (e: CanvasEdge) => up.port_renames[e.sourceHandle ?? "out"] ?? e.sourceHandle ?? "out";
+  const kept = edges.filter((e) => e.source !== id || up.ports.includes(portOf(e)));
+  setNodes((all) => all.map((n) => (n.id === id
+    ? { ...n, data: { ...n.data, version: up.version, settings: up.settings, ports: up.ports } } : n)));
+  setEdges(kept.map((e) => (e.source === id && portOf(e) !== e.sourceHandle ? { ...e, sourceHandle: portOf(e) } : e)));
+  return edges.length - kept.length;
 }
 
 function sameList(a: string[], b: string[]): boolean {

@@ -1,6 +1,6 @@
 // The node types, grouped by category, as `GET /api/node-types` lists them: a type registered
 // in Python shows up here with no change to the UI. Drag one onto the canvas, or click it and
-// then click where it goes.
+// then click where it goes. Each type appears once, as its newest version: a new node gets it.
 
 import { useMemo, useState } from "react";
 import type { NodeTypeDecl } from "../types";
@@ -29,6 +29,7 @@ export function Palette(props: {
               className={`cc-palette-item cat-${decl.category}${props.placing === decl.type ? " placing" : ""}`}
               data-testid="palette-item"
               data-node-type={decl.type}
+              data-node-version={decl.version}
               title={decl.description || decl.label}
               draggable
               role="button"

@@ -1,6 +1,7 @@
 // The selected node's settings, in a form generated from its type's JSON Schema (so a custom
 // node type gets its form for free), with the schema's errors inline as you type and the
-// server's checks beside them.
+// server's checks beside them. The schema is the one of the node's own version of its type;
+// a node on an older version says so, and offers an upgrade when migrations lead to the newest.
 
 import Form from "@rjsf/core";
 import type { ErrorSchema, RJSFSchema } from "@rjsf/utils";
@@ -18,7 +19,12 @@ const SHOWN_INLINE = new Set(["invalid_settings"]);
 
 export function SettingsPanel(props: {
   node: CanvasNode;
+  /** the declaration of the node's version */
   decl: NodeTypeDecl | undefined;
+  /** the newest version of its type */
+  newest: NodeTypeDecl | undefined;
+  onUpgrade: () => void;
+  upgrading: boolean;
   problems: Problem[];
   nodes: DocNode[];
   readOnly: boolean;
@@ -58,12 +64,14 @@ export function SettingsPanel(props: {
       <header>
         <div>
           <div className="cc-node-category">{decl?.category}</div>
-          <h3>{decl?.label ?? node.data.nodeType}</h3>
+          <h3>{decl?.label ?? props.newest?.label ?? node.data.nodeType}</h3>
           <code className="cc-node-id" title="node id">{node.id}</code>
         </div>
         <button type="button" className="link" onClick={props.onClose} aria-label="Close settings">Close</button>
       </header>
       {decl?.description && <p className="cc-hint">{decl.description}</p>}
+      <VersionNote node={props.node} decl={decl} newest={props.newest} readOnly={props.readOnly}
+                   upgrading={props.upgrading} onUpgrade={props.onUpgrade} />
       <label className="cc-field">
         <span>Label</span>
         <input data-testid="node-label-input" value={node.data.label ?? ""} placeholder={decl?.label}
@@ -77,7 +85,7 @@ export function SettingsPanel(props: {
       {decl ? (
         <div onFocus={(e) => { if (e.target.id.startsWith(ID_PREFIX + ID_SEPARATOR)) lastField.current = e.target.id; }}>
           <Form
-            key={node.id}
+            key={`${node.id}@${decl.version}`}
             ref={form}
             schema={decl.schema as RJSFSchema}
             uiSchema={uiSchema}
@@ -96,12 +104,44 @@ export function SettingsPanel(props: {
           />
         </div>
       ) : (
-        <p className="cc-field-error">This node type is not installed on the server; its settings cannot be edited.</p>
+        <p className="cc-field-error">
+          {props.newest ? `Version ${node.data.version} of this node type` : "This node type"} is not installed on the
+          server; its settings cannot be edited.
+        </p>
       )}
       {decl?.template_channel && !props.readOnly && (
         <TemplateHelper channel={decl.template_channel} settings={node.data.settings} onInsert={insertTag} />
       )}
     </aside>
+  );
+}
+
+/** Which version of its type an older node is on, and its upgrade when one exists. */
+function VersionNote(props: {
+  node: CanvasNode;
+  decl: NodeTypeDecl | undefined;
+  newest: NodeTypeDecl | undefined;
+  readOnly: boolean;
+  upgrading: boolean;
+  onUpgrade: () => void;
+}) {
+  const { node, decl, newest } = props;
+  if (node.data.version === undefined || !newest || node.data.version === newest.version) return null;
+  return (
+    <div className="cc-version" data-testid="node-version-note">
+      <div>
+        Version {node.data.version} of this node type (the newest is {newest.version}). It keeps working as it is.
+      </div>
+      {decl?.upgrade_to ? (
+        !props.readOnly && (
+          <button type="button" data-testid="upgrade-node" disabled={props.upgrading} onClick={props.onUpgrade}>
+            Upgrade to version {decl.upgrade_to}
+          </button>
+        )
+      ) : (
+        decl && <div className="cc-hint">No upgrade to version {newest.version} is available for it.</div>
+      )}
+    </div>
   );
 }
 

@@ -8,6 +8,7 @@ import validator from "@rjsf/validator-ajv8";
 import type { RJSFSchema } from "@rjsf/utils";
 import type { DocEdge, DocNode, JSONSchema, Position } from "../types";
 import {
+  declOf,
   fromCanvasEdge,
   fromCanvasNode,
   newId,
@@ -60,9 +61,10 @@ export function parseFragment(text: string | null | undefined): Fragment | null 
 export function fragmentProblems(fragment: Fragment, types: TypeMap): string[] {
   const problems: string[] = [];
   for (const node of fragment.nodes) {
-    const decl = types[node?.type];
+    const decl = declOf(types, node?.type, node?.version);
     if (!decl) {
-      problems.push(`node type "${String(node?.type)}" is not installed on this server`);
+      const version = node?.version === undefined ? "" : ` version ${node.version}`;
+      problems.push(`node type "${String(node?.type)}"${version} is not installed on this server`);
       continue;
     }
     const { errors } = validator.validateFormData(node.settings ?? {}, decl.schema as RJSFSchema);
@@ -86,7 +88,7 @@ export function instantiate(fragment: Fragment, at: Position | null, types: Type
   const origin = { x: Math.min(...xs), y: Math.min(...ys) };
   const shift = at ? { x: at.x - origin.x, y: at.y - origin.y } : { x: OFFSET, y: OFFSET };
   const nodes = fragment.nodes.map((node, index) => {
-    const decl = types[node.type];
+    const decl = declOf(types, node.type, node.version);
     const moved: DocNode = {
       ...node,
       id: renamed.get(node.id)!,

@@ -1,5 +1,8 @@
 // The campaign document on the canvas: React Flow nodes and edges to and from the saved
 // document, new ids, and the connection rules the handles enforce.
+//
+// A node is drawn, checked and edited with the declaration of its own version of its type:
+// a campaign saved on version 1 keeps version 1's form and ports after version 2 arrives.
 
 import { getDefaultFormState, type RJSFSchema } from "@rjsf/utils";
 import validator from "@rjsf/validator-ajv8";
@@ -9,6 +12,8 @@ import type { CampaignDocument, DocEdge, DocNode, NodeTypeDecl } from "../types"
 /** What a canvas node carries: the document node's fields plus its current output ports. */
 export type NodeData = {
   nodeType: string;
+  /** the type's version the node is on; absent: the newest */
+  version?: number;
   label?: string;
   settings: Record<string, unknown>;
   ports: string[];
@@ -16,6 +21,7 @@ export type NodeData = {
 };
 export type CanvasNode = Node<NodeData, "campaign">;
 export type CanvasEdge = Edge<Record<string, unknown>, "count">;
+/** Declarations by type name (the newest, which the palette offers) and by `type@version`. */
 export type TypeMap = Record<string, NodeTypeDecl>;
 
 export const INPUT_HANDLE = "in";
@@ -23,6 +29,31 @@ export const INPUT_HANDLE = "in";
 export function newId(prefix: string): string {
   const random = crypto.getRandomValues(new Uint32Array(2));
   return `${prefix}_${random[0].toString(36)}${random[1].toString(36)}`.slice(0, 24);
+}
+
+export const versionKey = (type: string, version: number) => `${type}@${version}`;
+
+/** The newest declarations and any older ones, as one map (see TypeMap). */
+export function typeMap(newest: NodeTypeDecl[], older: NodeTypeDecl[]): TypeMap {
+  const map: TypeMap = {};
+  for (const decl of [...older, ...newest]) map[versionKey(decl.type, decl.version)] = decl;
+  for (const decl of newest) map[decl.type] = decl;
+  return map;
+}
+
+/** The declaration a node is drawn and checked with: its version's, the newest when it names none. */
+export function declOf(types: TypeMap, type: string, version?: number): NodeTypeDecl | undefined {
+  return version === undefined ? types[type] : types[versionKey(type, version)];
+}
+
+/** The (type, version) pairs of these nodes whose declaration is not loaded yet (old versions). */
+export function missingVersions(nodes: Array<{ type: string; version?: number }>, types: TypeMap): Array<[string, number]> {
+  const wanted = new Map<string, [string, number]>();
+  for (const { type, version } of nodes) {
+    if (version === undefined || !types[type] || declOf(types, type, version)) continue;
+    wanted.set(versionKey(type, version), [type, version]);
+  }
+  return [...wanted.values()];
 }
 
 export function portsOf(decl: NodeTypeDecl | undefined, settings: Record<string, unknown>): string[] {
@@ -37,9 +68,11 @@ export function portsOf(decl: NodeTypeDecl | undefined, settings: Record<string,
   return decl.ports;
 }
 
-/** Settings with the schema's defaults filled in (a new node starts with them). */
+/** Settings with the schema's defaults filled in (a new node starts with them). The schema
+ * is also the root its `$ref`s point into (`#/$defs/...`, e.g. a split's nested rule groups). */
 export function withDefaults(decl: NodeTypeDecl, settings: Record<string, unknown>): Record<string, unknown> {
-  return getDefaultFormState(validator, decl.schema as RJSFSchema, settings) as Record<string, unknown>;
+  const schema = decl.schema as RJSFSchema;
+  return getDefaultFormState(validator, schema, settings, schema) as Record<string, unknown>;
 }
 
 export function toCanvasNode(node: DocNode, types: TypeMap, index = 0): CanvasNode {
@@ -48,7 +81,8 @@ export function toCanvasNode(node: DocNode, types: TypeMap, index = 0): CanvasNo
     id: node.id,
     type: "campaign",
     position: node.position ?? { x: 80 + (index % 4) * 260, y: 80 + Math.floor(index / 4) * 170 },
-    data: { nodeType: node.type, label: node.label, settings, ports: portsOf(types[node.type], settings) },
+    data: { nodeType: node.type, version: node.version, label: node.label, settings,
+            ports: portsOf(declOf(types, node.type, node.version), settings) },
   };
 }
 
@@ -67,6 +101,7 @@ export function fromCanvasNode(node: CanvasNode): DocNode {
   const doc: DocNode = {
     id: node.id,
     type: node.data.nodeType,
+    ...(node.data.version === undefined ? {} : { version: node.data.version }),
     settings: node.data.settings,
     position: { x: Math.round(node.position.x), y: Math.round(node.position.y) },
   };
@@ -98,11 +133,12 @@ export function connectionProblem(
   if (c.source === c.target) return "a node cannot feed itself";
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const target = byId.get(c.target);
-  if (!target || types[target.data.nodeType]?.entry) return "a trigger has no input";
+  const declOfNode = (node: CanvasNode | undefined) => node && declOf(types, node.data.nodeType, node.data.version);
+  if (!target || declOfNode(target)?.entry) return "a trigger has no input";
   if (edges.some((e) => e.source === c.source && e.sourceHandle === c.sourceHandle && e.target === c.target)) {
     return "already connected";
   }
-  const isDelay = (id: string) => Boolean(types[byId.get(id)?.data.nodeType ?? ""]?.delay);
+  const isDelay = (id: string) => Boolean(declOfNode(byId.get(id))?.delay);
   if (isDelay(c.source) || isDelay(c.target)) return null;
   // would the new edge close a loop in which no node waits?
   const next = new Map<string, string[]>();

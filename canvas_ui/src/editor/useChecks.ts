@@ -4,7 +4,7 @@
 import { useEffect, useRef, useState } from "react";
 import { api } from "../api";
 import type { Problem } from "../types";
-import type { CanvasNode, TypeMap } from "./graph";
+import { declOf, type CanvasNode, type TypeMap } from "./graph";
 
 const VALIDATE_AFTER_MS = 400;
 const PORTS_AFTER_MS = 300;
@@ -30,15 +30,17 @@ export function useValidation(documentText: string): Problem[] {
 /** Ask the server for the ports of dynamic-port nodes whenever their settings change. */
 export function useDynamicPorts(nodes: CanvasNode[], types: TypeMap, apply: (id: string, ports: string[]) => void): void {
   const asked = useRef(new Map<string, string>());
-  const dynamic = nodes.filter((n) => types[n.data.nodeType]?.dynamic_ports);
-  const key = JSON.stringify(dynamic.map((n) => [n.id, n.data.nodeType, n.data.settings]));
+  const dynamic = nodes.filter((n) => declOf(types, n.data.nodeType, n.data.version)?.dynamic_ports);
+  const key = JSON.stringify(dynamic.map((n) => [n.id, n.data.nodeType, n.data.version, n.data.settings]));
   useEffect(() => {
     const timer = setTimeout(() => {
-      for (const [id, type, settings] of JSON.parse(key) as Array<[string, string, unknown]>) {
-        const question = JSON.stringify([type, settings]);
+      for (const [id, type, version, settings] of JSON.parse(key) as Array<[string, string, number | null, unknown]>) {
+        const question = JSON.stringify([type, version, settings]);
         if (asked.current.get(id) === question) continue;
         asked.current.set(id, question);
-        api.post<{ ports: string[] }>(`/api/node-types/${encodeURIComponent(type)}/ports`, { settings })
+        // the ports of the node's own version (JSON turned an absent version into null)
+        const body = version === null ? { settings } : { settings, version };
+        api.post<{ ports: string[] }>(`/api/node-types/${encodeURIComponent(type)}/ports`, body)
           .then((r) => apply(id, r.ports), () => undefined);
       }
     }, PORTS_AFTER_MS);
