@@ -31,6 +31,7 @@ from engine.models import (
     CampaignTag,
     CampaignVersion,
     Enrollment,
+    JourneyStep,
     ProviderConfig,
 )
 from engine.validation import ensure_valid
@@ -238,12 +239,13 @@ DELETABLE = ("draft", "stopped", "finished")
 
 
 def delete(session: Session, campaign_id: int) -> None:
-    """Remove the campaign with its versions, journeys and counters. A campaign that may
-    still move customers must be stopped first, so nobody's journey ends by accident."""
+    """Remove the campaign with its versions, journeys, counters and steps. A campaign that
+    may still move customers must be stopped first, so nobody's journey ends by accident."""
     campaign = get(session, campaign_id, lock=True)
     if campaign.status not in DELETABLE:
         raise InvalidState(f"campaign {campaign_id} is {campaign.status}; stop it before deleting it",
                            [{"pointer": "/status", "message": f"must be one of {', '.join(DELETABLE)}"}])
+    session.execute(delete_rows(JourneyStep).where(JourneyStep.campaign_id == campaign_id))  # no cascade there
     session.delete(campaign)
     session.flush()
 

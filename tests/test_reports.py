@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from engine.models import Enrollment, JourneyStep, OutboxMessage
 from engine.report import Outcome, uplift, wilson
@@ -381,3 +381,16 @@ def test_the_demo_seeds_a_report_with_conversions_an_uplift_and_an_ab_leader(har
     assert ab["state"] in ("testing", "evaluating") and b["test_rate"] > a["test_rate"] > 0
     assert sum(p["converted"] for p in report["series"]["points"]) == seeded["purchases"]
     assert seed(harness.rt)["seeded"] is False, "a second run changes nothing"
+
+
+def test_deleting_a_customer_or_a_campaign_deletes_their_steps(h, api):
+    cid = run_known_campaign(h, api)
+    ann = ok(api.get(f"/api/campaigns/{cid}/actions?limit=1"))["items"][0]["profile_id"]
+    assert ok(api.get(f"/api/campaigns/{cid}/actions?profile={ann}"))["total"] > 0
+    ok(api.delete(f"/api/profiles/{ann}"))
+    with h.session() as s:
+        assert s.scalar(select(func.count()).select_from(JourneyStep).where(JourneyStep.profile_id == ann)) == 0
+    ok(api.post(f"/api/campaigns/{cid}/stop"))
+    ok(api.delete(f"/api/campaigns/{cid}"))
+    with h.session() as s:
+        assert s.scalar(select(func.count()).select_from(JourneyStep)) == 0

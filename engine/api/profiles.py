@@ -18,7 +18,7 @@ from engine import profiles as store
 from engine.api import body, iso, runtime
 from engine.api.paging import flag_arg, int_arg, limit_arg, page_args
 from engine.errors import InvalidInput, NotFound
-from engine.models import ImportJob, Notification, Profile
+from engine.models import ImportJob, JourneyStep, Notification, Profile
 from engine.segments import profiles_changed
 
 bp = Blueprint("profiles", __name__, url_prefix="/api/profiles")
@@ -75,10 +75,11 @@ def update_profile(profile_id: int):  # type: ignore[no-untyped-def]
 
 @bp.delete("/<bigid:profile_id>")
 def delete_profile(profile_id: int):  # type: ignore[no-untyped-def]
-    """Deletes the profile with its journeys, events, messages and memberships."""
+    """Deletes the profile with its journeys, events, messages, memberships and steps."""
     with db.transaction(runtime().sessions) as session:
         if not session.execute(delete(Profile).where(Profile.id == profile_id)).rowcount:
             raise NotFound(f"profile {profile_id} does not exist")
+        session.execute(delete(JourneyStep).where(JourneyStep.profile_id == profile_id))  # no cascade there
     return jsonify(deleted=profile_id)
 
 

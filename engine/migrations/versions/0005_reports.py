@@ -38,8 +38,6 @@ def upgrade() -> None:
     sa.Column('node_id', sa.String(length=64), nullable=False),
     sa.Column('port', sa.String(length=64), nullable=False),
     sa.Column('at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_journey_steps_campaign_id_campaigns'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['profile_id'], ['profiles.id'], name=op.f('fk_journey_steps_profile_id_profiles'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_journey_steps'))
     )
     with op.batch_alter_table('journey_steps', schema=None) as batch_op:
