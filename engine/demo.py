@@ -58,7 +58,7 @@ def seed(rt: Runtime, *, profiles_count: int = 2000) -> dict[str, Any]:
         ids = session.scalars(select(Profile.id).order_by(Profile.id.desc()).limit(25)).all()
         for pid in ids:
             record_event(session, pid, "signup", {"source": "demo"}, now)
-    purchases = _purchases(rt, created["ab_winback.json"], now)
+    purchases = _purchases(rt, created["ab_winback.json"])
     return {"seeded": True, "profiles": count, "campaigns": created, "signups": len(ids), "purchases": purchases,
             "login": login}
 
@@ -68,7 +68,7 @@ def seed(rt: Runtime, *, profiles_count: int = 2000) -> dict[str, Any]:
 PURCHASE_EVERY = {("holdout", "control"): 12, ("offer", "discount"): 8, ("offer", "points"): 5}
 
 
-def _purchases(rt: Runtime, campaign_id: int, now: Any) -> int:
+def _purchases(rt: Runtime, campaign_id: int) -> int:
     """Run the win-back campaign's first steps now (the worker would, a moment later) and
     record purchases for a share of each path, so a new user's report has conversions."""
     with rt.sessions() as session:
@@ -81,7 +81,8 @@ def _purchases(rt: Runtime, campaign_id: int, now: Any) -> int:
                 JourneyStep.campaign_id == campaign_id, JourneyStep.node_id == node_id, JourneyStep.port == port)
                 .order_by(JourneyStep.id)).all()
             buyers += path[::every]
-        record(session, [Occurrence(pid, "purchase", {"source": "demo", "amount": 49}, now) for pid in buyers])
+        bought = clock.now()  # after the split (on a real clock, later than the seed's start)
+        record(session, [Occurrence(pid, "purchase", {"source": "demo", "amount": 49}, bought) for pid in buyers])
     return len(buyers)
 
 
