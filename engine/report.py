@@ -99,12 +99,8 @@ def _nodes(documents: Sequence[Mapping[str, Any]], stats: Mapping[str, Any]) -> 
     for n, document in enumerate(documents):
         for node in document.get("nodes", []):
             if node["id"] not in seen and (n == 0 or node["id"] in stats):
-                kind = node_class(node)
-                seen[node["id"]] = {
-                    "id": node["id"], "type": node["type"],
-                    "label": node.get("label") or (kind.label if kind else node["type"]),
-                    "channel": getattr(kind, "channel", None), "removed": n > 0,
-                }
+                seen[node["id"]] = {"id": node["id"], "type": node["type"], "label": label(node),
+                                    "channel": getattr(node_class(node), "channel", None), "removed": n > 0}
     for node_id, info in seen.items():
         figures = stats.get(node_id, {"entered": 0, "waiting": 0, "left": {}})
         info.update(entered=figures["entered"], waiting=figures["waiting"], left=figures["left"])
@@ -117,9 +113,14 @@ def labels(session: Session, campaign_id: int) -> dict[str, tuple[str, str]]:
     found: dict[str, tuple[str, str]] = {}
     for document in _documents(session, campaign_id, campaign.version_id):
         for node in document.get("nodes", []):
-            kind = node_class(node)
-            found.setdefault(node["id"], (node.get("label") or (kind.label if kind else node["type"]), node["type"]))
+            found.setdefault(node["id"], (label(node), node["type"]))
     return found
+
+
+def label(node: Mapping[str, Any]) -> str:
+    """What a node is called: its own label, else its type's (the type name for an unknown type)."""
+    kind = node_class(node)
+    return node.get("label") or (kind.label if kind else node["type"])
 
 
 # -- messages -----------------------------------------------------------------------------
