@@ -130,9 +130,9 @@ class Runtime:
         child: SQLite keeps its lock bookkeeping per process, so a child forked while another
         thread (the web server) had a transaction open believes it holds a lock nobody in it
         will release, and waits forever. SQLite has one writer at a time anyway."""
-        from rq import SimpleWorker, Worker
+        from engine.workers import ForkingWorker, InProcessWorker
 
-        cls = SimpleWorker if simple or self.engine.dialect.name == "sqlite" else Worker
+        cls = InProcessWorker if simple or self.engine.dialect.name == "sqlite" else ForkingWorker
         return cls([self.queue], connection=self.redis, worker_ttl=WORKER_TTL_SECONDS,
                    maintenance_interval=MAINTENANCE_SECONDS)
 

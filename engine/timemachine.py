@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from rq import SimpleWorker
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from engine.clock import VirtualClock
 from engine.runtime import Runtime
+from engine.workers import BurstWorker
 
 
 class TimeMachine:
@@ -74,8 +74,8 @@ class TimeMachine:
                 self.rt.queue.enqueue_job(job)
 
 
-class _CountingWorker(SimpleWorker):
-    """An in-process worker that remembers what it ran and what failed."""
+class _CountingWorker(BurstWorker):
+    """An in-process burst worker that remembers what it ran and what failed."""
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
