@@ -26,6 +26,7 @@ class TimeMachine:
         self.registry = ScheduledJobRegistry(queue=rt.queue)
         #: wake jobs run so far (each job a chunked batch, never a customer)
         self.jobs_run = 0
+        self._worker: _CountingWorker | None = None
 
     def next_scheduled(self) -> datetime | None:
         first = self.rt.redis.zrange(self.registry.key, 0, 0, withscores=True)
@@ -38,7 +39,8 @@ class TimeMachine:
             self._release()
             if self.rt.queue.count == 0:
                 return ran
-            worker = _CountingWorker([self.rt.queue], connection=self.rt.redis)
+            worker = self._worker = self._worker or _CountingWorker([self.rt.queue], connection=self.rt.redis)
+            worker.ran, worker.failed = 0, []
             worker.work(burst=True, logging_level=logging.WARNING)
             ran += worker.ran
             self.jobs_run += worker.ran
