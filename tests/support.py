@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -9,6 +11,18 @@ from sqlalchemy import func, insert, select
 from engine import auth, campaigns
 from engine.models import Enrollment, Profile
 from engine.stats import node_stats
+
+
+class TickingClock:
+    """A clock that runs at the wall clock's pace from a chosen start: for code that expects
+    time to pass between its steps (as on the system clock), without depending on today's
+    date, which a test's virtual clock would place in its past or its future."""
+
+    def __init__(self, start: datetime):
+        self._start, self._began = start, time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=time.monotonic() - self._began)
 
 
 def doc(nodes: list[tuple[str, str, dict[str, Any]]], edges: list[tuple[str, str, str]], **extra: Any) -> dict:

@@ -26,7 +26,7 @@ from sqlalchemy import func, select, text
 
 from engine.models import Enrollment, JourneyStep, OutboxMessage
 from engine.report import Outcome, uplift, wilson
-from tests.support import add_profiles, doc, email_provider, error_of, ok
+from tests.support import TickingClock, add_profiles, doc, email_provider, error_of, ok
 
 DAY1 = datetime(2026, 12, 1, 8, 0)  # the harness clock's start
 EMAIL = {"subject": "Hi {{ profile.attributes.first_name }}", "html": "<p>Offer</p>", "text": "Offer"}
@@ -367,13 +367,18 @@ def test_the_sweeper_deletes_steps_past_their_retention_and_keeps_the_counters(h
     assert ok(api.get(f"/api/campaigns/{cid}/report"))["nodes"][0]["left"] == {"out": 5}, "counters stay whole"
 
 
-def test_the_demo_seeds_a_report_with_conversions_an_uplift_and_an_ab_leader(harness, api):
+@pytest.mark.parametrize("days_ahead", [0, 400], ids=["on the virtual start", "400 days later"])
+def test_the_demo_seeds_a_report_with_conversions_an_uplift_and_an_ab_leader(harness, api, days_ahead):
+    """The demo seeds as `make run` does, with time passing between its steps, and the report
+    is read right after: whatever day the test runs on (it reads no system date)."""
     from engine import clock
     from engine.demo import seed
 
-    virtual = clock.use(clock.SystemClock())  # as `make run` seeds: time passes between the steps
+    harness.clock.advance(timedelta(days=days_ahead))
+    virtual = clock.use(TickingClock(harness.clock.now()))
     try:
         seeded = seed(harness.rt, profiles_count=600)
+        harness.clock.set(clock.now())  # the report is read when the seeding is done
     finally:
         clock.use(virtual)
     assert seeded["seeded"] and seeded["purchases"] > 0
