@@ -13,23 +13,52 @@ NEED_NPM := command -v npm >/dev/null 2>&1 || { echo "npm not found: install Nod
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install ui browser services demo bench clean
+.PHONY: run test test-fast test-latest install lock lock-upgrade ui browser services demo bench clean
 
 run: install ui
 	$(BIN)/campaign-canvas migrate
 	$(BIN)/campaign-canvas demo
 	$(BIN)/campaign-canvas serve
 
+# The whole suite, as CI runs it: both databases, real processes, the browser.
 test: install ui browser services
 	$(BIN)/pytest
 
+# The edit-test loop: SQLite only, no browser, no real serve/worker/dispatcher processes.
+test-fast: install services
+	CC_TEST_DATABASES=sqlite $(BIN)/pytest -m "not processes" --ignore=tests/browser -q
+
+# The whole suite on the newest releases of every dependency, in a throwaway venv: an
+# upstream release that breaks us shows here before a user installs it.
+LATEST := $(shell mktemp -u /tmp/campaign-canvas-latest.XXXXXX)
+test-latest: ui browser services
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(LATEST)/bin/python -m pip install --quiet --upgrade -e '.[test]'
+	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
+	@echo "newest releases: $(LATEST)/versions.txt"
+	$(LATEST)/bin/pytest -m "not locked"; status=$$?; rm -rf $(LATEST); exit $$status
+
+# Exactly the locked set (hash-checked), then this project itself without its dependencies.
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml examples/custom_node/setup.cfg
+$(STAMP): requirements-dev.lock setup.cfg pyproject.toml examples/custom_node/setup.cfg
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# requirements.lock: what the application runs on; requirements-dev.lock: that and the test
+# and development tools, the set `make install` installs. `make lock` keeps every pin it can
+# (after a change to setup.cfg); `make lock-upgrade` takes the newest release of everything.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+lock: install
+	$(BIN)/pip-compile $(LOCK_FLAGS) $(UPGRADE) --extra test --extra dev -o requirements-dev.lock setup.cfg
+	$(BIN)/pip-compile $(LOCK_FLAGS) $(UPGRADE) -c requirements-dev.lock -o requirements.lock setup.cfg
+
+lock-upgrade:
+	$(MAKE) lock UPGRADE=--upgrade
 
 # The browser canvas (canvas_ui/dist, served by server.py), rebuilt only when its sources changed.
 ui: $(UI)/dist/index.html

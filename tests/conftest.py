@@ -24,8 +24,15 @@ PG_ADMIN_URL = os.environ.get("CC_TEST_PG_URL", "postgresql+psycopg://postgres@1
 TEST_REDIS_URL = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 #: each test session claims a Redis database of its own (tests flush it): 15 down to 1
 REDIS_DATABASES = range(15, 0, -1)
+#: the databases every database test runs on (`make test-fast` sets "sqlite"; CI runs both)
+DATABASES = [name.strip() for name in os.environ.get("CC_TEST_DATABASES", "sqlite,postgresql").split(",")]
 
 registry.load()
+
+
+def pytest_configure(config) -> None:
+    if unknown := set(DATABASES) - {"sqlite", "postgresql"}:
+        raise pytest.UsageError(f"CC_TEST_DATABASES: unknown {sorted(unknown)}; use sqlite, postgresql or both")
 
 
 def _pg_database() -> Iterator[str]:
@@ -48,7 +55,7 @@ def _pg_database() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session", params=DATABASES)
 def database_url(request, tmp_path_factory) -> Iterator[str]:
     """A migrated database of each kind, shared by the session; tables emptied per test."""
     if request.param == "sqlite":

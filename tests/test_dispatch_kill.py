@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from engine import campaigns, clock, providers
@@ -15,6 +16,8 @@ from engine.models import OutboxMessage
 from tests.served import dispatch_until, kill_dispatchers_mid_send
 from tests.standins import SendGridStandIn
 from tests.support import add_profiles, doc, stats
+
+pytestmark = pytest.mark.processes
 
 CLI = str(Path(sys.executable).parent / "campaign-canvas")
 MESSAGES = 5000

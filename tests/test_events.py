@@ -421,6 +421,7 @@ def test_event_types_are_registered_on_use_and_list_their_campaigns(api, harness
 
 
 
+@pytest.mark.processes
 def test_a_served_process_takes_events_and_runs_the_journeys_they_start(engine, redis_conn, database_url,
                                                                         redis_url, tmp_path):
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "CC_INSTANCE_DIR": str(tmp_path),

@@ -86,6 +86,7 @@ def _listening_client(base: str, key: str, room: dict) -> tuple[socketio.Client,
     return client, received
 
 
+@pytest.mark.processes
 def test_a_client_on_one_server_sees_what_a_worker_does_for_events_posted_to_another(
         database_url, redis_url, engine, tmp_path):
     """Server A: the documented gunicorn command. Server B: `serve --workers 0`. The journeys
@@ -122,6 +123,7 @@ def test_a_client_on_one_server_sees_what_a_worker_does_for_events_posted_to_ano
                   what="the status change made on server B to reach the client on server A")
 
 
+@pytest.mark.processes
 def test_a_served_process_on_embedded_redis_refuses_clients_without_credentials(tmp_path):
     """`campaign-canvas serve` with nothing configured: the message queue is the embedded
     Redis through its unix socket. A client without a key is refused; one with a key gets
@@ -244,6 +246,7 @@ def test_join_and_leave_name_a_campaign_or_the_campaigns_list(payload, room):
     assert live_room(payload) == room
 
 
+@pytest.mark.processes
 def test_a_client_on_the_campaigns_list_sees_status_changes_and_totals_until_it_leaves(
         database_url, redis_url, engine, tmp_path):
     """A real `serve` (its in-process worker runs the journeys): a client that joined

@@ -98,6 +98,7 @@ def test_accrual_settings_are_validated(api):
     error_of(api.post("/api/campaigns", json=document), 422, "invalid_document")
 
 
+@pytest.mark.processes
 def test_a_killed_dispatcher_books_every_accrual_exactly_once(harness, loyalty, database_url, redis_url):
     h = harness
     count = 400

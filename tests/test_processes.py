@@ -10,6 +10,7 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from engine import campaigns, clock, db
@@ -17,6 +18,8 @@ from engine.models import Profile
 from tests.conftest import flush_keeping_claim
 from tests.served import CLI, answering, api, api_key, call, free_port, stop, wait_for
 from tests.support import add_profiles, doc, positions
+
+pytestmark = pytest.mark.processes
 
 # a 3-second wait: long enough to be scheduled in Redis, short enough for a test
 SHORT_WAIT = doc([("all", "select_segment", {"source": "all"}), ("w", "wait", {"amount": 0.05, "unit": "minutes"}),

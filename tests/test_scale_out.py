@@ -31,6 +31,8 @@ from tests.served import wait_for
 from tests.standins import SendGridStandIn
 from tests.support import add_profiles, doc, positions, stats
 
+pytestmark = pytest.mark.processes
+
 CLI = str(Path(sys.executable).parent / "campaign-canvas")
 CUSTOMERS = 20_000
 WORKERS, DISPATCHERS = 4, 2
