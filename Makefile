@@ -13,7 +13,7 @@ NEED_NPM := command -v npm >/dev/null 2>&1 || { echo "npm not found: install Nod
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast test-latest install lock lock-upgrade ui browser services demo bench clean
+.PHONY: run test test-fast test-latest chaos install lock lock-upgrade ui browser services demo bench clean
 
 run: install ui
 	$(BIN)/campaign-canvas migrate
@@ -27,6 +27,11 @@ test: install ui browser services
 # The edit-test loop: SQLite only, no browser, no real serve/worker/dispatcher processes.
 test-fast: install services
 	CC_TEST_DATABASES=sqlite $(BIN)/pytest -m "not processes" --ignore=tests/browser -q
+
+# The fault suite: killed workers and dispatchers, a flushed Redis, racing requests, forged
+# webhooks; prints what should have happened once, what did, what twice, what never.
+chaos: install services
+	$(BIN)/pytest -m chaos
 
 # The whole suite on the newest releases of every dependency, in a throwaway venv: an
 # upstream release that breaks us shows here before a user installs it.

@@ -386,6 +386,8 @@ class _Reactions:
             self.goal_keys[o.profile_id].append(key)
 
     def run(self) -> None:
+        if self.starts:  # first: this campaign's admissions lock before any of its journey rows
+            entry_node(self.linked.document).hold_admissions(self.session, self.linked.id)
         if self.stops:
             self._stop_existing()
         if self.goals:

@@ -253,9 +253,13 @@ class SegmentEntry(_Entry):
 
 #: the longest journey key kept as it is; a longer one is stored as its SHA-256 digest
 KEY_MAX = 255
-#: the high half of the PostgreSQL advisory lock key that serializes keyed admissions of a
-#: campaign (the low half is the campaign id)
+#: the high half of the PostgreSQL advisory lock key that serializes the admissions of a
+#: campaign whose entry has a rule (once, once per period, a unique key); the low half is
+#: the campaign id
 _KEY_LOCK = 0x0CC0_4B45
+#: the journey key of every journey of a "once" campaign: the unique index on (campaign,
+#: customer, key) makes a customer's second journey impossible, whatever runs concurrently
+ONCE_KEY = "@once"
 
 
 @register
@@ -291,7 +295,10 @@ class EventTrigger(_Entry):
     def entry_key(self, properties: Mapping[str, Any]) -> str | None:
         """The journey key of an event with these properties, or None (no key property, or
         the event has no usable value for it). A number and its text are the same key
-        (an order id sent as 1001 or "1001")."""
+        (an order id sent as 1001 or "1001"). In a "once" campaign every journey has the
+        same key, so the database itself refuses a customer's second one."""
+        if self.settings.get("frequency") == "once":
+            return ONCE_KEY
         name = self.settings.get("key_property")
         if not name:
             return None
@@ -318,6 +325,7 @@ class EventTrigger(_Entry):
         frequency = self.settings.get("frequency", "each")
         if frequency == "each" and not any(keys):
             return list(range(len(arrivals)))
+        self.hold_admissions(session, campaign_id)
         taken = _taken_keys(session, campaign_id, arrivals, keys)
         period = parse_duration(self.settings.get("period", "1d")) if frequency == "period" else None
         last = {} if frequency == "each" else _last_entries(session, campaign_id, sorted({p for p, _ in arrivals}))
@@ -333,19 +341,26 @@ class EventTrigger(_Entry):
             admitted.append(index)
         return admitted
 
+    def hold_admissions(self, session: Session, campaign_id: int) -> None:
+        """Until the caller's transaction ends, be the only one admitting customers into this
+        campaign, when its entry has a rule that earlier journeys decide (once, once per
+        period, a unique key): a concurrent batch waits, then sees the journeys this one
+        started (READ COMMITTED reads what committed before each statement), so its own
+        check is right. PostgreSQL only: SQLite runs one writer at a time anyway. Held
+        again by the same transaction, the lock is simply already there."""
+        rule = self.settings.get("frequency", "each") != "each" or self.settings.get("key_property")
+        if rule and session.get_bind().dialect.name == "postgresql":
+            session.execute(select(func.pg_advisory_xact_lock((_KEY_LOCK << 32) + campaign_id)))
+
 
 def _taken_keys(session: Session, campaign_id: int, arrivals: Sequence[tuple[int, datetime]],
                 keys: Sequence[str | None]) -> set[tuple[int, str | None]]:
     """The (customer, key) pairs among these arrivals that already started a journey of the
-    campaign. On PostgreSQL, a transaction lock per campaign first makes the answer hold
-    until commit (a concurrent batch with the same key waits, then sees its journey), so
-    the unique index behind `enroll_entries`' ON CONFLICT never has to drop a row; SQLite
-    runs one writer at a time anyway."""
+    campaign. Under `hold_admissions` the answer holds until commit, so the unique index
+    behind `enroll_entries`' ON CONFLICT never has to drop a row."""
     pairs = sorted({(pid, key) for (pid, _), key in zip(arrivals, keys, strict=True) if key is not None})
     if not pairs:
         return set()
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock((_KEY_LOCK << 32) + campaign_id)))
     taken: set[tuple[int, str | None]] = set()
     for start in range(0, len(pairs), _KEYS_CHUNK):
         part = pairs[start:start + _KEYS_CHUNK]

@@ -30,6 +30,38 @@ DATABASES = [name.strip() for name in os.environ.get("CC_TEST_DATABASES", "sqlit
 registry.load()
 
 
+#: what the fault tests (`-m chaos`, `make chaos`) measured: printed after the run and
+#: written to test-artifacts/chaos.json
+CHAOS_FIGURES: list[dict[str, Any]] = []
+
+
+@pytest.fixture
+def chaos_report(request):
+    """`report(what, expected=, distinct=, duplicated=, lost=, **more)`: one line of the
+    fault suite's figures (how many things should have happened once, how many did, how
+    many twice or more, how many never)."""
+    def report(what: str, *, expected: int, distinct: int, duplicated: int, lost: int, **more: Any) -> None:
+        CHAOS_FIGURES.append({"test": request.node.nodeid, "what": what, "expected": expected,
+                              "distinct": distinct, "duplicated": duplicated, "lost": lost, **more})
+    return report
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not CHAOS_FIGURES:
+        return
+    import json
+    from pathlib import Path
+
+    terminalreporter.section("fault figures (expected / distinct / duplicated / lost)")
+    for row in CHAOS_FIGURES:
+        extra = {k: v for k, v in row.items() if k not in ("test", "what", "expected", "distinct", "duplicated", "lost")}
+        terminalreporter.write_line(f"{row['what']}: {row['expected']} / {row['distinct']} / {row['duplicated']} / "
+                                    f"{row['lost']}{'  ' + json.dumps(extra) if extra else ''}  [{row['test']}]")
+    out = Path(__file__).resolve().parent.parent / "test-artifacts" / "chaos.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(CHAOS_FIGURES, indent=2))
+
+
 def pytest_configure(config) -> None:
     if unknown := set(DATABASES) - {"sqlite", "postgresql"}:
         raise pytest.UsageError(f"CC_TEST_DATABASES: unknown {sorted(unknown)}; use sqlite, postgresql or both")
