@@ -17,13 +17,13 @@ from tests.served import dispatch_until, kill_dispatchers_mid_send
 from tests.standins import SendGridStandIn
 from tests.support import add_profiles, doc, stats
 
-pytestmark = pytest.mark.processes
+pytestmark = [pytest.mark.processes, pytest.mark.chaos]
 
 CLI = str(Path(sys.executable).parent / "campaign-canvas")
 MESSAGES = 5000
 
 
-def test_sigkilled_dispatcher_sends_every_message_exactly_once(harness, database_url, redis_url):
+def test_sigkilled_dispatcher_sends_every_message_exactly_once(harness, database_url, redis_url, chaos_report):
     virtual = clock.use(clock.SystemClock())  # the dispatcher process runs on the wall clock
     # each mail/send request is accepted, then answered 0.3 s later: a kill in that gap leaves a
     # batch the provider has but the dispatcher never recorded
@@ -53,6 +53,9 @@ def test_sigkilled_dispatcher_sends_every_message_exactly_once(harness, database
             dispatch_until(env, lambda: _count(harness, "sent") == MESSAGES, "every message to be sent")
 
             per_message = Counter(int(d["custom_args"]["cc_outbox_id"]) for d in sendgrid.deliveries)
+            chaos_report("emails from a dispatcher SIGKILLed twice mid-send", expected=MESSAGES,
+                         distinct=len(per_message), duplicated=sum(n - 1 for n in per_message.values()),
+                         lost=MESSAGES - len(per_message))
             assert len(per_message) == MESSAGES
             assert set(per_message.values()) == {1}, "no message reached the provider twice"
             assert max(sendgrid.batch_sizes) <= 1000

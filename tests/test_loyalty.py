@@ -99,7 +99,9 @@ def test_accrual_settings_are_validated(api):
 
 
 @pytest.mark.processes
-def test_a_killed_dispatcher_books_every_accrual_exactly_once(harness, loyalty, database_url, redis_url):
+@pytest.mark.chaos
+def test_a_killed_dispatcher_books_every_accrual_exactly_once(harness, loyalty, database_url, redis_url,
+                                                                chaos_report):
     h = harness
     count = 400
     virtual = clock.use(clock.SystemClock())  # the dispatcher process runs on the wall clock
@@ -120,6 +122,9 @@ def test_a_killed_dispatcher_books_every_accrual_exactly_once(harness, loyalty, 
         assert _count(h, "sent") < count, "killed mid-batch"
         assert _count(h, "sending") > 0, "a batch was with the program when the dispatcher died"
         dispatch_until(env, lambda: _count(h, "sent") == count, "every accrual to be booked")
+        chaos_report("loyalty accruals from a dispatcher SIGKILLed twice mid-call", expected=count,
+                     distinct=len(loyalty.posts), duplicated=sum(n - 1 for n in loyalty.posts.values()),
+                     lost=count - len(loyalty.accruals))
         assert len(loyalty.accruals) == count
         assert set(loyalty.posts.values()) == {1}, "no accrual was even requested twice"
         h.machine.run_due()

@@ -15,23 +15,27 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
-from engine import campaigns, clock, providers
+from engine import campaigns, clock, db, providers
+from engine.runtime import Runtime
 from engine.models import Enrollment, OutboxMessage, Profile
-from tests.served import wait_for
+from tests.served import free_port, wait_for
 from tests.standins import SendGridStandIn
 from tests.support import add_profiles, doc, positions, stats
 
-pytestmark = pytest.mark.processes
+pytestmark = [pytest.mark.processes, pytest.mark.chaos]
 
 CLI = str(Path(sys.executable).parent / "campaign-canvas")
 CUSTOMERS = 20_000
@@ -53,10 +57,10 @@ class Fleet:
     """The worker and dispatcher processes, each in a process group of its own (a worker's
     RQ work horse dies with it, as when a machine goes away), logging to files."""
 
-    def __init__(self, env: dict[str, str], logs: Path):
+    def __init__(self, env: dict[str, str], logs: Path, workers: int = WORKERS, dispatchers: int = DISPATCHERS):
         self.env, self.logs = env, logs
-        self.slots: list[tuple[str, subprocess.Popen | None]] = [("worker", None)] * WORKERS + \
-            [("dispatcher", None)] * DISPATCHERS
+        self.slots: list[tuple[str, subprocess.Popen | None]] = [("worker", None)] * workers + \
+            [("dispatcher", None)] * dispatchers
         self.started = 0
         self.kills: Counter[str] = Counter()
 
@@ -80,6 +84,14 @@ class Fleet:
         process.wait()
         self.kills[kind] += 1
         self._start(slot)
+
+    def restart_the_exited(self) -> int:
+        """Start again every process that exited by itself (as a supervisor would); how many."""
+        exited = [slot for slot, (_, process) in enumerate(self.slots) if process is not None and
+                  process.poll() is not None]
+        for slot in exited:
+            self._start(slot)
+        return len(exited)
 
     def stop(self) -> None:
         for _, process in self.slots:
@@ -106,7 +118,7 @@ class Fleet:
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_workers_and_dispatchers_killed_at_random_do_everything_exactly_once(harness, database_url, redis_url,
-                                                                               tmp_path):
+                                                                               tmp_path, chaos_report):
     seed = int(os.environ.get("CC_CHAOS_SEED") or random.SystemRandom().randrange(1 << 30))
     chaos = random.Random(seed)
     virtual = clock.use(clock.SystemClock())  # the processes run on the wall clock
@@ -172,6 +184,9 @@ def test_workers_and_dispatchers_killed_at_random_do_everything_exactly_once(har
             per_recipient = Counter(d["to"] for d in deliveries)
             per_message = Counter(int(d["custom_args"]["cc_outbox_id"]) for d in deliveries)
             twice = {k: n for k, n in per_recipient.items() if n > 1}
+            chaos_report("emails while workers and dispatchers are SIGKILLed at random", expected=CUSTOMERS,
+                         distinct=len(per_recipient), duplicated=sum(n - 1 for n in per_recipient.values()),
+                         lost=CUSTOMERS - len(per_recipient), sigkills=sum(fleet.kills.values()), seed=seed)
             assert not twice, f"{len(twice)} customers got the email more than once, e.g. {list(twice.items())[:5]}"
             assert len(per_recipient) == CUSTOMERS
             assert set(per_message.values()) == {1} and len(per_message) == CUSTOMERS
@@ -211,3 +226,95 @@ def _outbox(h) -> dict[str, int]:
     with h.session() as s:
         return dict(s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
 
+
+
+class PrivateRedis:
+    """A redis-server of this test's own on a free port (no persistence, like the machine's):
+    killed with SIGKILL and started again empty, which a shared server must never be."""
+
+    def __init__(self, workdir: Path):
+        if shutil.which("redis-server") is None:
+            pytest.fail("redis-server is not installed: this test kills and restarts a Redis of its own")
+        self.port, self.workdir, self.process = free_port(), workdir, None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                         "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._answers, what="the private Redis to answer")
+
+    def _answers(self) -> bool:
+        try:
+            return bool(redis.Redis.from_url(self.url).ping())
+        except redis.ConnectionError:
+            return False
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_redis_killed_and_flushed_mid_campaign_loses_nobody_and_sends_nothing_twice(
+        harness, database_url, tmp_path, chaos_report):
+    """Workers and a dispatcher on a Redis that is SIGKILLed (and comes back empty) while
+    customers wait and are being sent to, then flushed: the database positions are the truth,
+    the sweepers ask again for every lost wakeup, and every customer gets one email."""
+    customers = 5000
+    private = PrivateRedis(tmp_path)
+    private.start()
+    virtual = clock.use(clock.SystemClock())
+    with SendGridStandIn(delay=0.1) as sendgrid:
+        fleet = None
+        try:
+            with harness.transaction() as s:
+                providers.create_provider(s, {"channel": "email", "kind": "sendgrid", "name": "SendGrid",
+                                              "settings": sendgrid.settings(activity_settle_seconds=0, timeout=10),
+                                              "secrets": sendgrid.secrets()})
+                add_profiles(s, customers)
+            env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": private.url,
+                   "CC_QUEUE": harness.rt.settings.queue_name, "CC_BUCKET_SECONDS": "1", "CC_SWEEP_SECONDS": "2",
+                   "CC_CHUNK_SIZE": "500", "CC_DISPATCH_CLAIM_LIMIT": "500", "CC_DISPATCH_LEASE_SECONDS": "5"}
+            logs = tmp_path / "logs"
+            logs.mkdir()
+            fleet = Fleet(env, logs, workers=2, dispatchers=1)
+            fleet.start_all()
+            with harness.transaction() as s:  # launched by this process; the wakeup is in the private Redis
+                cid = campaigns.create(s, CAMPAIGN).id
+            launcher = Runtime(replace(harness.rt.settings, redis_url=private.url))
+            with db.transaction(launcher.sessions) as s:
+                assert campaigns.launch(s, cid, clock.now()) == customers
+            launcher.close()
+
+            wait_for(lambda: sum(_outbox(harness).values()) > 0, timeout=60, what="the first emails")
+            private.kill()  # every scheduled and queued job, the workers' registrations: gone
+            time.sleep(2)
+            restarts = fleet.restart_the_exited()
+            private.start()
+            wait_for(lambda: _outbox(harness).get("sent", 0) > customers // 2, timeout=90, what="half the emails")
+            redis.Redis.from_url(private.url).flushall()
+            deadline = time.monotonic() + 150
+            while positions(harness, cid) != {("pts", "done"): customers}:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"not finished: {positions(harness, cid)}; outbox {_outbox(harness)}")
+                restarts += fleet.restart_the_exited()
+                time.sleep(0.5)
+        finally:
+            if fleet is not None:
+                fleet.stop()
+            clock.use(virtual)
+            if private.process is not None and private.process.poll() is None:
+                private.kill()
+        per_recipient = Counter(d["to"] for d in sendgrid.deliveries)
+    chaos_report("emails across a Redis SIGKILL, restart and FLUSHALL", expected=customers,
+                 distinct=len(per_recipient), duplicated=sum(n - 1 for n in per_recipient.values()),
+                 lost=customers - len(per_recipient), processes_restarted=restarts)
+    assert len(per_recipient) == customers and set(per_recipient.values()) == {1}
+    assert _outbox(harness) == {"sent": customers}
+    with harness.session() as s:
+        assert Counter(s.scalars(select(Profile.points))) == {POINTS: customers}
