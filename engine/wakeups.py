@@ -10,15 +10,19 @@ worker never wakes for rows it cannot see yet.
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import redis
 from rq.job import Job, JobStatus
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import clock
+
+log = logging.getLogger(__name__)
 
 _PENDING = "cc_wakeups_pending"
 _TARGET = "cc_wakeups"
@@ -86,8 +90,14 @@ def bind(sessions: sessionmaker[Session], wakeups: Wakeups, *, account_timezone:
         pending = session.info.pop(_PENDING, None)
         target = session.info.get(_TARGET)
         if pending and target is not None:
-            for version_id, node_id, due in sorted(pending, key=lambda w: w[2]):
-                _send_one(target, version_id, node_id, due)
+            try:
+                for version_id, node_id, due in sorted(pending, key=lambda w: w[2]):
+                    _send_one(target, version_id, node_id, due)
+            except redis.RedisError as exc:
+                # the work is committed: failing now would tell the caller otherwise (an API
+                # client would retry into a duplicate, a dispatcher would die); the sweeper
+                # asks again for every wakeup of what is due, from the database
+                log.warning("Redis is unreachable (%s): %d wakeup(s) left to the sweeper", exc, len(pending))
 
     @event.listens_for(sessions, "after_rollback")
     def _drop(session: Session) -> None:

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -61,7 +62,7 @@ class Fleet:
         self.env, self.logs = env, logs
         self.slots: list[tuple[str, subprocess.Popen | None]] = [("worker", None)] * workers + \
             [("dispatcher", None)] * dispatchers
-        self.started = 0
+        self.started = self.restarted = 0
         self.kills: Counter[str] = Counter()
 
     def start_all(self) -> None:
@@ -85,13 +86,16 @@ class Fleet:
         self.kills[kind] += 1
         self._start(slot)
 
-    def restart_the_exited(self) -> int:
-        """Start again every process that exited by itself (as a supervisor would); how many."""
-        exited = [slot for slot, (_, process) in enumerate(self.slots) if process is not None and
-                  process.poll() is not None]
-        for slot in exited:
-            self._start(slot)
-        return len(exited)
+    def supervised(self, predicate: Any) -> Any:
+        """`predicate`, first starting again every process that exited by itself (as a
+        supervisor such as systemd's Restart=always would): for wait_for."""
+        def check() -> Any:
+            for slot, (_, process) in enumerate(self.slots):
+                if process is not None and process.poll() is not None:
+                    self.restarted += 1
+                    self._start(slot)
+            return predicate()
+        return check
 
     def stop(self) -> None:
         for _, process in self.slots:
@@ -291,19 +295,16 @@ def test_a_redis_killed_and_flushed_mid_campaign_loses_nobody_and_sends_nothing_
                 assert campaigns.launch(s, cid, clock.now()) == customers
             launcher.close()
 
-            wait_for(lambda: sum(_outbox(harness).values()) > 0, timeout=60, what="the first emails")
+            supervised = fleet.supervised  # a process that dies with Redis is restarted, as systemd would
+            wait_for(supervised(lambda: sum(_outbox(harness).values()) > 0), timeout=60, what="the first emails")
             private.kill()  # every scheduled and queued job, the workers' registrations: gone
             time.sleep(2)
-            restarts = fleet.restart_the_exited()
             private.start()
-            wait_for(lambda: _outbox(harness).get("sent", 0) > customers // 2, timeout=90, what="half the emails")
+            wait_for(supervised(lambda: _outbox(harness).get("sent", 0) > customers // 2), timeout=90,
+                     what="half the emails")
             redis.Redis.from_url(private.url).flushall()
-            deadline = time.monotonic() + 150
-            while positions(harness, cid) != {("pts", "done"): customers}:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"not finished: {positions(harness, cid)}; outbox {_outbox(harness)}")
-                restarts += fleet.restart_the_exited()
-                time.sleep(0.5)
+            wait_for(supervised(lambda: positions(harness, cid) == {("pts", "done"): customers}), timeout=150,
+                     what="everyone to finish")
         finally:
             if fleet is not None:
                 fleet.stop()
@@ -313,7 +314,7 @@ def test_a_redis_killed_and_flushed_mid_campaign_loses_nobody_and_sends_nothing_
         per_recipient = Counter(d["to"] for d in sendgrid.deliveries)
     chaos_report("emails across a Redis SIGKILL, restart and FLUSHALL", expected=customers,
                  distinct=len(per_recipient), duplicated=sum(n - 1 for n in per_recipient.values()),
-                 lost=customers - len(per_recipient), processes_restarted=restarts)
+                 lost=customers - len(per_recipient), processes_restarted=fleet.restarted)
     assert len(per_recipient) == customers and set(per_recipient.values()) == {1}
     assert _outbox(harness) == {"sent": customers}
     with harness.session() as s:
