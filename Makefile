@@ -13,7 +13,7 @@ NEED_NPM := command -v npm >/dev/null 2>&1 || { echo "npm not found: install Nod
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast test-latest chaos install lock lock-upgrade ui browser services demo bench clean
+.PHONY: run test test-fast test-latest chaos install ui-test lock lock-upgrade ui browser services demo bench clean
 
 run: install ui
 	$(BIN)/campaign-canvas migrate
@@ -21,11 +21,11 @@ run: install ui
 	$(BIN)/campaign-canvas serve
 
 # The whole suite, as CI runs it: both databases, real processes, the browser.
-test: install ui browser services
+test: install ui ui-test browser services
 	$(BIN)/pytest
 
 # The edit-test loop: SQLite only, no browser, no real serve/worker/dispatcher processes.
-test-fast: install services
+test-fast: install ui-test services
 	CC_TEST_DATABASES=sqlite $(BIN)/pytest -m "not processes" --ignore=tests/browser -q
 
 # The fault suite: killed workers and dispatchers, a flushed Redis, racing requests, forged
@@ -72,6 +72,10 @@ $(UI)/dist/index.html: $(UI_STAMP) $(UI_SOURCES)
 	@$(NEED_NPM)
 	cd $(UI) && npm run check && npm run build
 	touch $@
+
+# The UI's pure modules (graph, clipboard, history, layout), unit-tested with Vitest.
+ui-test: $(UI_STAMP)
+	cd $(UI) && npm test --silent
 
 # `npm ci` again only when the lock file is newer than the last install.
 $(UI_STAMP): $(UI)/package-lock.json

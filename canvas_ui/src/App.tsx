@@ -1,11 +1,12 @@
 import { lazy, Suspense, useEffect, useState } from "react";
 import { currentUser, errorText } from "./api";
 import { CampaignsPage } from "./campaigns/CampaignsPage";
-import { Editor } from "./editor/Editor";
 import { Link, useRoute, type Route } from "./router";
 import type { Me } from "./types";
 
-// loaded when first opened: the report brings the chart library, which no other page needs
+// loaded when first opened: the editor brings React Flow, the settings forms and their schema
+// compiler, the report the chart library; the campaigns list needs none of them
+const Editor = lazy(() => import("./editor/Editor").then((m) => ({ default: m.Editor })));
 const ReportPage = lazy(() => import("./report/ReportPage"));
 const LivePage = lazy(() => import("./live/LivePage"));
 
