@@ -165,7 +165,7 @@ def test_forged_bounces_and_sms_and_push_receipts_are_refused(harness, api, sent
                api.post("/webhooks/push", json=[{"outbox_id": push_id, "status": "failed"}])]
 
     # the Twilio provider config's auth token checks Twilio's signature even with no setting
-    assert [(r.status_code, r.get_json()["error"]["code"]) for r in answers] == [
+    assert [(r.status_code, r.get_json().get("error", {}).get("code")) for r in answers] == [
         (403, "webhook_key_missing"), (403, "invalid_signature"), (403, "webhook_key_missing")]
     assert consent(harness) == UNTOUCHED
     assert delivery(harness) == before
@@ -204,7 +204,7 @@ def test_an_event_whose_address_is_not_the_messages_is_ignored(harness, api, sen
 def test_a_guessed_outbox_id_without_its_signature_is_ignored(harness, api, sent, webhook_keys):
     first, second = sent.email[0][0], sent.email[1][0]
     forged = [
-        email_event(sent, 0, "unsubscribe", harness, cc_sig=sent.custom_args[second]["cc_sig"]),  # another id's
+        email_event(sent, 0, "unsubscribe", harness, cc_sig=sent.custom_args[second].get("cc_sig")),  # another id's
         email_event(sent, 1, "unsubscribe", harness, cc_sig="A" * 22),
         email_event(sent, 2, "unsubscribe", harness, cc_sig=None),
         email_event(sent, 3, "unsubscribe", harness, cc_outbox_id=str(first)),  # the address of another message
