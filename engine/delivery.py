@@ -138,7 +138,8 @@ class _Message:
 
 #: the columns of _Message, in its field order
 _COLUMNS = (OutboxMessage.id, OutboxMessage.campaign_id, OutboxMessage.node_id, OutboxMessage.profile_id,
-            OutboxMessage.to_address, OutboxMessage.delivery_status, *(getattr(OutboxMessage, name) for name in _STAMPS))
+            OutboxMessage.to_address, OutboxMessage.delivery_status,
+            *(getattr(OutboxMessage, name) for name in _STAMPS))
 
 
 @dataclass

@@ -8,7 +8,7 @@ a database, the cloud's metadata service and its credentials. So no outbound con
 to an address that is not public (loopback, private, shared 100.64/10, link-local, unique-
 local, site-local, multicast, unspecified, reserved, documentation) or to a cloud metadata
 service by name (metadata.google.internal), unless the operator allow-lists it. An IPv6
-address carrying an IPv4 one (::ffff:127.0.0.1, 6to4, NAT64, Teredo) is judged by the IPv4.
+address carrying an IPv4 one (::ffff:127.0.0.1, 6to4, NAT64) is judged by the IPv4.
 
 Two checks, one rule:
 
@@ -159,15 +159,14 @@ def internal_kind(address: IPAddress) -> str | None:
 
 
 def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one stands for (mapped, 6to4, Teredo's server, NAT64)."""
+    """The IPv4 address an IPv6 one reaches (mapped, 6to4, NAT64). Teredo (2001::/32) is
+    not public to begin with, so it is refused as it is."""
     if not isinstance(address, ipaddress.IPv6Address):
         return None
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[0]
     if address in _NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None

@@ -106,7 +106,8 @@ def test_the_allow_list_lets_chosen_internal_targets_through(api, harness, monke
     for n, host in enumerate(["10.1.2.3", "[::1]", "localhost", "crm.internal.example"]):
         answer = api.post("/api/providers", json=config("webhook", host, f"Allowed {n}"))
         assert answer.status_code == 201, (host, answer.get_data(as_text=True))
-    for host, shown in [("10.1.3.1", "10.1.3.1"), ("127.0.0.1", "127.0.0.1"), ("0x7f000001", "0x7f000001 is 127.0.0.1")]:
+    refused = [("10.1.3.1", "10.1.3.1"), ("127.0.0.1", "127.0.0.1"), ("0x7f000001", "0x7f000001 is 127.0.0.1")]
+    for host, shown in refused:
         error = error_of(api.post("/api/providers", json=config("webhook", host, "Refused")), 400, "invalid_input")
         assert f"({shown})" in error["details"][0]["message"]
     assert stored(harness, ProviderConfig) == 4
