@@ -303,14 +303,21 @@ class GuardedBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR), made
+    once and shared: loading the CA bundle costs ~35 ms, which every client paid before."""
+    return httpx.create_ssl_context()
+
+
 class HTTPTransport(httpx.HTTPTransport):
     """httpx's own transport (request and response handling, error mapping) over a
-    connection pool whose network backend is the guard."""
+    connection pool whose network backend is the guard. (httpx takes no network backend,
+    so the pool its constructor made is replaced: `_pool` is what all its methods use.)"""
 
     def __init__(self) -> None:
-        super().__init__()
-        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(), network_backend=GuardedBackend(),
-                                             **_LIMITS)
+        super().__init__(verify=_tls())
+        self._pool = httpcore.ConnectionPool(ssl_context=_tls(), network_backend=GuardedBackend(), **_LIMITS)
 
 
 def http_client(**options: Any) -> httpx.Client:
