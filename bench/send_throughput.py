@@ -33,6 +33,8 @@ CONTENT = {"subject": "Hello {{ profile.attributes.city }}",
 
 
 def run_one(size: int, database_url: str) -> dict:
+    import os
+
     from sqlalchemy import insert
 
     from engine import campaigns, clock, db, providers, registry
@@ -41,8 +43,9 @@ def run_one(size: int, database_url: str) -> dict:
     from engine.generate import profiles
     from engine.models import Profile
     from engine.wakeups import LocalWakeups, bind
-    from tests.standins import SendGridStandIn
+    from tests.standins import LOOPBACK_ALLOW, SendGridStandIn
 
+    os.environ["CC_OUTBOUND_ALLOW"] = LOOPBACK_ALLOW  # the stand-in is on 127.0.0.1
     registry.load()
     database_url = database_url or f"sqlite:///{Path(tempfile.mkdtemp(prefix='cc-bench-')) / 'bench.db'}"
     db.upgrade(database_url)

@@ -20,9 +20,9 @@ from sqlalchemy import delete as delete_rows
 from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from engine import clock, registry, schedule, segments, wakeups
+from engine import clock, providers, registry, schedule, segments, wakeups
 from engine.entry import enroll_select
-from engine.errors import InvalidInput, InvalidState, NotFound
+from engine.errors import DocumentInvalid, InvalidInput, InvalidState, NotFound
 from engine.graph import entry_node, with_defaults
 from engine.models import (
     ACTIVE,
@@ -41,6 +41,7 @@ def create(session: Session, document: Mapping[str, Any]) -> Campaign:
     """A new draft campaign whose version 1 is `document` (validated first)."""
     document = with_node_versions(document)
     ensure_valid(document)
+    _ensure_targets_allowed(session, document)
     campaign = Campaign(status="draft")
     session.add(campaign)
     _describe(session, campaign, document)
@@ -55,6 +56,7 @@ def save(session: Session, campaign_id: int, document: Mapping[str, Any], now: d
     campaign = get(session, campaign_id, lock=True)
     document = with_node_versions(document)
     ensure_valid(document)
+    _ensure_targets_allowed(session, document)
     current = session.get(CampaignVersion, campaign.version_id)
     if current is not None and current.document == dict(document):
         return current
@@ -136,6 +138,7 @@ def launch(session: Session, campaign_id: int, now: datetime) -> int:
                            "campaign can be launched (resume a paused one)")
     version = session.get(CampaignVersion, campaign.version_id)
     ensure_valid(version.document)
+    _ensure_targets_allowed(session, version.document)
     entry = entry_node(version.document)
     campaign.status, campaign.launched_at, campaign.status_reason = "active", now, ""
     campaign.next_run_at = None
@@ -217,6 +220,16 @@ def finish_completed(session: Session, now: datetime) -> list[int]:
             campaign.status, campaign.finished_at = "finished", now
             finished.append(campaign.id)
     return finished
+
+
+def _ensure_targets_allowed(session: Session, document: Mapping[str, Any]) -> None:
+    """No node may send through a provider config that points at an internal address (one
+    saved before the outbound allow-list was narrowed): the marketer hears it now, on the
+    node, rather than from failed messages later."""
+    if problems := providers.target_problems(session, document):
+        noun = "problem" if len(problems) == 1 else "problems"
+        raise DocumentInvalid(f"campaign document is invalid: {len(problems)} {noun}",
+                              details=[p.to_dict() for p in problems])
 
 
 def _ensure_providers_exist(session: Session, campaign: Campaign) -> None:

@@ -142,6 +142,7 @@ def _worker(_args: argparse.Namespace) -> int:
 
     rt = runtime.current()
     install_redaction(rt)
+    _log_outbound_rule()  # workers run dispatch jobs too
     live.install_emitter(rt)  # stats of the chunks this worker commits reach every server's canvases
     rt.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
     try:
@@ -161,6 +162,7 @@ def _dispatcher(args: argparse.Namespace) -> int:
     install_redaction(rt)
     log = logging.getLogger("engine.dispatcher")
     log.info("dispatcher started (lease %ss)", rt.settings.dispatch_lease_seconds)
+    _log_outbound_rule()
     next_sweep = 0.0
     while True:
         if time.monotonic() >= next_sweep:  # a second safety net, independent of RQ's scheduler
@@ -189,7 +191,11 @@ def _serve(args: argparse.Namespace) -> int:
     rt = runtime.current()
     db.upgrade(rt.settings.database_url)
     install_redaction(rt)
+    from engine.api.webhooks import warn_if_insecure
     from server import create_app
+
+    warn_if_insecure()
+    _log_outbound_rule()
 
     app, socketio = create_app(rt)
     workers = rt.settings.serve_workers if args.workers is None else args.workers
@@ -315,6 +321,14 @@ def install_redaction(rt: Any) -> None:
     from engine.providers import install_redaction as install
 
     install(rt)
+
+
+def _log_outbound_rule() -> None:
+    """Processes that send say what outbound calls may reach, and do not start on a
+    malformed CC_OUTBOUND_ALLOW (every send would fail)."""
+    from engine import outbound
+
+    logging.getLogger("engine.outbound").info(outbound.describe())
 
 
 def _load_json(path: Path) -> Any:

@@ -16,11 +16,13 @@
 | CC_SENDGRID_WEBHOOK_PUBLIC_KEY | (empty) | verify the signed SendGrid Event Webhook (or per provider config) |
 | CC_TWILIO_AUTH_TOKEN | (empty) | verify Twilio status callbacks (a twilio provider config's token is used too) |
 | CC_PUSH_WEBHOOK_TOKEN | (empty) | require `Authorization: Bearer <token>` on push receipts |
+| CC_INSECURE_ALLOW_UNSIGNED_WEBHOOKS | (off) | 1: accept provider webhooks without a signature when no key is configured (local development only; logged as a warning at start-up) |
+| CC_OUTBOUND_ALLOW | (empty) | internal targets provider and web-API calls may reach: CIDR blocks and/or host names, comma-separated (engine/outbound.py) |
 | CC_SERVE_WORKERS | 1 | RQ workers `campaign-canvas serve` runs beside the web server (0: API + UI only) |
 | CC_WAKE_FANOUT | 4 | workers one node's due backlog is spread over (PostgreSQL; SQLite has one writer: 1) |
 | CC_EVENT_RETENTION_DAYS | 0 (keep) | the sweeper deletes events older than this many days |
 | CC_STEP_RETENTION_DAYS | 0 (keep) | the sweeper deletes journey steps (the action tracking table) older than this many days |
-| CC_SECRET_KEY | (generated once into <instance>/secret_key) | signs login sessions; set the same on every server |
+| CC_SECRET_KEY | (generated once into <instance>/secret_key) | signs login sessions and the message references SendGrid carries back; set the same on every server and dispatcher |
 | CC_SECURE_COOKIES | (off) | 1: session cookies only over HTTPS |
 | CC_EXPECT_WORKERS | 0 | `campaign-canvas check` reports a problem when fewer RQ workers than this are alive |
 """
@@ -28,6 +30,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -65,3 +68,32 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)
+
+
+def secret_key(settings: Settings) -> str:
+    """CC_SECRET_KEY, or one generated once and kept in the instance folder, so sessions
+    survive restarts and every process on the machine shares it. It signs login sessions
+    (engine/api/access.py) and the outbox references providers carry back to our webhooks
+    (engine/outbox_refs.py)."""
+    if key := os.environ.get("CC_SECRET_KEY"):
+        return key
+    path = Path(settings.instance_dir) / "secret_key"
+    if not path.exists():
+        _create_once(path, secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _create_once(path: Path, text: str) -> None:
+    """Write `path` unless it exists, atomically: the dispatchers and servers of one instance
+    may start together, and none may read a half-written key or replace another's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    try:
+        os.link(draft, path)  # fails if another process linked its key first: theirs is kept
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()

@@ -6,7 +6,13 @@ webhook until it gets a 2xx, and batches unrelated events together). So every up
 - monotonic: `delivery_status` only moves to a stronger state (a late `delivered` never
   overwrites `bounced`) and each `*_at` column is set once, the first time;
 - idempotent: an Event row and a consent change happen only when a fact is new for its
-  message, so a replayed webhook changes nothing.
+  message, so a replayed webhook changes nothing;
+- attributable: a report changes a message only when it proves it is about that message.
+  A SendGrid event names its outbox id with the id's signature (`cc_sig`, engine/outbox_refs.py)
+  and the address it went to; a Twilio callback names the message SID and the number. An
+  event with a guessed id, a wrong signature or another address is ignored. Events of
+  messages sent before ids were signed carry no `cc_sig`; they are taken on their address
+  alone, and only from a webhook SendGrid itself signed (`signed_webhook`).
 
 Events recorded (for metrics and A/B scoring): email.delivered, email.open, email.click,
 email.bounce, email.dropped, email.unsubscribe, email.spamreport; sms.delivered, sms.open,
@@ -17,7 +23,9 @@ node_id (and url for clicks). They are stored directly (in bulk), not through
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,10 +33,12 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from engine import clock, waiting
+from engine import clock, outbox_refs, waiting
 from engine.batch import IN_CHUNK, id_chunks
 from engine.events import Occurrence
 from engine.models import Event, OutboxMessage, Profile
+
+log = logging.getLogger(__name__)
 
 #: how strong each delivery state is; a message only ever moves up. Terminal failures and a
 #: spam report outrank engagement, which outranks delivery, which outranks "in transit".
@@ -116,6 +126,7 @@ class _Message:
     campaign_id: int
     node_id: str
     profile_id: int
+    to_address: str
     delivery_status: str | None
     delivered_at: datetime | None
     opened_at: datetime | None
@@ -127,19 +138,24 @@ class _Message:
 
 #: the columns of _Message, in its field order
 _COLUMNS = (OutboxMessage.id, OutboxMessage.campaign_id, OutboxMessage.node_id, OutboxMessage.profile_id,
-            OutboxMessage.delivery_status, *(getattr(OutboxMessage, name) for name in _STAMPS))
+            OutboxMessage.to_address, OutboxMessage.delivery_status,
+            *(getattr(OutboxMessage, name) for name in _STAMPS))
 
 
 @dataclass
 class _Report:
     """One provider report, parsed: which message (outbox id or provider message id), what
-    it says, when, the consent it changes if new, and extra Event properties."""
+    it says, when, the consent it changes if new, extra Event properties, the address it
+    says the message went to, and whether it named a message without proving it (`forged`:
+    a missing or wrong reference signature)."""
 
     ref: int | str | None
     fact: Fact | None
     at: datetime
     consent: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    address: str | None = None
+    forged: bool = False
 
 
 @dataclass
@@ -154,23 +170,28 @@ class _Changes:
 # --------------------------------------------------------------------------- public API
 
 
-def apply_email_events(session: Session, events: list[Any], now: datetime) -> dict[str, int]:
+def apply_email_events(session: Session, events: list[Any], now: datetime, *, signing_key: bytes,
+                       signed_webhook: bool = False) -> dict[str, int]:
     """Apply a SendGrid Event Webhook payload (the decoded JSON array). Events are mapped to
-    outbox rows by the `cc_outbox_id` custom argument. Returns counts: `applied` (changed
+    outbox rows by the `cc_outbox_id` custom argument, which must carry its `cc_sig` (made
+    with `signing_key`; without one only when `signed_webhook`, see the module docstring),
+    and their `email` must be the message's address. Returns counts: `applied` (changed
     something), `duplicates` (a known message, nothing new: a retry or a superseded state),
-    `ignored` (not ours, unknown message or event type, malformed)."""
-    reports = [_email_report(item, now) for item in events]
-    return _apply(session, "email", reports)
+    `ignored` (not ours, unproven, unknown message or event type, malformed)."""
+    reports = [_email_report(item, now, signing_key, signed_webhook) for item in events]
+    return _apply(session, "email", reports, _same_email)
 
 
 def apply_sms_status(session: Session, outbox_id_or_sid: int | str, status: str, now: datetime, *,
-                     error_code: str | None = None, at: datetime | None = None) -> dict[str, int]:
+                     to: str | None, error_code: str | None = None, at: datetime | None = None) -> dict[str, int]:
     """Apply one Twilio status callback. An int is an outbox id; a string is the message SID
-    (our provider message id). Error 21610 (the recipient texted STOP) opts the profile out."""
+    (our provider message id). `to` is the number Twilio says it sent to: another number
+    than the message's and the report is ignored. Error 21610 (the recipient texted STOP)
+    opts the profile out."""
     consent = SMS_OPT_OUT if str(error_code or "") == TWILIO_UNSUBSCRIBED else None
     report = _Report(_ref(outbox_id_or_sid), SMS_FACTS.get(status) if isinstance(status, str) else None,
-                     _clamp(at, now), consent)
-    return _apply(session, "sms", [report])
+                     _clamp(at, now), consent, address=to)
+    return _apply(session, "sms", [report], _same_phone)
 
 
 def apply_push_status(session: Session, message_id: int | str, status: str, now: datetime, *,
@@ -207,13 +228,18 @@ def event_time(value: Any, now: datetime) -> datetime:
 # --------------------------------------------------------------------------- parsing
 
 
-def _email_report(item: Any, now: datetime) -> _Report:
-    """One SendGrid event; anything that is not an object with our id is ignored later."""
+def _email_report(item: Any, now: datetime, signing_key: bytes, signed_webhook: bool) -> _Report:
+    """One SendGrid event; anything that is not an object with our (signed) id is ignored later."""
     if not isinstance(item, Mapping):
         return _Report(None, None, now)
     name = item.get("event")
     fact = EMAIL_FACTS.get(name) if isinstance(name, str) else None
-    report = _Report(_outbox_id(item.get("cc_outbox_id")), fact, event_time(item.get("timestamp"), now))
+    outbox_id = _outbox_id(item.get("cc_outbox_id"))
+    proven = outbox_id is not None and (outbox_refs.verify(outbox_id, item["cc_sig"], signing_key)
+                                        if "cc_sig" in item else signed_webhook)
+    email = item.get("email")
+    report = _Report(outbox_id if proven else None, fact, event_time(item.get("timestamp"), now),
+                     address=email if isinstance(email, str) else None, forged=outbox_id is not None and not proven)
     report.consent = _email_consent(name, item)
     if name == "click" and isinstance(item.get("url"), str):
         report.extra["url"] = item["url"]
@@ -264,19 +290,44 @@ def _clamp(at: datetime | None, now: datetime) -> datetime:
     return now if at is None else min(at, now)
 
 
+def _same_email(reported: str | None, address: str) -> bool:
+    return reported is not None and reported.strip().lower() == address.strip().lower()
+
+
+_NOT_DIGITS = re.compile(r"\D")
+
+
+def _same_phone(reported: str | None, address: str) -> bool:
+    """Twilio reports E.164 (+15550100100); a number stored without its country code
+    (5550100100) is the same number when the digits end alike."""
+    if reported is None:
+        return False
+    got, sent = _NOT_DIGITS.sub("", reported), _NOT_DIGITS.sub("", address)
+    return len(sent) >= 6 and got.endswith(sent)
+
+
 # --------------------------------------------------------------------------- applying
 
 
-def _apply(session: Session, channel: str, reports: list[_Report]) -> dict[str, int]:
+#: whether a report's address is the message's: (reported, the message's to_address)
+AddressCheck = Callable[[str | None, str], bool]
+
+
+def _apply(session: Session, channel: str, reports: list[_Report], same_address: AddressCheck | None = None
+           ) -> dict[str, int]:
     """Load every message the reports name (locked, in one go), apply the reports oldest
-    first, then write rows, events and consent in bulk."""
+    first, then write rows, events and consent in bulk. With `same_address`, a report whose
+    address is not its message's is ignored."""
     counts = {"applied": 0, "ignored": 0, "duplicates": 0}
     usable = [r for r in reports if r.ref is not None and r.fact is not None]
     counts["ignored"] = len(reports) - len(usable)
+    unproven = sum(r.forged for r in reports)
     by_id, by_sid = _load(session, channel, usable)
     changes = _Changes()
     for report in sorted(usable, key=lambda r: r.at):
         message = by_id.get(report.ref) if isinstance(report.ref, int) else by_sid.get(str(report.ref))
+        if message is not None and same_address is not None and not same_address(report.address, message.to_address):
+            message, unproven = None, unproven + 1
         if message is None:
             counts["ignored"] += 1
             continue
@@ -284,6 +335,9 @@ def _apply(session: Session, channel: str, reports: list[_Report]) -> dict[str, 
         counts["applied" if new else "duplicates"] += 1
         _note(changes, message, new, report)
     _write(session, by_id.values(), changes)
+    if unproven:
+        log.warning("%s delivery reports: %d ignored for naming a message without its reference signature "
+                    "or with another address than it went to", channel, unproven)
     return counts
 
 

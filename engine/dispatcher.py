@@ -33,6 +33,7 @@ from engine.channels import OutgoingMessage, Provider, SendResult, TransientErro
 from engine.errors import CampaignCanvasError
 from engine.merge import load_contexts, renderer_for
 from engine.models import CampaignVersion, Enrollment, OutboxMessage
+from engine.outbound import OutboundRefused
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,9 @@ class Dispatcher:
                 results += batch.provider.send(messages, batch.batch_key)
             except TransientError as exc:
                 results += [SendResult(m.outbox_id, False, error=str(exc), transient=True) for m in messages]
+            except OutboundRefused as exc:  # the config points inside: no retry helps, a changed config does
+                log.warning("provider %s: %s; batch %s failed", batch.provider.kind, exc, batch.batch_key)
+                results += [SendResult(m.outbox_id, False, error=str(exc)) for m in messages]
             except Exception as exc:  # a provider bug must not lose the batch: retry with backoff
                 log.exception("provider %s failed on batch %s", batch.provider.kind, batch.batch_key)
                 results += [SendResult(m.outbox_id, False, error=f"{type(exc).__name__}: {exc}", transient=True)

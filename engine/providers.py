@@ -26,8 +26,10 @@ from sqlalchemy import event, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine import outbound
 from engine.channels import CHANNELS, Provider, provider_kinds
 from engine.clock import iso
+from engine.graph import label, node_class
 from engine.errors import (
     InvalidInput,
     InvalidState,
@@ -35,6 +37,7 @@ from engine.errors import (
     NotFound,
 )
 from engine.models import ACTIVE, Campaign, CampaignVersion, Enrollment, ProviderConfig
+from engine.validation import Problem
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,40 @@ def resolve(session: Session, provider_id: int | None, channel: str) -> Provider
         log.error("provider config %s uses kind '%s', which is not installed", config.name, config.kind)
         return None
     return build(config)
+
+
+def target_problems(session: Session, document: Mapping[str, Any]) -> list[Problem]:
+    """The nodes of a campaign whose provider config (the one a node names, else its
+    channel's default) points where outbound calls may not go: a config saved before the
+    allow-list was narrowed, or before targets were checked. One problem per node, on the
+    field that picks its provider."""
+    problems: list[Problem] = []
+    defaults: dict[str, ProviderConfig | None] = {}
+    for index, node in enumerate(document.get("nodes") or []):
+        channel = getattr(node_class(node), "channel", None)
+        if channel not in CHANNELS:
+            continue
+        named = (node.get("settings") or {}).get("provider_id")
+        if isinstance(named, int) and not isinstance(named, bool):
+            config = session.get(ProviderConfig, named)
+        else:
+            if channel not in defaults:
+                defaults[channel] = default_provider(session, channel)
+            config = defaults[channel]
+        if problem := _node_target_problem(index, node, config):
+            problems.append(problem)
+    return problems
+
+
+def _node_target_problem(index: int, node: Mapping[str, Any], config: ProviderConfig | None) -> Problem | None:
+    cls = provider_kinds.get(config.kind) if config is not None else None
+    if config is None or cls is None or not (found := _target_problems(cls, config.settings)):
+        return None
+    field = found[0]["pointer"].rsplit("/", 1)[-1]
+    title = cls.settings_schema.get("properties", {}).get(field, {}).get("title", field)
+    return Problem("internal_address", f"Node '{label(node)}' sends through provider config '{config.name}', "
+                                       f"whose {title} {found[0]['message']}",
+                   f"/nodes/{index}/settings/provider_id", node.get("id"))
 
 
 def public(config: ProviderConfig) -> dict[str, Any]:
@@ -271,12 +308,22 @@ def _merge_secrets(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[
 
 
 def _validate(cls: type[Provider], settings: Any, secrets: Mapping[str, Any]) -> None:
-    """Settings and secrets against the kind's schemas; every problem named by pointer.
-    Messages about secrets never repeat the value."""
+    """Settings and secrets against the kind's schemas, and the kind's targets against the
+    outbound guard; every problem named by pointer. Messages about secrets never repeat the
+    value."""
     problems = [*_schema_problems(cls.settings_schema, settings, "settings", reveal=True),
-                *_schema_problems(cls.secrets_schema, secrets, "secrets", reveal=False)]
+                *_schema_problems(cls.secrets_schema, secrets, "secrets", reveal=False),
+                *_target_problems(cls, settings)]
     if problems:
         raise InvalidInput(_summary(problems), problems)
+
+
+def _target_problems(cls: type[Provider], settings: Any) -> list[dict[str, Any]]:
+    """A target (URL, SMTP host) that is or resolves to an internal address (engine/outbound.py)."""
+    if not isinstance(settings, Mapping):
+        return []
+    return [_problem(_pointer(["settings", name]), reason, "internal_address") for name in cls.targets
+            if isinstance(settings.get(name), str) and (reason := outbound.refusal(settings[name]))]
 
 
 def _schema_problems(schema: Mapping[str, Any], instance: Any, prefix: str, *, reveal: bool) -> list[dict[str, Any]]:

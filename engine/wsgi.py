@@ -16,7 +16,10 @@ run as processes of their own.
 
 from __future__ import annotations
 
-from engine import db, runtime
+import logging
+
+from engine import db, outbound, runtime
+from engine.api.webhooks import warn_if_insecure
 from engine.providers import install_redaction
 from server import create_app
 
@@ -34,4 +37,6 @@ def _require_current_schema(rt: runtime.Runtime) -> None:
 rt = runtime.current()
 _require_current_schema(rt)
 install_redaction(rt)
+warn_if_insecure()
+logging.getLogger("engine.outbound").info(outbound.describe())
 app, socketio = create_app(rt)

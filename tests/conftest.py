@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from engine import db, registry
 from engine.models import Base
+from tests.standins import LOOPBACK_ALLOW
 
 PG_ADMIN_URL = os.environ.get("CC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -28,6 +29,9 @@ REDIS_DATABASES = range(15, 0, -1)
 DATABASES = [name.strip() for name in os.environ.get("CC_TEST_DATABASES", "sqlite,postgresql").split(",")]
 
 registry.load()
+# The provider stand-ins are servers on 127.0.0.1: let this process, and every process a test
+# starts (they inherit the environment), call them. A test of the guard itself changes it.
+os.environ["CC_OUTBOUND_ALLOW"] = LOOPBACK_ALLOW
 
 
 #: what the fault tests (`-m chaos`, `make chaos`) measured: printed after the run and
@@ -200,6 +204,19 @@ def sendgrid() -> Iterator[Any]:
 
     with SendGridStandIn() as stand_in:
         yield stand_in
+
+
+@pytest.fixture
+def webhook_keys(monkeypatch) -> Any:
+    """Every provider webhook's key configured (a fresh SendGrid key pair, a Twilio auth
+    token, a push bearer token) and unsigned webhooks not allowed: sign with the result."""
+    from tests.support import WebhookKeys
+
+    keys = WebhookKeys()
+    for name, value in keys.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CC_INSECURE_ALLOW_UNSIGNED_WEBHOOKS", raising=False)
+    return keys
 
 
 @pytest.fixture

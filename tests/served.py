@@ -48,6 +48,18 @@ def call(base: str, path: str, body: Any = None, key: str | None = None,
         return exc.code, _json(exc.read())
 
 
+def post_signed(base: str, path: str, body: bytes, sign: Any) -> Any:
+    """The JSON answer of a webhook POST that must succeed: `body` as is, with the headers
+    `sign(body, unix time now)` gives (a provider's signature over exactly these bytes)."""
+    headers = {"Content-Type": "application/json", **sign(body, int(time.time()))}
+    request = urllib.request.Request(base + path, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return _json(response.read())
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"POST {path}: {exc.code} {exc.read()[:2000]!r}") from None
+
+
 def _json(raw: bytes) -> Any:
     return json.loads(raw) if raw.strip() else None
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import calendar
+import json
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import func, insert, select
+from werkzeug.datastructures import MultiDict
 
-from engine import auth, campaigns
+from engine import auth, campaigns, outbox_refs
+from engine.api.webhooks import twilio_signature
 from engine.models import Enrollment, Profile
 from engine.stats import node_stats
 
@@ -129,3 +138,71 @@ def at_once(count: int, call: Any) -> list[Any]:
         thread.join(timeout=60)
     assert failures == [], failures
     return results
+
+
+# --------------------------------------------------------------------------- signed webhooks
+
+SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
+SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+#: the URL a Flask test client's request has, which Twilio would have signed
+TWILIO_URL = "http://localhost/webhooks/twilio"
+
+
+def unix(when: datetime) -> int:
+    return calendar.timegm(when.timetuple())
+
+
+class SendGridSigner:
+    """A SendGrid account's signed Event Webhook: a P-256 key pair whose public half,
+    `public`, is what SendGrid shows (base64 DER SubjectPublicKeyInfo), and SendGrid's
+    signature headers for a body: base64 DER ECDSA-SHA256 of the timestamp + the raw body."""
+
+    def __init__(self) -> None:
+        self.private = ec.generate_private_key(ec.SECP256R1())
+        der = self.private.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        self.public = base64.b64encode(der).decode()
+
+    def headers(self, body: bytes, timestamp: int) -> dict[str, str]:
+        signature = self.private.sign(str(timestamp).encode() + body, ec.ECDSA(hashes.SHA256()))
+        return {SENDGRID_SIGNATURE: base64.b64encode(signature).decode(), SENDGRID_TIMESTAMP: str(timestamp)}
+
+
+def sendgrid_event(kind: str, outbox_id: int | None, email: str, at: datetime, *, sig: str | None = None,
+                   **extra: Any) -> dict[str, Any]:
+    """A SendGrid event as the Event Webhook posts it: our custom args (strings, at the top
+    level) with the id's signature, made with this process's key unless `sig` is given (the
+    one a stand-in recorded, for a server with another instance folder)."""
+    item = {"email": email, "timestamp": unix(at), "event": kind, "sg_event_id": f"ev-{kind}-{outbox_id}",
+            "sg_message_id": f"msg{outbox_id}.filter0001", **extra}
+    if outbox_id is not None:
+        item.update(cc_outbox_id=str(outbox_id), cc_batch="batch-1",
+                    cc_sig=sig if sig is not None else outbox_refs.sign(outbox_id, outbox_refs.key()))
+    return item
+
+
+@dataclass
+class WebhookKeys:
+    """Every provider's webhook key, configured in the environment (the `webhook_keys`
+    fixture), and requests signed with them as each provider signs."""
+
+    sendgrid: SendGridSigner = field(default_factory=SendGridSigner)
+    twilio_token: str = "twilio-test-token"
+    push_token: str = "push-test-token"
+
+    def environment(self) -> dict[str, str]:
+        return {"CC_SENDGRID_WEBHOOK_PUBLIC_KEY": self.sendgrid.public, "CC_TWILIO_AUTH_TOKEN": self.twilio_token,
+                "CC_PUSH_WEBHOOK_TOKEN": self.push_token}
+
+    def post_sendgrid(self, client, events: Any, at: datetime, body: bytes | None = None):
+        """POST a signed Event Webhook (`events` as JSON, or the raw `body`), signed at `at`."""
+        raw = json.dumps(events).encode() if body is None else body
+        return client.post("/webhooks/sendgrid", data=raw, headers=self.sendgrid.headers(raw, unix(at)),
+                           content_type="application/json")
+
+    def post_twilio(self, client, form: dict[str, str], url: str = TWILIO_URL, token: str | None = None):
+        """POST a status callback with Twilio's X-Twilio-Signature for `url`."""
+        signature = twilio_signature(token or self.twilio_token, url, MultiDict(form))
+        return client.post("/webhooks/twilio", data=form, headers={"X-Twilio-Signature": signature})
+
+    def post_push(self, client, receipts: Any):
+        return client.post("/webhooks/push", json=receipts, headers={"Authorization": f"Bearer {self.push_token}"})

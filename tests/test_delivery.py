@@ -3,43 +3,48 @@
 What metrics and consent rely on: each SendGrid event fills the right outbox fields once; the
 delivery status never weakens; a retried webhook changes nothing; bounces, unsubscribes and
 spam reports mark the profile; one Event per first occurrence; signed webhooks are verified
-(a real ECDSA P-256 key pair, signed exactly as SendGrid signs) and a rejected or malformed
-request changes nothing; a 10,000-event webhook costs a bounded number of statements.
+(a real ECDSA P-256 key pair, signed exactly as SendGrid signs; Twilio's HMAC-SHA1) and a
+rejected or malformed request changes nothing; a 10,000-event webhook costs a bounded number
+of statements. Every webhook here is signed as its provider signs it (the `webhook_keys`
+fixture); what an unsigned or forged one gets is in test_webhook_auth.py.
 """
 
 from __future__ import annotations
 
-import base64
-import calendar
 import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, select, update
 from werkzeug.datastructures import MultiDict
 
-from engine import campaigns
+from engine import campaigns, outbox_refs
 from engine.api.webhooks import twilio_signature
 from engine.delivery import apply_email_events, apply_push_status, apply_sms_status
 from engine.entry import enroll_profiles
 from engine.models import Enrollment, Event, OutboxMessage, Profile, ProviderConfig
-from tests.support import add_profiles, at_once, doc
+from tests.support import (
+    SENDGRID_SIGNATURE,
+    SENDGRID_TIMESTAMP,
+    TWILIO_URL,
+    SendGridSigner,
+    WebhookKeys,
+    add_profiles,
+    at_once,
+    doc,
+    sendgrid_event,
+    unix,
+)
 
 ALL = ("all", "select_segment", {"source": "all"})
-SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
-TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
-TWILIO_TOKEN = "twilio-test-token"
+SIGNATURE, TIMESTAMP = SENDGRID_SIGNATURE, SENDGRID_TIMESTAMP
 
 
 @pytest.fixture(autouse=True)
-def no_configured_keys(monkeypatch):
-    for name in ("CC_SENDGRID_WEBHOOK_PUBLIC_KEY", "CC_TWILIO_AUTH_TOKEN", "CC_PUSH_WEBHOOK_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+def keys(webhook_keys) -> WebhookKeys:
+    return webhook_keys
 
 
 @pytest.fixture
@@ -63,23 +68,23 @@ def messages(h, count: int, channel: str = "email") -> list[int]:
                                   .where(Enrollment.campaign_id == campaign.id)).all())
         rows = [{"campaign_id": campaign.id, "version_id": campaign.version_id, "node_id": "mail",
                  "enrollment_id": enrolled[pid], "profile_id": pid, "channel": channel,
-                 "to_address": f"p{n}@example.com", "status": "sent", "sent_at": now,
+                 "to_address": "", "status": "sent", "sent_at": now,
                  "provider_message_id": f"SM{n:032d}" if channel == "sms" else f"push-{n}"}
                 for n, pid in enumerate(profile_ids)]
-        return list(s.scalars(insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True), rows))
+        ids = list(s.scalars(insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True), rows))
+        s.execute(update(OutboxMessage), [{"id": oid, "to_address": address(channel, oid)} for oid in ids])
+        return ids
 
 
-def unix(when: datetime) -> int:
-    return calendar.timegm(when.timetuple())
+def address(channel: str, outbox_id: int) -> str:
+    """Where message `outbox_id` went: an email address, a phone number or a push token."""
+    return {"email": f"m{outbox_id}@example.com", "sms": f"+1555{outbox_id:07d}"}.get(channel, f"token-{outbox_id}")
 
 
 def sg(kind: str, outbox_id: int | None, at: datetime, **extra: Any) -> dict[str, Any]:
-    """A SendGrid event as the Event Webhook posts it (custom args are strings, top level)."""
-    item = {"email": "p@example.com", "timestamp": unix(at), "event": kind,
-            "sg_event_id": f"ev-{kind}-{outbox_id}", "sg_message_id": f"msg{outbox_id}.filter0001", **extra}
-    if outbox_id is not None:
-        item.update(cc_outbox_id=str(outbox_id), cc_batch="batch-1")
-    return item
+    """SendGrid's event about message `outbox_id` (its address, its signed id)."""
+    email = address("email", outbox_id) if outbox_id is not None else "someone@example.com"
+    return sendgrid_event(kind, outbox_id, email, at, **extra)
 
 
 def row(h, outbox_id: int) -> OutboxMessage:
@@ -113,23 +118,10 @@ def snapshot(h) -> tuple[list[Any], list[Any], list[Any]]:
 
 def apply(h, items: list[Any]) -> dict[str, int]:
     with h.transaction() as s:
-        return apply_email_events(s, items, h.clock.now())
+        return apply_email_events(s, items, h.clock.now(), signing_key=outbox_refs.key())
 
 
 # --------------------------------------------------------------------------- signing
-
-
-def key_pair() -> tuple[ec.EllipticCurvePrivateKey, str]:
-    """A P-256 key and its public half as SendGrid shows it: base64 DER SubjectPublicKeyInfo."""
-    private = ec.generate_private_key(ec.SECP256R1())
-    der = private.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return private, base64.b64encode(der).decode()
-
-
-def signed(private: ec.EllipticCurvePrivateKey, body: bytes, timestamp: int) -> dict[str, str]:
-    """SendGrid's headers: base64 DER ECDSA-SHA256 signature of timestamp + raw body."""
-    signature = private.sign(str(timestamp).encode() + body, ec.ECDSA(hashes.SHA256()))
-    return {SIGNATURE: base64.b64encode(signature).decode(), TIMESTAMP: str(timestamp)}
 
 
 def post_sendgrid(client, body: bytes, headers: dict[str, str] | None = None):
@@ -147,14 +139,14 @@ def error_of(response, status: int) -> dict:
 # --------------------------------------------------------------------------- email events
 
 
-def test_each_event_type_fills_its_fields(harness, client):
+def test_each_event_type_fills_its_fields(harness, client, keys):
     kinds = ["processed", "deferred", "delivered", "open", "click", "bounce", "dropped", "spamreport",
              "unsubscribe", "group_unsubscribe"]
     ids = dict(zip(kinds, messages(harness, len(kinds)), strict=True))
     at = harness.clock.now() - timedelta(minutes=5)
     items = [sg(kind, ids[kind], at, **({"url": "https://shop.example/x"} if kind == "click" else {}),
                 **({"reason": "Bounced Address"} if kind == "dropped" else {})) for kind in kinds]
-    response = client.post("/webhooks/sendgrid", json=items)
+    response = keys.post_sendgrid(client, items, harness.clock.now())
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json() == {"applied": len(kinds), "ignored": 0, "duplicates": 0}
 
@@ -227,17 +219,17 @@ def test_events_in_one_webhook_apply_oldest_first(harness):
     assert r.delivery_status == "clicked"
 
 
-def test_a_retried_webhook_changes_nothing(harness, client):
+def test_a_retried_webhook_changes_nothing(harness, client, keys):
     ids = messages(harness, 7)
     t = harness.clock.now() - timedelta(minutes=30)
     items = [sg("processed", ids[0], t), sg("delivered", ids[0], t), sg("open", ids[1], t), sg("click", ids[2], t),
              sg("bounce", ids[3], t), sg("unsubscribe", ids[4], t), sg("spamreport", ids[5], t),
              sg("dropped", ids[6], t, reason="Bounced Address")]
-    first = client.post("/webhooks/sendgrid", json=items)
+    first = keys.post_sendgrid(client, items, harness.clock.now())
     assert first.get_json() == {"applied": 8, "ignored": 0, "duplicates": 0}
     before = snapshot(harness)
     harness.clock.advance(timedelta(minutes=1))
-    again = client.post("/webhooks/sendgrid", json=items)
+    again = keys.post_sendgrid(client, items, harness.clock.now())
     assert again.status_code == 200
     assert again.get_json() == {"applied": 0, "ignored": 0, "duplicates": 8}
     assert snapshot(harness) == before  # profiles' updated_at included: not even touched
@@ -303,7 +295,7 @@ def test_event_times_in_the_future_are_clamped_to_now(harness):
     assert row(harness, oid).delivered_at == harness.clock.now()
 
 
-def test_ten_thousand_events_take_a_bounded_number_of_statements(harness, client):
+def test_ten_thousand_events_take_a_bounded_number_of_statements(harness, client, keys):
     ids = messages(harness, 2500)
     t = harness.clock.now() - timedelta(minutes=30)
     last = ["click", "unsubscribe", "bounce", "click", "spamreport"]
@@ -318,7 +310,7 @@ def test_ten_thousand_events_take_a_bounded_number_of_statements(harness, client
 
     event.listen(harness.rt.engine, "before_cursor_execute", count)
     try:
-        response = post_sendgrid(client, body)
+        response = keys.post_sendgrid(client, None, harness.clock.now(), body=body)
     finally:
         event.remove(harness.rt.engine, "before_cursor_execute", count)
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -335,10 +327,8 @@ def test_ten_thousand_events_take_a_bounded_number_of_statements(harness, client
 
 
 @pytest.fixture
-def sendgrid_key(monkeypatch) -> ec.EllipticCurvePrivateKey:
-    private, public = key_pair()
-    monkeypatch.setenv("CC_SENDGRID_WEBHOOK_PUBLIC_KEY", public)
-    return private
+def sendgrid_key(keys) -> SendGridSigner:
+    return keys.sendgrid
 
 
 def test_signed_webhook_is_verified(harness, client, sendgrid_key):
@@ -347,17 +337,17 @@ def test_signed_webhook_is_verified(harness, client, sendgrid_key):
     body = json.dumps([sg("delivered", oid, harness.clock.now())]).encode()
     empty = snapshot(harness)
 
-    wrong_key, _ = key_pair()
+    wrong_key = SendGridSigner()
     rejected = {
         "unsigned": {},
-        "tampered body": (body.replace(b"delivered", b"bounce"), signed(sendgrid_key, body, now)),
-        "wrong key": signed(wrong_key, body, now),
-        "stale timestamp": signed(sendgrid_key, body, now - 25 * 3600),
-        "future timestamp": signed(sendgrid_key, body, now + 11 * 60),
-        "signature for another timestamp": {**signed(sendgrid_key, body, now - 60), TIMESTAMP: str(now)},
+        "tampered body": (body.replace(b"delivered", b"bounce"), sendgrid_key.headers(body, now)),
+        "wrong key": wrong_key.headers(body, now),
+        "stale timestamp": sendgrid_key.headers(body, now - 25 * 3600),
+        "future timestamp": sendgrid_key.headers(body, now + 11 * 60),
+        "signature for another timestamp": {**sendgrid_key.headers(body, now - 60), TIMESTAMP: str(now)},
         "junk signature": {SIGNATURE: "%%% not base64 %%%", TIMESTAMP: str(now)},
-        "junk timestamp": {**signed(sendgrid_key, body, now), TIMESTAMP: "yesterday"},
-        "huge timestamp": {**signed(sendgrid_key, body, now), TIMESTAMP: "9" * 400},
+        "junk timestamp": {**sendgrid_key.headers(body, now), TIMESTAMP: "yesterday"},
+        "huge timestamp": {**sendgrid_key.headers(body, now), TIMESTAMP: "9" * 400},
     }
     for case, headers in rejected.items():
         payload, headers = headers if isinstance(headers, tuple) else (body, headers)
@@ -365,14 +355,16 @@ def test_signed_webhook_is_verified(harness, client, sendgrid_key):
         assert error["code"] == "invalid_signature", case
     assert snapshot(harness) == empty
 
-    ok = post_sendgrid(client, body, signed(sendgrid_key, body, now - 9 * 60))
+    ok = post_sendgrid(client, body, sendgrid_key.headers(body, now - 9 * 60))
     assert ok.status_code == 200, ok.get_data(as_text=True)
     assert row(harness, oid).delivery_status == "delivered"
 
 
-def test_signed_webhook_key_from_the_provider_config(harness, client):
+def test_signed_webhook_key_from_the_provider_config(harness, client, monkeypatch):
+    monkeypatch.delenv("CC_SENDGRID_WEBHOOK_PUBLIC_KEY")
     (oid,) = messages(harness, 1)
-    private, public = key_pair()
+    private = SendGridSigner()
+    public = private.public
     with harness.transaction() as s:
         s.add(ProviderConfig(channel="email", kind="sendgrid", name="SendGrid", is_default=True,
                              settings={"from_email": "shop@example.com", "webhook_public_key": public},
@@ -380,7 +372,7 @@ def test_signed_webhook_key_from_the_provider_config(harness, client):
     body = json.dumps([sg("open", oid, harness.clock.now())]).encode()
     now = unix(harness.clock.now())
     assert post_sendgrid(client, body).status_code == 403
-    assert post_sendgrid(client, body, signed(private, body, now)).status_code == 200
+    assert post_sendgrid(client, body, private.headers(body, now)).status_code == 200
     assert row(harness, oid).opened_at is not None
 
 
@@ -388,17 +380,15 @@ def test_an_unusable_configured_key_rejects_everything(harness, client, monkeypa
     monkeypatch.setenv("CC_SENDGRID_WEBHOOK_PUBLIC_KEY", "not a key")
     (oid,) = messages(harness, 1)
     body = json.dumps([sg("open", oid, harness.clock.now())]).encode()
-    private, _ = key_pair()
-    error_of(post_sendgrid(client, body, signed(private, body, unix(harness.clock.now()))), 403)
+    error_of(post_sendgrid(client, body, SendGridSigner().headers(body, unix(harness.clock.now()))), 403)
     assert row(harness, oid).opened_at is None
 
 
-@pytest.mark.parametrize("body", [b"", b"{", b"not json", b'{"event": "open"}', b"42", b"\xff\xfe\x00junk",
-                                  b"[" * 100_000, b"null"])
-def test_junk_sendgrid_bodies_are_400_json(harness, client, body):
+@pytest.mark.parametrize("body", [b"", b"{", b"not json", b'{"event": "open"}', b"42", b"[" * 100_000, b"null"])
+def test_junk_sendgrid_bodies_are_400_json(harness, client, keys, body):
     messages(harness, 1)
     before = snapshot(harness)
-    error = error_of(post_sendgrid(client, body), 400)
+    error = error_of(keys.post_sendgrid(client, None, harness.clock.now(), body=body), 400)
     assert error["code"] == "invalid_input"
     assert snapshot(harness) == before
 
@@ -406,7 +396,7 @@ def test_junk_sendgrid_bodies_are_400_json(harness, client, body):
 def test_junk_signed_bodies_are_rejected_without_a_500(harness, client, sendgrid_key):
     now = unix(harness.clock.now())
     for body in (b"\xff\xfe\x00junk", b"[" * 100_000, b"{}"):
-        response = post_sendgrid(client, body, signed(sendgrid_key, body, now))
+        response = post_sendgrid(client, body, sendgrid_key.headers(body, now))
         assert 400 <= response.status_code < 500 and response.is_json, body[:10]
 
 
@@ -418,22 +408,21 @@ def test_wrong_method_is_json(client):
 # --------------------------------------------------------------------------- Twilio
 
 
-def post_twilio(client, form: dict[str, str], token: str | None = TWILIO_TOKEN,
-                url: str = "http://localhost/webhooks/twilio"):
-    headers = {"X-Twilio-Signature": twilio_signature(token, url, MultiDict(form))} if token else {}
-    return client.post("/webhooks/twilio", data=form, headers=headers)
+def callback(h, outbox_id: int, status: str, **extra: str) -> dict[str, str]:
+    """Twilio's status callback about SMS `outbox_id` (its SID and number)."""
+    return {"MessageSid": row(h, outbox_id).provider_message_id, "MessageStatus": status, "AccountSid": "AC1",
+            "To": address("sms", outbox_id), "From": "+15550000000", **extra}
 
 
-def test_twilio_status_callbacks(harness, client):
+def test_twilio_status_callbacks(harness, client, keys):
     ids = messages(harness, 3, channel="sms")
-    sids = {oid: row(harness, oid).provider_message_id for oid in ids}
     for status in ("queued", "sent", "delivered", "sent"):
-        response = post_twilio(client, {"MessageSid": sids[ids[0]], "MessageStatus": status, "AccountSid": "AC1"})
+        response = keys.post_twilio(client, callback(harness, ids[0], status))
         assert response.status_code == 200, response.get_data(as_text=True)
-    assert post_twilio(client, {"MessageSid": sids[ids[0]], "MessageStatus": "delivered"}).get_json() == \
+    assert keys.post_twilio(client, callback(harness, ids[0], "delivered")).get_json() == \
         {"applied": 0, "ignored": 0, "duplicates": 1}
-    post_twilio(client, {"MessageSid": sids[ids[1]], "MessageStatus": "undelivered", "ErrorCode": "30003"})
-    post_twilio(client, {"MessageSid": sids[ids[2]], "MessageStatus": "failed", "ErrorCode": "21610"})
+    keys.post_twilio(client, callback(harness, ids[1], "undelivered", ErrorCode="30003"))
+    keys.post_twilio(client, callback(harness, ids[2], "failed", ErrorCode="21610"))
     first = row(harness, ids[0])
     assert (first.delivery_status, first.delivered_at) == ("delivered", harness.clock.now())
     assert row(harness, ids[1]).delivery_status == "undelivered"
@@ -445,23 +434,21 @@ def test_twilio_status_callbacks(harness, client):
         [("sms.delivered", ids[0]), ("sms.failed", ids[1]), ("sms.failed", ids[2])])
 
 
-def test_twilio_signature(harness, client, monkeypatch):
+def test_twilio_signature(harness, client, keys, monkeypatch):
     (oid,) = messages(harness, 1, channel="sms")
-    sid = row(harness, oid).provider_message_id
-    form = {"MessageSid": sid, "MessageStatus": "delivered", "To": "+15550001111"}
-    # a token in the environment
-    monkeypatch.setenv("CC_TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+    form = callback(harness, oid, "delivered")
+    token = keys.twilio_token  # in the environment
     for bad in ({}, {"X-Twilio-Signature": "bm9wZQ=="}, {"X-Twilio-Signature": "é"},
-                {"X-Twilio-Signature": twilio_signature("other", "http://localhost/webhooks/twilio", MultiDict(form))},
-                {"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, "http://localhost/elsewhere", MultiDict(form))}):
+                {"X-Twilio-Signature": twilio_signature("other", TWILIO_URL, MultiDict(form))},
+                {"X-Twilio-Signature": twilio_signature(token, "http://localhost/elsewhere", MultiDict(form))}):
         error = error_of(client.post("/webhooks/twilio", data=form, headers=bad), 403)
         assert error["code"] == "invalid_signature"
-    tampered = twilio_signature(TWILIO_TOKEN, "http://localhost/webhooks/twilio", MultiDict(form))
+    tampered = twilio_signature(token, TWILIO_URL, MultiDict(form))
     error_of(client.post("/webhooks/twilio", data={**form, "MessageStatus": "failed"},
                          headers={"X-Twilio-Signature": tampered}), 403)
     assert row(harness, oid).delivery_status is None
     # behind a TLS-terminating proxy Twilio signed the https URL
-    assert post_twilio(client, form, url="https://localhost/webhooks/twilio").status_code == 200
+    assert keys.post_twilio(client, form, url="https://localhost/webhooks/twilio").status_code == 200
     assert row(harness, oid).delivery_status == "delivered"
 
     # a token in a twilio provider config
@@ -471,24 +458,26 @@ def test_twilio_signature(harness, client, monkeypatch):
                              settings={"account_sid": "AC1", "from_number": "+15550000000"},
                              secrets={"auth_token": "config-token"}))
     read = {**form, "MessageStatus": "read"}
-    assert post_twilio(client, read).status_code == 403
-    assert post_twilio(client, read, token="config-token").status_code == 200
+    assert keys.post_twilio(client, read).status_code == 403
+    assert keys.post_twilio(client, read, token="config-token").status_code == 200
     assert row(harness, oid).delivery_status == "opened"
 
 
 @pytest.mark.parametrize("form", [{}, {"MessageSid": "SM1"}, {"MessageStatus": "sent"}])
-def test_twilio_junk_is_400_json(harness, client, form):
-    error_of(client.post("/webhooks/twilio", data=form), 400)
-    error_of(client.post("/webhooks/twilio", data=b"\xff\x00junk", content_type="application/json"), 400)
+def test_twilio_junk_is_400_json(harness, client, keys, form):
+    error_of(keys.post_twilio(client, form), 400)
+    junk = client.post("/webhooks/twilio", data=b"\xff\x00junk", content_type="application/json",
+                       headers={"X-Twilio-Signature": twilio_signature(keys.twilio_token, TWILIO_URL, MultiDict())})
+    error_of(junk, 400)
 
 
-def test_twilio_unknown_messages_and_statuses_are_ignored(harness, client):
+def test_twilio_unknown_messages_and_statuses_are_ignored(harness, client, keys):
     (oid,) = messages(harness, 1, channel="sms")
-    for form in ({"MessageSid": "SM-unknown", "MessageStatus": "delivered"},
-                 {"MessageSid": row(harness, oid).provider_message_id, "MessageStatus": "exploded"},
-                 {"MessageSid": "SM\x00nul", "MessageStatus": "delivered"},
-                 {"MessageSid": "S" * 5000, "MessageStatus": "delivered"}):
-        response = client.post("/webhooks/twilio", data=form)
+    for form in ({**callback(harness, oid, "delivered"), "MessageSid": "SM-unknown"},
+                 callback(harness, oid, "exploded"),
+                 {**callback(harness, oid, "delivered"), "MessageSid": "SM\x00nul"},
+                 {**callback(harness, oid, "delivered"), "MessageSid": "S" * 5000}):
+        response = keys.post_twilio(client, form)
         assert response.status_code == 200 and response.get_json()["ignored"] == 1, form
     assert row(harness, oid).delivery_status is None
 
@@ -496,17 +485,17 @@ def test_twilio_unknown_messages_and_statuses_are_ignored(harness, client):
 def test_apply_sms_status_by_outbox_id(harness):
     (oid,) = messages(harness, 1, channel="sms")
     with harness.transaction() as s:
-        assert apply_sms_status(s, oid, "delivered", harness.clock.now())["applied"] == 1
+        assert apply_sms_status(s, oid, "delivered", harness.clock.now(), to=address("sms", oid))["applied"] == 1
     assert row(harness, oid).delivery_status == "delivered"
 
 
 # --------------------------------------------------------------------------- push
 
 
-def test_push_receipts(harness, client):
+def test_push_receipts(harness, client, keys):
     ids = messages(harness, 3, channel="push")
     t = harness.clock.now() - timedelta(minutes=3)
-    response = client.post("/webhooks/push", json=[
+    response = keys.post_push(client, [
         {"message_id": "push-0", "status": "delivered", "timestamp": unix(t)},
         {"message_id": "push-0", "status": "opened"},
         {"outbox_id": ids[1], "status": "failed"},
@@ -515,7 +504,7 @@ def test_push_receipts(harness, client):
     first = row(harness, ids[0])
     assert (first.delivery_status, first.delivered_at, first.opened_at) == ("opened", t, harness.clock.now())
     assert row(harness, ids[1]).delivery_status == "failed"
-    assert client.post("/webhooks/push", json={"message_id": "push-0", "status": "opened"}).get_json() == \
+    assert keys.post_push(client, {"message_id": "push-0", "status": "opened"}).get_json() == \
         {"applied": 0, "ignored": 0, "duplicates": 1}
     with harness.transaction() as s:
         assert apply_push_status(s, ids[2], "delivered", harness.clock.now())["applied"] == 1
@@ -523,15 +512,15 @@ def test_push_receipts(harness, client):
                                                          "push.delivered"])
 
 
-def test_push_token_and_junk(harness, client, monkeypatch):
+def test_push_token_and_junk(harness, client, keys):
     messages(harness, 1, channel="push")
+    bearer = {"Authorization": f"Bearer {keys.push_token}"}
     for body in (b"", b"nope", b"42", b'"text"'):
-        error_of(client.post("/webhooks/push", data=body, content_type="application/json"), 400)
-    monkeypatch.setenv("CC_PUSH_WEBHOOK_TOKEN", "push-secret")
+        error_of(client.post("/webhooks/push", data=body, content_type="application/json", headers=bearer), 400)
     receipt = {"message_id": "push-0", "status": "delivered"}
     error_of(client.post("/webhooks/push", json=receipt), 403)
     error_of(client.post("/webhooks/push", json=receipt, headers={"Authorization": "Bearer nope"}), 403)
-    ok = client.post("/webhooks/push", json=receipt, headers={"Authorization": "Bearer push-secret"})
+    ok = client.post("/webhooks/push", json=receipt, headers=bearer)
     assert ok.status_code == 200 and ok.get_json()["applied"] == 1
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from jsonschema import Draft202012Validator
 
+from engine import outbox_refs
 from engine.channels import OutgoingMessage, SendResult, TransientError, provider_kinds
 from engine.channels.push import UNREGISTERED, FCMPush
 from engine.channels.sendgrid import HTML_TAG, TEXT_TAG, SendGridEmail
@@ -98,7 +99,8 @@ def test_sendgrid_one_request_carries_every_recipients_own_content(sendgrid: Sen
     assert two["text"] == "Hi user 2"
     assert two["html"].startswith("<html><body><span style=\"display:none")
     assert "Preview 2</span><p>Hi user 2</p>" in two["html"]
-    assert two["custom_args"] == {"cc_outbox_id": "2", "cc_batch": "batch-1"}
+    assert two["custom_args"] == {"cc_outbox_id": "2", "cc_sig": outbox_refs.sign(2, outbox_refs.key()),
+                                  "cc_batch": "batch-1"}
     assert two["categories"] == ["welcome"] and two["reply_to"] == "help@example.com"
     assert by_id(results)[2].provider_message_id == f"{two['message_id']}:2"
 

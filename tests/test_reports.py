@@ -26,7 +26,16 @@ from sqlalchemy import func, select, text
 
 from engine.models import Enrollment, JourneyStep, OutboxMessage
 from engine.report import Outcome, uplift, wilson
-from tests.support import TickingClock, add_profiles, doc, email_provider, error_of, ok
+from tests.support import (
+    TickingClock,
+    WebhookKeys,
+    add_profiles,
+    doc,
+    email_provider,
+    error_of,
+    ok,
+    sendgrid_event,
+)
 
 DAY1 = datetime(2026, 12, 1, 8, 0)  # the harness clock's start
 EMAIL = {"subject": "Hi {{ profile.attributes.first_name }}", "html": "<p>Offer</p>", "text": "Offer"}
@@ -59,11 +68,10 @@ def post_events(h, api, name: str, profile_ids: list[int]) -> None:
 pid_index: dict[int, int] = {}
 
 
-def webhook(api, rows: list[OutboxMessage], kinds: list[str], at: datetime) -> None:
-    ts = int((at - datetime(1970, 1, 1)).total_seconds())
-    items = [{"email": r.to_address, "timestamp": ts, "event": kind, "cc_outbox_id": str(r.id), "sg_message_id": "m",
-              "sg_event_id": f"{kind}-{r.id}"} for r in rows for kind in kinds]
-    ok(api.post("/webhooks/sendgrid", json=items))
+def webhook(keys: WebhookKeys, api, rows: list[OutboxMessage], kinds: list[str], at: datetime) -> None:
+    """SendGrid's signed Event Webhook with these events of these messages."""
+    items = [sendgrid_event(kind, r.id, r.to_address, at) for r in rows for kind in kinds]
+    ok(keys.post_sendgrid(api, items, at))
 
 
 def outbox(h, node_id: str) -> list[OutboxMessage]:
@@ -79,7 +87,7 @@ def journeys_at(h, campaign_id: int, node_id: str) -> list[int]:
             Enrollment.campaign_id == campaign_id, Enrollment.node_id == node_id, Enrollment.state == "done")))
 
 
-def run_known_campaign(h, api) -> int:
+def run_known_campaign(h, api, keys: WebhookKeys) -> int:
     with h.transaction() as s:
         ids = add_profiles(s, 150, attributes=lambda i: {"first_name": f"Ann{i}"})
     pid_index.clear()
@@ -94,10 +102,10 @@ def run_known_campaign(h, api) -> int:
     test_b = [m.profile_id for m in outbox(h, "mail_b")]
     assert (len(control), len(test_a), len(test_b)) == (80, 20, 20)
 
-    webhook(api, outbox(h, "mail_a")[:18], ["delivered"], h.clock.now())
-    webhook(api, outbox(h, "mail_a")[:10], ["open"], h.clock.now())
-    webhook(api, outbox(h, "mail_a")[:4], ["click"], h.clock.now())
-    webhook(api, outbox(h, "mail_a")[18:], ["bounce"], h.clock.now())
+    webhook(keys, api, outbox(h, "mail_a")[:18], ["delivered"], h.clock.now())
+    webhook(keys, api, outbox(h, "mail_a")[:10], ["open"], h.clock.now())
+    webhook(keys, api, outbox(h, "mail_a")[:4], ["click"], h.clock.now())
+    webhook(keys, api, outbox(h, "mail_a")[18:], ["bounce"], h.clock.now())
 
     h.machine.advance_to(DAY1 + timedelta(hours=6))  # 14:00: purchases within the evaluation period
     post_events(h, api, "purchase", test_a[:12] + test_b[:16] + control[:48])
@@ -108,17 +116,17 @@ def run_known_campaign(h, api) -> int:
     h.machine.advance_to(DAY1 + timedelta(days=1, hours=4))  # day 2, 12:00
     post_events(h, api, "purchase", rest[:28])
     rows_b = outbox(h, "mail_b")
-    webhook(api, rows_b[:45], ["delivered"], h.clock.now())
-    webhook(api, rows_b[:30], ["open"], h.clock.now())
-    webhook(api, rows_b[:10], ["click"], h.clock.now())
-    webhook(api, rows_b[40:42], ["unsubscribe"], h.clock.now())
-    webhook(api, rows_b[45:48], ["bounce"], h.clock.now())
-    webhook(api, rows_b[48:49], ["dropped"], h.clock.now())
+    webhook(keys, api, rows_b[:45], ["delivered"], h.clock.now())
+    webhook(keys, api, rows_b[:30], ["open"], h.clock.now())
+    webhook(keys, api, rows_b[:10], ["click"], h.clock.now())
+    webhook(keys, api, rows_b[40:42], ["unsubscribe"], h.clock.now())
+    webhook(keys, api, rows_b[45:48], ["bounce"], h.clock.now())
+    webhook(keys, api, rows_b[48:49], ["dropped"], h.clock.now())
     return cid
 
 
-def test_every_report_figure_of_a_known_campaign(h, api):
-    cid = run_known_campaign(h, api)
+def test_every_report_figure_of_a_known_campaign(h, api, webhook_keys):
+    cid = run_known_campaign(h, api, webhook_keys)
     report = ok(api.get(f"/api/campaigns/{cid}/report"))
 
     assert report["campaign"]["name"] == "Known outcomes" and report["campaign"]["status"] == "active"
@@ -204,8 +212,8 @@ def test_wilson_interval_matches_published_values():
     assert round(low, 4) == 0 and round(high, 4) == 0.1611
 
 
-def test_action_table_pages_filters_and_exports_every_step(h, api):
-    cid = run_known_campaign(h, api)
+def test_action_table_pages_filters_and_exports_every_step(h, api, webhook_keys):
+    cid = run_known_campaign(h, api, webhook_keys)
     first = ok(api.get(f"/api/campaigns/{cid}/actions?limit=100"))
     # one row per customer per node left: 150 + 150 + 70 + 20 + 50
     assert first["total"] == 440 and len(first["items"]) == 100
@@ -246,8 +254,8 @@ def test_action_table_pages_filters_and_exports_every_step(h, api):
     assert [int(r[0]) for r in everything[1:]] == seen, "the CSV is the whole table, in the table's order"
 
 
-def test_steps_match_the_counters_of_every_port(h, api):
-    cid = run_known_campaign(h, api)
+def test_steps_match_the_counters_of_every_port(h, api, webhook_keys):
+    cid = run_known_campaign(h, api, webhook_keys)
     with h.session() as s:
         steps = s.execute(select(JourneyStep.node_id, JourneyStep.port)).all()
     counted: dict[tuple[str, str], int] = {}
@@ -393,8 +401,8 @@ def test_the_demo_seeds_a_report_with_conversions_an_uplift_and_an_ab_leader(har
     assert seed(harness.rt)["seeded"] is False, "a second run changes nothing"
 
 
-def test_deleting_a_customer_or_a_campaign_deletes_their_steps(h, api):
-    cid = run_known_campaign(h, api)
+def test_deleting_a_customer_or_a_campaign_deletes_their_steps(h, api, webhook_keys):
+    cid = run_known_campaign(h, api, webhook_keys)
     ann = ok(api.get(f"/api/campaigns/{cid}/actions?limit=1"))["items"][0]["profile_id"]
     assert ok(api.get(f"/api/campaigns/{cid}/actions?profile={ann}"))["total"] > 0
     ok(api.delete(f"/api/profiles/{ann}"))

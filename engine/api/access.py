@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -37,7 +36,7 @@ from sqlalchemy import select
 
 from engine import auth, db
 from engine.api import body, body_object, iso, runtime
-from engine.config import Settings
+from engine.config import Settings, secret_key
 from engine.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from engine.models import ApiKey, User
 
@@ -86,7 +85,7 @@ def is_site_key(who: auth.Principal | None) -> bool:
 
 def install(app: Flask, settings: Settings) -> None:
     """Give the app its session secret and cookie rules, the guard, and the access views."""
-    app.secret_key = _secret_key(settings)
+    app.secret_key = secret_key(settings)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=os.environ.get("CC_SECURE_COOKIES", "") in ("1", "true"))
     app.before_request(_guard)
@@ -147,20 +146,6 @@ def _check_csrf() -> None:
     expected = session.get("csrf", "")
     if not expected or not secrets.compare_digest(str(sent), expected):
         raise Forbidden(f"missing or wrong CSRF token: send the {CSRF_HEADER} header from /api/auth/me")
-
-
-def _secret_key(settings: Settings) -> str:
-    """CC_SECRET_KEY, or one generated once and kept in the instance folder, so sessions
-    survive restarts and every process on the machine shares it."""
-    if key := os.environ.get("CC_SECRET_KEY"):
-        return key
-    path = Path(settings.instance_dir) / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
 
 
 # --------------------------------------------------------------------------- browser login

@@ -1,17 +1,25 @@
 """Provider webhooks: delivery reports that SendGrid, Twilio and push receipts post to us.
 
-Providers call these, so they take no API key; instead each request is checked against the
-provider's own signature whenever a key is configured, and a rejected or malformed request
-changes nothing (JSON error, never a 500 on junk). Accepted reports are applied in one
-transaction by `engine.delivery`; the answer is the counts it returns.
+Providers call these, so they take no API key; instead each request must carry the
+provider's own signature, checked against the configured key. Without a key configured a
+webhook is refused (403), not trusted: anyone could post one, and a single anonymous POST
+of unsubscribe events would opt every customer out. A rejected or malformed request changes
+nothing (JSON error, never a 500 on junk). Accepted reports are applied in one transaction
+by `engine.delivery`, which also checks that each names its message provably (a signed
+outbox reference and the right address); the answer is the counts it returns.
 
-Configuration (all optional; without a key a webhook is accepted unsigned):
-- CC_SENDGRID_WEBHOOK_PUBLIC_KEY: SendGrid's signed-webhook verification key (base64, as
-  SendGrid shows it); also read from `webhook_public_key` in the settings or secrets of every
-  sendgrid provider config.
-- CC_TWILIO_AUTH_TOKEN: the Twilio auth token checking `X-Twilio-Signature`; also read from
-  the `auth_token` secret of every twilio provider config.
-- CC_PUSH_WEBHOOK_TOKEN: push receipts must then carry `Authorization: Bearer <token>`.
+Keys (each read at every request, so a new one works without a restart):
+- CC_SENDGRID_WEBHOOK_PUBLIC_KEY: SendGrid's signed Event Webhook verification key (the
+  base64 ECDSA P-256 public key SendGrid shows); also read from `webhook_public_key` in the
+  settings or secrets of every sendgrid provider config.
+- CC_TWILIO_AUTH_TOKEN: the Twilio auth token checking `X-Twilio-Signature` (HMAC-SHA1);
+  also read from the `auth_token` secret of every twilio provider config.
+- CC_PUSH_WEBHOOK_TOKEN: push receipts carry `Authorization: Bearer <token>`.
+
+CC_INSECURE_ALLOW_UNSIGNED_WEBHOOKS=1 (local development only) accepts a provider's webhooks
+unsigned while no key is configured for it; a configured key is always checked. SendGrid
+events must still carry their signed outbox references. `serve` and engine/wsgi.py log a
+warning at start-up while it is on (`warn_if_insecure`).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from engine import clock, db, delivery
+from engine import clock, db, delivery, outbox_refs
 from engine.api import runtime
 from engine.errors import CampaignCanvasError, InvalidInput
 from engine.models import ProviderConfig
@@ -47,11 +55,43 @@ REPLAY_WINDOW = timedelta(hours=24)
 FUTURE_SKEW = timedelta(minutes=5)
 
 
+#: the setting that lets unsigned webhooks in while no key is configured
+INSECURE_SETTING = "CC_INSECURE_ALLOW_UNSIGNED_WEBHOOKS"
+
+
 class SignatureInvalid(CampaignCanvasError):
     """The request does not carry a valid signature of the configured provider key."""
 
     code = "invalid_signature"
     status = 403
+
+
+class WebhookKeyMissing(SignatureInvalid):
+    """No key is configured to check this provider's signature, so nothing it posts can be
+    trusted. (SendGrid retries refused deliveries for a day: once the key is set, they land.)"""
+
+    code = "webhook_key_missing"
+
+
+def insecure() -> bool:
+    """Whether the operator lets unsigned webhooks in (for local development)."""
+    return os.environ.get(INSECURE_SETTING, "").strip().lower() in ("1", "true", "yes")
+
+
+def warn_if_insecure() -> None:
+    """At start-up of a server: say loudly that forged delivery reports would be taken."""
+    if insecure():
+        log.warning("%s is on: provider webhooks without a configured key are accepted UNSIGNED; anyone who can "
+                    "reach this server can post forged bounces, opens and SMS or push receipts. Never use it in "
+                    "production: configure CC_SENDGRID_WEBHOOK_PUBLIC_KEY, CC_TWILIO_AUTH_TOKEN and "
+                    "CC_PUSH_WEBHOOK_TOKEN instead.", INSECURE_SETTING)
+
+
+def _unconfigured(provider: str, keys: str) -> None:
+    """Refuse a provider's webhook for want of a key, unless unsigned ones are allowed."""
+    if not insecure():
+        raise WebhookKeyMissing(f"{provider} webhooks are refused: no verification key is configured ({keys}); "
+                                f"{INSECURE_SETTING}=1 accepts unsigned ones for local development only")
 
 
 @bp.post("/sendgrid")
@@ -60,11 +100,15 @@ def sendgrid():  # type: ignore[no-untyped-def]
     configured, keys = _sendgrid_keys()
     if configured:
         _verify_sendgrid(raw, keys)
+    else:
+        _unconfigured("SendGrid", "CC_SENDGRID_WEBHOOK_PUBLIC_KEY, or webhook_public_key in a SendGrid provider config")
     events = _json(raw)
     if not isinstance(events, list):
         raise _invalid("the SendGrid Event Webhook body is a JSON array of events")
+    signing_key = outbox_refs.key(runtime().settings)
     with db.transaction(runtime().sessions) as session:
-        counts = delivery.apply_email_events(session, events, clock.now())
+        counts = delivery.apply_email_events(session, events, clock.now(), signing_key=signing_key,
+                                             signed_webhook=configured)
     return jsonify(counts)
 
 
@@ -74,17 +118,24 @@ def twilio():  # type: ignore[no-untyped-def]
     tokens = _twilio_tokens()
     if tokens:
         _verify_twilio(tokens, form)
+    else:
+        _unconfigured("Twilio", "CC_TWILIO_AUTH_TOKEN, or the auth_token of a Twilio provider config")
     sid, status = form.get("MessageSid"), form.get("MessageStatus")
     if not sid or not status:
         raise _invalid("a Twilio status callback carries MessageSid and MessageStatus (form-encoded)")
     with db.transaction(runtime().sessions) as session:
-        counts = delivery.apply_sms_status(session, sid, status, clock.now(), error_code=form.get("ErrorCode"))
+        counts = delivery.apply_sms_status(session, sid, status, clock.now(), to=form.get("To"),
+                                           error_code=form.get("ErrorCode"))
     return jsonify(counts)
 
 
 @bp.post("/push")
 def push():  # type: ignore[no-untyped-def]
-    _verify_bearer(os.environ.get("CC_PUSH_WEBHOOK_TOKEN", ""))
+    token = os.environ.get("CC_PUSH_WEBHOOK_TOKEN", "")
+    if token:
+        _verify_bearer(token)
+    else:
+        _unconfigured("Push receipt", "CC_PUSH_WEBHOOK_TOKEN")
     data = _json(request.get_data())
     receipts = [data] if isinstance(data, dict) else data
     if not isinstance(receipts, list):
@@ -178,7 +229,7 @@ def _verify_twilio(tokens: list[str], params: MultiDict[str, str]) -> None:
 
 
 def _verify_bearer(token: str) -> None:
-    if token and not _same(request.headers.get("Authorization", ""), f"Bearer {token}"):
+    if not _same(request.headers.get("Authorization", ""), f"Bearer {token}"):
         raise SignatureInvalid("missing or wrong bearer token")
 
 

@@ -4,6 +4,10 @@ A provider kind (SendGrid, SMTP, Twilio-style SMS, FCM-style push, a generic web
 class declaring its settings and secrets schemas and two operations: `send` a batch, and
 `accepted` (which messages of a batch the provider already has, when it can tell; the
 dispatcher asks after a crash, so a message is never sent twice).
+
+Every kind connects through the outbound guard (engine/outbound.py): its `targets` settings
+may not point at internal addresses, checked when a config is saved and again on the address
+each connection actually goes to.
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ class Provider:
     settings_schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}}
     #: the fields kept in ProviderConfig.secrets and never shown back
     secrets_schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}}
+    #: settings saying where the provider connects (URLs, or an SMTP host): a config whose
+    #: target is an internal address is refused when saved (engine/outbound.py)
+    targets: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: Mapping[str, Any], secrets: Mapping[str, Any]):
         self.settings = dict(settings)

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from engine import clock
+from engine import clock, outbound
 from engine.channels import TIMEOUT_SETTING, OutgoingMessage, Provider, SendResult, provider_kinds
 from engine.channels.webapi import http_failure, network_failure, send_each, timeout_setting
 
@@ -37,6 +37,7 @@ class LoyaltyProgram(Provider):
     channel = "loyalty"
     label = "Loyalty program (HTTP)"
     max_batch = 100
+    targets = ("url",)
     settings_schema = {
         "type": "object",
         "title": "Loyalty program",
@@ -59,7 +60,7 @@ class LoyaltyProgram(Provider):
 
     def send(self, messages: list[OutgoingMessage], batch_key: str) -> list[SendResult]:
         url = str(self.settings["url"])
-        with httpx.Client(timeout=timeout_setting(self.settings), headers=self._headers()) as client:
+        with outbound.http_client(timeout=timeout_setting(self.settings), headers=self._headers()) as client:
             def send_one(message: OutgoingMessage) -> SendResult:
                 key = idempotency_key(message.outbox_id)
                 try:
@@ -82,11 +83,11 @@ class LoyaltyProgram(Provider):
 
     def accepted(self, batch_key: str) -> set[int] | None:
         try:
-            response = httpx.get(str(self.settings["url"]), params={"batch": batch_key}, headers=self._headers(),
-                                 timeout=timeout_setting(self.settings))
+            with outbound.http_client(timeout=timeout_setting(self.settings), headers=self._headers()) as client:
+                response = client.get(str(self.settings["url"]), params={"batch": batch_key})
             response.raise_for_status()
             items = response.json()["items"]
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        except (httpx.HTTPError, outbound.OutboundRefused, ValueError, KeyError, TypeError):
             return None  # cannot tell now: recovery asks again later, never guesses
         keys = {str(item.get("idempotency_key", "")) for item in items if isinstance(item, dict)}
         return {int(k[3:]) for k in keys if k.startswith("cc-") and k[3:].isdigit()}

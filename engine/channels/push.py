@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from engine import outbound
 from engine.channels import (
     TIMEOUT_SETTING,
     OutgoingMessage,
@@ -66,6 +67,7 @@ class FCMPush(Provider):
     channel = "push"
     label = "Firebase Cloud Messaging"
     max_batch = 100
+    targets = ("base_url",)
     settings_schema = {
         "type": "object",
         "title": "Firebase Cloud Messaging",
@@ -92,7 +94,7 @@ class FCMPush(Provider):
         url = f"{base}/v1/projects/{self.settings['project_id']}/messages:send"
         headers = {"Authorization": f"Bearer {self.secrets.get('server_key') or ''}"}
 
-        with httpx.Client(timeout=timeout_setting(self.settings), headers=headers) as client:
+        with outbound.http_client(timeout=timeout_setting(self.settings), headers=headers) as client:
             def send_one(message: OutgoingMessage) -> SendResult:
                 if not message.to:
                     return SendResult(message.outbox_id, ok=False, error="no push token")

@@ -9,11 +9,16 @@ own with its literal content.
 mail/send has no idempotency key. The outbox id travels in each personalization's
 `custom_args` (`cc_outbox_id`, with `cc_batch`), so webhook events map back to their outbox row
 and, after a crash, `accepted` can ask the Email Activity API which messages of a batch SendGrid
-already has.
+already has. Beside it goes `cc_sig`, the id's signature (engine/outbox_refs.py): an event
+naming an id without it is not applied, so outbox ids cannot be guessed into webhooks.
+
+The SDK's HTTP client (python_http_client, over urllib) connects through the outbound guard
+(engine/outbound.py): an API host that is or resolves to an internal address is refused.
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
@@ -23,8 +28,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import python_http_client
 import sendgrid as sendgrid_sdk
 from python_http_client.exceptions import HTTPError as SendGridHTTPError
+
+from engine import outbound, outbox_refs
 
 from engine.channels import (
     DEFAULT_TIMEOUT,
@@ -120,6 +128,19 @@ def _is_retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
 
+class _GuardedClient(python_http_client.Client):
+    """The SDK's HTTP client, opening its connections through the outbound guard. Each
+    attribute step (`client.mail.send`) builds a new client, which must be guarded too."""
+
+    def _build_client(self, name: str | None = None) -> _GuardedClient:
+        return _GuardedClient(host=self.host, version=self._version, request_headers=self.request_headers,
+                              url_path=self._url_path + [name] if name else self._url_path,
+                              append_slash=self.append_slash, timeout=self.timeout)
+
+    def _make_request(self, opener: Any, request: Any, timeout: float | None = None) -> Any:
+        return super()._make_request(outbound.url_opener(), request, timeout)
+
+
 @provider_kinds.register
 class SendGridEmail(Provider):
     """SendGrid v3 mail/send: one request per batch of up to 1000 messages."""
@@ -128,6 +149,7 @@ class SendGridEmail(Provider):
     channel = "email"
     label = "SendGrid"
     max_batch = 1000
+    targets = ("host",)
     settings_schema = {
         "type": "object",
         "title": "SendGrid",
@@ -166,7 +188,8 @@ class SendGridEmail(Provider):
         instance is not safe across threads; building one costs nothing."""
         client = sendgrid_sdk.SendGridAPIClient(api_key=str(self.secrets.get("api_key") or ""),
                                                 host=str(self.settings.get("host") or DEFAULT_HOST).rstrip("/"))
-        client.client.timeout = float(self.settings.get("timeout") or DEFAULT_TIMEOUT)
+        client.client = _GuardedClient(host=client.client.host, request_headers=client.client.request_headers,
+                                       version=3, timeout=float(self.settings.get("timeout") or DEFAULT_TIMEOUT))
         return client
 
     def _envelope(self, first: OutgoingMessage, parts: list[dict[str, str]]) -> dict[str, Any]:
@@ -181,11 +204,16 @@ class SendGridEmail(Provider):
             body["categories"] = [first.category[:255]]
         return body
 
+    @functools.cached_property
+    def _ref_key(self) -> bytes:
+        return outbox_refs.key()
+
     def _personalization(self, message: OutgoingMessage, batch_key: str) -> dict[str, Any]:
         return {
             "to": [{"email": message.to}],
             "subject": str(message.content.get("subject")),
-            "custom_args": {"cc_outbox_id": str(message.outbox_id), "cc_batch": batch_key},
+            "custom_args": {"cc_outbox_id": str(message.outbox_id),
+                            "cc_sig": outbox_refs.sign(message.outbox_id, self._ref_key), "cc_batch": batch_key},
         }
 
     def _requests(self, messages: list[OutgoingMessage], batch_key: str

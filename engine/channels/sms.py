@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from engine import outbound
 from engine.channels import (
     TIMEOUT_SETTING,
     OutgoingMessage,
@@ -45,6 +46,7 @@ class TwilioSMS(Provider):
     channel = "sms"
     label = "Twilio SMS"
     max_batch = 100
+    targets = ("base_url",)
     settings_schema = {
         "type": "object",
         "title": "Twilio SMS",
@@ -83,7 +85,7 @@ class TwilioSMS(Provider):
         url = f"{base}/2010-04-01/Accounts/{sid}/Messages.json"
         auth = httpx.BasicAuth(sid, str(self.secrets.get("auth_token") or ""))
 
-        with httpx.Client(timeout=timeout_setting(self.settings), auth=auth) as client:
+        with outbound.http_client(timeout=timeout_setting(self.settings), auth=auth) as client:
             def send_one(message: OutgoingMessage) -> SendResult:
                 if not message.content.get("body"):
                     return SendResult(message.outbox_id, ok=False, error="empty SMS body")

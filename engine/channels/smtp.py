@@ -15,6 +15,7 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
+from engine import outbound
 from engine.channels import (
     DEFAULT_TIMEOUT,
     TIMEOUT_SETTING,
@@ -60,6 +61,7 @@ class SMTPEmail(Provider):
     channel = "email"
     label = "SMTP"
     max_batch = 100
+    targets = ("host",)
     settings_schema = {
         "type": "object",
         "title": "SMTP",
@@ -91,7 +93,7 @@ class SMTPEmail(Provider):
         port = int(self.settings.get("port") or 587)
         timeout = float(self.settings.get("timeout") or DEFAULT_TIMEOUT)
         try:
-            conn = smtplib.SMTP(str(self.settings["host"]), port, timeout=timeout)
+            conn = outbound.SMTP(str(self.settings["host"]), port, timeout=timeout)
         except smtplib.SMTPConnectError as exc:
             if _is_temporary(exc.smtp_code):
                 raise TransientError(_code_text(exc.smtp_code, exc.smtp_error)) from None

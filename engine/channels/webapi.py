@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from engine import outbound
 from engine.channels import (
     DEFAULT_TIMEOUT,
     TIMEOUT_SETTING,
@@ -119,6 +120,7 @@ class WebhookCall(Provider):
     channel = "webapi"
     label = "Webhook (HTTP call)"
     max_batch = 100
+    targets = ("url",)
     settings_schema = {
         "type": "object",
         "title": "Webhook",
@@ -158,7 +160,7 @@ class WebhookCall(Provider):
             return [SendResult(m.outbox_id, ok=False, error=f"unsupported method {method}") for m in messages]
         url = str(self.settings["url"])
 
-        with httpx.Client(timeout=timeout_setting(self.settings)) as client:
+        with outbound.http_client(timeout=timeout_setting(self.settings)) as client:
             def send_one(message: OutgoingMessage) -> SendResult:
                 try:
                     response = client.request(method, url, json=message.content.get("body"),

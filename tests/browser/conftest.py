@@ -6,6 +6,8 @@ The fixtures other browser tests rely on:
 - `ui_server` (session): the server, with `.url`, `.username` / `.password` (an admin who logs
   in through the form), `.key` (an admin API key) and `.api(path, body=None, method=None)`,
   the JSON answer of an API call that must succeed, to set up and check data;
+  `.sendgrid_webhook(events)` posts SendGrid's Event Webhook signed with the key the server
+  was given;
 - `browser` (session): the Playwright Browser (headless /usr/bin/chromium);
 - `context`: a new browser context (1440x900) already logged in as `ui_server.username`;
   `context.console_errors` and `context.page_errors` collect what every page of it reports,
@@ -21,6 +23,7 @@ and say so, they never skip: a green run means the UI was really tested.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -36,7 +39,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.browser.pages import VIEWPORT, log_in, watch
-from tests.served import CLI, answering, api, api_key, free_port, stop, wait_for
+from tests.served import CLI, answering, api, api_key, free_port, post_signed, stop, wait_for
+from tests.support import WebhookKeys
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -60,11 +64,17 @@ class UiServer:
     env: dict[str, str] = field(repr=False)
     process: subprocess.Popen = field(repr=False)
     log: Path = field(repr=False)
+    webhooks: WebhookKeys = field(repr=False)
 
     def api(self, path: str, body: Any = None, method: str | None = None) -> Any:
         """The JSON answer of an API call with the admin key that must succeed (GET, or
         POST when `body` is given, unless `method` says otherwise: PUT, PATCH, DELETE...)."""
         return api(self.url, path, body, self.key, method)
+
+    def sendgrid_webhook(self, events: list[dict[str, Any]]) -> Any:
+        """SendGrid's Event Webhook with these events, signed now, as SendGrid signs; its answer."""
+        return post_signed(self.url, "/webhooks/sendgrid", json.dumps(events).encode(),
+                           self.webhooks.sendgrid.headers)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -83,7 +93,9 @@ def ui_server(tmp_path_factory, server_redis_url, request) -> Iterator[UiServer]
     if not UI_INDEX.is_file():
         pytest.fail(f"{UI_INDEX.relative_to(ROOT)} is missing: `make test` builds the UI (or run `make ui`)")
     folder = tmp_path_factory.mktemp("ui-server")
-    env = {**os.environ, "CC_INSTANCE_DIR": str(folder), "DATABASE_URL": f"sqlite:///{folder / 'ui.db'}",
+    webhooks = WebhookKeys()
+    env = {**os.environ, **webhooks.environment(), "CC_INSTANCE_DIR": str(folder),
+           "DATABASE_URL": f"sqlite:///{folder / 'ui.db'}",
            "REDIS_URL": server_redis_url, "CC_QUEUE": f"ui-{uuid.uuid4().hex[:8]}",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(_plugins(folder)), os.environ.get("PYTHONPATH")]))}
     username, password = "ui-admin", secrets.token_urlsafe(16)
@@ -95,7 +107,7 @@ def ui_server(tmp_path_factory, server_redis_url, request) -> Iterator[UiServer]
     with log.open("w") as out:  # a file, not a pipe: nobody reads a pipe while the tests run
         process = subprocess.Popen([CLI, "serve", "--port", str(port)], env=env, stdout=out,
                                    stderr=subprocess.STDOUT, text=True)
-    server = UiServer(f"http://127.0.0.1:{port}", username, password, key, env, process, log)
+    server = UiServer(f"http://127.0.0.1:{port}", username, password, key, env, process, log, webhooks)
     try:
         try:
             wait_for(lambda: server.check_running() or answering(server.url), what="the UI server to answer")

@@ -82,13 +82,13 @@ def actions(server: Any, campaign_id: int, **params: Any) -> dict[str, Any]:
     return server.api(f"/api/campaigns/{campaign_id}/actions" + (f"?{query}" if query else ""))
 
 
-def sendgrid_events(outbox_ids: list[int], kind: str, **extra: Any) -> list[dict[str, Any]]:
-    """SendGrid Event Webhook items for these messages (custom args at the top level, as
-    SendGrid posts them)."""
+def sendgrid_events(deliveries: list[dict[str, Any]], kind: str, **extra: Any) -> list[dict[str, Any]]:
+    """SendGrid Event Webhook items for these messages, as the stand-in received them: their
+    address, and the custom args we sent (the signed outbox reference) at the top level, as
+    SendGrid posts them."""
     now = int(time.time()) - 1
-    return [{"email": "x@example.com", "timestamp": now, "event": kind, "sg_event_id": f"{kind}-{i}-{tag()}",
-             "sg_message_id": f"msg{i}.filter0001", "cc_outbox_id": str(i), "cc_batch": "b", **extra}
-            for i in outbox_ids]
+    return [{"email": d["to"], "timestamp": now, "event": kind, "sg_event_id": f"{kind}-{n}-{tag()}",
+             "sg_message_id": f"msg{n}.filter0001", **d["custom_args"], **extra} for n, d in enumerate(deliveries)]
 
 
 # -- the page's formatting (canvas_ui/src/report/format.ts) ------------------------------

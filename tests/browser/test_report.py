@@ -108,12 +108,13 @@ def run_welcome_campaign(server: Any, sendgrid: SendGridStandIn, provider: int) 
     assert decided["ab_tests"][0]["state"] == "decided"
 
     mine = set(first + later)
-    sent = until(lambda: len(ids := sorted(int(d["custom_args"]["cc_outbox_id"]) for d in sendgrid.deliveries
-                                           if d["to"] in mine)) == 27 and ids, "27 emails at SendGrid")
+    sent = until(lambda: len(got := sorted((d for d in sendgrid.deliveries if d["to"] in mine),
+                                           key=lambda d: int(d["custom_args"]["cc_outbox_id"]))) == 27 and got,
+                 "27 emails at SendGrid")
     webhook = (sendgrid_events(sent[:25], "delivered") + sendgrid_events(sent[:10], "open")
                + sendgrid_events(sent[:4], "click", url="https://shop.example/welcome")
                + sendgrid_events(sent[5:6], "unsubscribe") + sendgrid_events(sent[-1:], "bounce", type="bounce"))
-    server.api("/webhooks/sendgrid", webhook)
+    server.sendgrid_webhook(webhook)
 
     def delivered() -> dict[str, Any] | None:
         r = report(server, cid)
