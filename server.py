@@ -18,11 +18,11 @@ from flask import (
     session,
 )
 from flask_socketio import SocketIO, join_room, leave_room
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from engine import auth, db, live, registry
-from engine.api import access, openapi
+from engine.api import access, bodies, openapi
 from engine.api import audiences as audiences_api
 from engine.api import campaigns as campaigns_api
 from engine.api import events as events_api
@@ -112,6 +112,7 @@ def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, Socke
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["campaign_canvas"] = rt
     app.url_map.converters.update(int=DatabaseId, bigid=BigDatabaseId)
+    bodies.install(app, rt.settings)
     access.install(app, rt.settings)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
@@ -140,6 +141,8 @@ def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, Socke
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        if isinstance(exc, RequestEntityTooLarge):
+            return on_error(bodies.too_large())
         code = (exc.name or "error").lower().replace(" ", "_")
         return jsonify(error={"code": code, "message": exc.description, "details": []}), exc.code
 

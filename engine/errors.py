@@ -97,3 +97,11 @@ class TemplateError(CampaignCanvasError):
 
     code = "invalid_template"
     status = 422
+
+
+class BodyTooLarge(CampaignCanvasError):
+    """The request body is larger than the caller may send (engine/api/bodies.py); it was
+    refused before being read."""
+
+    code = "body_too_large"
+    status = 413

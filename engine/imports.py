@@ -35,6 +35,7 @@ import csv
 import io
 import json
 import logging
+import math
 import re
 import shutil
 import tempfile
@@ -47,7 +48,7 @@ from typing import IO, Any, TextIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine import clock, db
+from engine import clock, db, json_input
 from engine.clock import iso
 from engine.errors import CampaignCanvasError, InvalidInput
 from engine.models import ImportJob
@@ -226,7 +227,6 @@ class Source:
 class _ArrayReader:
     def __init__(self, text: TextIO, head: str):
         self.text, self.buf, self.pos, self.line, self.eof = text, head, 0, 1, False
-        self.decoder = json.JSONDecoder()
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
         self._expect("[")
@@ -267,11 +267,13 @@ class _ArrayReader:
         self._peek()
         while True:
             try:
-                value, end = self.decoder.raw_decode(self.buf, self.pos)
+                value, end = json_input.raw_decode(self.buf, self.pos)
                 if end < len(self.buf) or self.eof:
                     line = self._line()
                     self.pos = end
                     return line, value
+            except InvalidInput:  # too deep to parse, so where it ends is unknown: the file stops here
+                raise ValueError(f"line {self._line()}: the value {json_input.TOO_DEEP}") from None
             except json.JSONDecodeError as exc:
                 if self.eof or len(self.buf) - self.pos > JSON_VALUE_MAX:
                     raise ValueError(f"line {self._line()}: not valid JSON ({exc.msg})") from None
@@ -366,19 +368,39 @@ def _convert(column: Column, text: str) -> Any:
     if column.kind == "number":
         if not NUMBER.match(text):
             raise ValueError(f"{text!r} is not a number")
-        return int(text) if INTEGER.match(text) else float(text)
+        number = int(text) if INTEGER.match(text) else float(text)
+        if not math.isfinite(number):
+            raise ValueError(f"{text!r} is too large a number to store (at most about 1.8e308)")
+        return number
     return text
 
 
 def json_record(line: int, text: str) -> Record:
     try:
-        value = json.loads(text)
+        value = json_input.loads(text)
     except json.JSONDecodeError as exc:
         return Record(line, problems=[(None, f"is not valid JSON ({exc.msg} at column {exc.colno})")])
-    return object_record(line, value)
+    except InvalidInput as exc:
+        return Record(line, problems=[_json_problem(exc)])
+    return _item_record(line, value)
+
+
+def _json_problem(exc: InvalidInput) -> tuple[str | None, str]:
+    """A problem json_input found, as (the field it is in, or None for the row, message)."""
+    detail = exc.details[0]
+    return detail["pointer"].lstrip("/").replace("/", ".") or None, detail["message"]
 
 
 def object_record(line: int, value: Any) -> Record:
+    """The record of an element of a JSON array (parsed by json_input.raw_decode)."""
+    try:
+        json_input.check(value)
+    except InvalidInput as exc:
+        return Record(line, problems=[_json_problem(exc)])
+    return _item_record(line, value)
+
+
+def _item_record(line: int, value: Any) -> Record:
     if not isinstance(value, dict):
         return Record(line, problems=[(None, "must be a JSON object (a POST /api/profiles item)")])
     return _checked(Record(line), value)

@@ -98,6 +98,13 @@ TEXT_OPS = ("contains", "not_contains", "starts_with")
 ALL_OPS = ("eq", "ne", *ORDER_OPS, *LIST_OPS, *TEXT_OPS, *PRESENCE_OPS)
 COUNT_OPS = ("eq", "ne", *ORDER_OPS)
 
+#: Segments are inlined where they are named, so rules are bounded where they are
+#: compiled, across the segments they name: a chain of segments each naming the last
+#: would nest without end (Python's recursion limit), and segments naming the last one
+#: twice would double the SQL at each step.
+MAX_NESTING = 32
+MAX_RULES = 5_000
+
 #: which ops each field kind accepts ("json" = attributes and event properties)
 OPS_BY_KIND: dict[str, tuple[str, ...]] = {
     "string": ALL_OPS,
@@ -583,6 +590,10 @@ class _Compiler:
         self.sql = sql
         #: (segment id, pointer of the rule naming it), outermost first
         self.inlining: list[tuple[int, str]] = []
+        #: groups (and "not"s) open around the rule being compiled, inlined segments' included
+        self.depth = 0
+        #: rules compiled so far, inlined segments' included
+        self.count = 0
 
     def fail(self, pointer: str, message: str) -> RuleError:
         """The error for a problem at `pointer` of the rules being compiled; inside a
@@ -596,12 +607,23 @@ class _Compiler:
 
     # -- structure -----------------------------------------------------------------------
     def group(self, group: Mapping[str, Any], pointer: str) -> ColumnElement[bool]:
-        parts = [self.node(item, f"{pointer}/rules/{i}") for i, item in enumerate(group.get("rules", []))]
+        if self.depth >= MAX_NESTING:
+            raise self.fail(pointer, f"rule groups nest more than {MAX_NESTING} deep, counting the groups of the "
+                                     "segments they name: flatten them")
+        self.depth += 1
+        try:
+            parts = [self.node(item, f"{pointer}/rules/{i}") for i, item in enumerate(group.get("rules", []))]
+        finally:
+            self.depth -= 1
         if group.get("match", "all") == "any":
             return or_(*parts) if parts else false()
         return and_(*parts) if parts else true()
 
     def node(self, node: Mapping[str, Any], pointer: str) -> ColumnElement[bool]:
+        self.count += 1
+        if self.count > MAX_RULES:
+            raise self.fail(pointer, f"the rules, with those of the segments they name (each time it is named), "
+                                     f"are more than {MAX_RULES:,}: name fewer segments, or each fewer times")
         kind = _node_kind(node)
         if kind == "group":
             return self.group(node, pointer)

@@ -449,10 +449,10 @@ def _self_loop(graph: nx.DiGraph, component: set[str]) -> bool:
 def _unconnected_port_problems(
     document: Mapping[str, Any], by_id: Mapping[str, _Node], problems: list[Problem]
 ) -> None:
-    """Ports with no edge are allowed (customers end there), but worth a warning."""
-    used = {
-        (e.get("source"), e.get("source_port", "out")) for e in document["edges"] if isinstance(e, Mapping)
-    }
+    """Ports with no edge are allowed (customers end there), but worth a warning. Edges
+    whose ends are not text are left out (reported by the schema; a list cannot be looked up)."""
+    ends = [(e.get("source"), e.get("source_port", "out")) for e in document["edges"] if isinstance(e, Mapping)]
+    used = {(source, port) for source, port in ends if isinstance(source, str) and isinstance(port, str)}
     for node in by_id.values():
         for port in node.ports() or []:
             if (node.id, port) not in used:

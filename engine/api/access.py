@@ -36,7 +36,7 @@ from flask import (
 from sqlalchemy import select
 
 from engine import auth, db
-from engine.api import body, body_object, iso, runtime
+from engine.api import bodies, body, body_object, iso, runtime
 from engine.config import Settings
 from engine.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from engine.models import ApiKey, User
@@ -106,11 +106,14 @@ def csrf_token() -> str:
 
 def _guard() -> Any:
     view = current_app.view_functions.get(request.endpoint or "")
+    settings = runtime().settings
     if view is None or getattr(view, "public", False) or request.blueprint in PUBLIC_BLUEPRINTS:
+        bodies.admit(settings, view, known=False, webhook=request.blueprint in PUBLIC_BLUEPRINTS)
         return None
     if request.method == "OPTIONS" and getattr(view, "site", False):
         return None
     who = _authenticate()
+    bodies.admit(settings, view, known=who is not None and not is_site_key(who))
     if who is None:
         if request.path.startswith(MACHINE_PATHS) or request.method not in SAFE_METHODS:
             raise Unauthorized("log in, or send an API key as 'Authorization: Bearer <key>'")
