@@ -388,3 +388,33 @@ def test_imported_json_and_csv_rows_no_database_stores_are_refused_by_line(api, 
     assert (job["created_rows"], job["rejected"]) == (1, [{"line": 2, "field": "score:number", "message":
                                                            "'1e999' is too large a number to store (at most about "
                                                            "1.8e308)"}])
+
+
+# --------------------------------------------------------------------------- item 8: CSV quotes
+
+
+def plans(api) -> dict[str, str]:
+    return {p["email"]: p["attributes"].get("plan") for p in ok(api.get("/api/profiles?limit=100"))["items"]}
+
+
+def test_a_quote_never_closed_refuses_its_row_by_line_and_the_rows_it_swallowed_are_read(api, harness):
+    job = upload(api, 'email,plan\na@example.com,gold\n"b@example.com,silver\nc@example.com,bronze\n'
+                      "d@example.com,free\n")
+    assert (job["status"], job["created_rows"], job["rejected_rows"]) == ("done", 3, 1)
+    assert job["rejected"] == [{"line": 3, "field": None, "message":
+                                "cannot be read: a quoted cell starts on this line and its closing quote never "
+                                "comes (read on to line 5); this row is not imported and the lines after it are "
+                                'read as rows of their own. Close the quote, or double a quote inside a quoted '
+                                'cell ("")'}]
+    assert plans(api) == {"a@example.com": "gold", "c@example.com": "bronze", "d@example.com": "free"}
+
+
+def test_text_after_a_closing_quote_refuses_that_row_only(api, harness):
+    job = upload(api, 'email,plan\n"a@example.com"x,gold\nb@example.com,"two\nlines"\n"c@example.com,"silver"\n'
+                      "d@example.com,free\n")
+    assert (job["created_rows"], job["rejected_rows"]) == (2, 2)
+    assert [(r["line"], r["field"]) for r in job["rejected"]] == [(2, None), (5, None)]
+    assert job["rejected"][0]["message"] == (
+        "cannot be read: a quoted cell ends before the next ',' (on line 2); quote the whole cell and double every "
+        'quote inside it (""); this row is not imported')
+    assert plans(api) == {"b@example.com": "two\nlines", "d@example.com": "free"}
