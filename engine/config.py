@@ -27,6 +27,7 @@
 | CC_MAX_IMPORT_BYTES | 1073741824 (1 GiB) | the largest file `POST /api/profiles/import` takes (written to disk as it arrives) |
 | CC_MAX_ANONYMOUS_BODY_BYTES | 65536 (64 KiB) | the largest body read before the caller is known: logins, site keys (web pages) |
 | CC_MAX_WEBHOOK_BODY_BYTES | 4194304 (4 MiB) | the largest provider webhook body (read before its signature can be checked) |
+| CC_PROXY_HOPS | 0 | proxies in front of the servers that set X-Forwarded-For: the client address failed sign-ins are counted by |
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Settings:
     max_import_bytes: int = field(default_factory=lambda: _int("CC_MAX_IMPORT_BYTES", 1 << 30))
     max_anonymous_body_bytes: int = field(default_factory=lambda: _int("CC_MAX_ANONYMOUS_BODY_BYTES", 64 << 10))
     max_webhook_body_bytes: int = field(default_factory=lambda: _int("CC_MAX_WEBHOOK_BODY_BYTES", 4 << 20))
+    proxy_hops: int = field(default_factory=lambda: _int("CC_PROXY_HOPS", 0))
 
     def __post_init__(self) -> None:
         if not self.database_url:

@@ -15,10 +15,13 @@ import socket
 import subprocess
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 
+from engine import auth
 from engine.runtime import Runtime
 from server import create_app
 from tests.served import CLI, answering, call, free_port, stop, wait_for
@@ -418,3 +421,114 @@ def test_text_after_a_closing_quote_refuses_that_row_only(api, harness):
         "cannot be read: a quoted cell ends before the next ',' (on line 2); quote the whole cell and double every "
         'quote inside it (""); this row is not imported')
     assert plans(api) == {"b@example.com": "two\nlines", "d@example.com": "free"}
+
+
+# --------------------------------------------------------------------------- item 9: sign-in throttling
+
+
+def sign_in(client, username: object, password: str, address: str = "203.0.113.5"):
+    return client.post("/api/auth/login", json={"username": username, "password": password},
+                       environ_base={"REMOTE_ADDR": address})
+
+
+@pytest.fixture
+def ann(harness):
+    with harness.transaction() as s:
+        auth.create_user(s, "ann", "correct horse", "marketer")
+
+
+def test_forty_wrong_passwords_then_the_right_one_are_not_all_answered(app, harness, ann):
+    client = app.test_client()
+    assert [sign_in(client, "ann", f"guess {n}").status_code for n in range(40)] == [401] * 5 + [429] * 35
+    refused = sign_in(client, "ann", "correct horse")
+    error = error_of(refused, 429, "too_many_attempts")
+    assert error["message"] == "Too many failed sign-ins for this account; try again in 1 minute."
+    assert refused.headers["Retry-After"] == "60"
+
+    harness.clock.advance(timedelta(seconds=60))
+    assert ok(sign_in(client, "ann", "correct horse"))["user"]["username"] == "ann"
+    assert [sign_in(client, "ann", "guess").status_code for _ in range(6)] == [401] * 5 + [429], \
+        "a correct sign-in starts the count again"
+
+
+def test_each_further_failure_doubles_the_lock_up_to_15_minutes_and_a_lock_always_ends(app, harness, ann):
+    client = app.test_client()
+    assert [sign_in(client, "ann", "guess").status_code for _ in range(5)] == [401] * 5
+    waits, messages = [], []
+    for _ in range(7):
+        refused = sign_in(client, "ann", "guess")
+        waits.append(int(refused.headers["Retry-After"]))
+        messages.append(error_of(refused, 429, "too_many_attempts")["message"])
+        harness.clock.advance(timedelta(seconds=waits[-1]))
+        assert sign_in(client, "ann", "guess").status_code == 401
+    assert waits == [60, 120, 240, 480, 900, 900, 900]
+    assert messages[1] == "Too many failed sign-ins for this account; try again in 2 minutes."
+    assert messages[-1] == "Too many failed sign-ins for this account; try again in 15 minutes."
+    harness.clock.advance(timedelta(minutes=15))
+    assert sign_in(client, "ann", "correct horse").status_code == 200
+
+
+def test_a_count_is_forgotten_after_15_quiet_minutes(app, harness, ann):
+    client = app.test_client()
+    assert [sign_in(client, "ann", "guess").status_code for _ in range(4)] == [401] * 4
+    harness.clock.advance(timedelta(minutes=15, seconds=1))
+    assert [sign_in(client, "ann", "guess").status_code for _ in range(6)] == [401] * 5 + [429]
+
+
+def test_an_address_is_throttled_across_accounts_and_another_address_is_not(app, harness, ann):
+    client = app.test_client()
+    statuses = [sign_in(client, f"someone-{n}", "guess", address="198.51.100.7").status_code for n in range(21)]
+    assert statuses == [401] * 20 + [429]
+    error = error_of(sign_in(client, "ann", "correct horse", address="198.51.100.7"), 429, "too_many_attempts")
+    assert error["message"] == "Too many failed sign-ins from your network address; try again in 1 minute."
+    assert sign_in(client, "ann", "correct horse", address="198.51.100.8").status_code == 200
+
+
+def test_servers_count_failed_sign_ins_together(harness, redis_url, ann):
+    """Two servers (each its own runtime and Redis connection, as two processes have):
+    failures on either count for both."""
+    runtimes = [Runtime(harness.rt.settings, redis_conn=redis.Redis.from_url(redis_url)) for _ in range(2)]
+    try:
+        first, second = (create_app(rt)[0].test_client() for rt in runtimes)
+        assert [sign_in(client, "ann", "guess").status_code for client in (first, second) * 2] == [401] * 4
+        assert sign_in(first, "ann", "guess").status_code == 401
+        assert sign_in(second, "ann", "correct horse").status_code == 429
+    finally:
+        for rt in runtimes:
+            rt.close()
+
+
+def test_the_login_form_is_throttled_too(app, harness, ann):
+    client = app.test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    form = {"username": "ann", "password": "guess", "csrf_token": token}
+    assert [client.post("/login", data=form).status_code for _ in range(6)] == [401] * 5 + [429]
+    page = client.post("/login", data={**form, "password": "correct horse"})
+    assert (page.status_code, page.headers["Retry-After"]) == (429, "60")
+    assert "Too many failed sign-ins for this account; try again in 1 minute." in page.get_data(as_text=True)
+
+
+def test_behind_a_proxy_the_forwarded_address_is_counted(harness, ann):
+    rt = Runtime(harness.rt.settings.with_(proxy_hops=1), redis_conn=harness.rt.redis)
+    try:
+        client = create_app(rt)[0].test_client()
+
+        def behind_proxy(name: str, client_address: str) -> int:
+            return client.post("/api/auth/login", json={"username": name, "password": "guess"},
+                               environ_base={"REMOTE_ADDR": "10.0.0.2"},
+                               headers={"X-Forwarded-For": client_address}).status_code
+        assert [behind_proxy(f"u{n}", "192.0.2.1") for n in range(21)] == [401] * 20 + [429]
+        assert behind_proxy("u99", "192.0.2.2") == 401, "another client behind the same proxy"
+    finally:
+        rt.close()
+
+
+def test_without_redis_sign_ins_still_work_unthrottled(harness, ann):
+    rt = Runtime(harness.rt.settings.with_(redis_url="redis://127.0.0.1:1/0"),
+                 redis_conn=redis.Redis(port=1, socket_connect_timeout=1))
+    try:
+        client = create_app(rt)[0].test_client()
+        assert [sign_in(client, "ann", "guess").status_code for _ in range(6)] == [401] * 6
+        assert sign_in(client, "ann", "correct horse").status_code == 200
+    finally:
+        rt.close()
