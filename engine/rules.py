@@ -90,6 +90,13 @@ _PATH_PART = r"[A-Za-z_][A-Za-z0-9_-]*"
 ATTRIBUTE_PATTERN = rf"^attributes(\.{_PATH_PART})+$"
 PROPERTY_PATTERN = rf"^{_PATH_PART}(\.{_PATH_PART})*$"
 DURATION_PATTERN = r"^\+?[0-9]+(\.[0-9]+)?(m|min|minutes|h|hours|d|days|w|weeks)$"
+#: what a rule's `field` may be, in the words of every message about one (the schema's
+#: `x-pattern-hint`, so the canvas and the server say the same)
+_ATTRIBUTE_WORDS = "attributes.<name> for a custom attribute (dotted for nested values)"
+FIELD_HINT = f"a customer field ({', '.join(PROFILE_FIELDS)}) or {_ATTRIBUTE_WORDS}"
+PROPERTY_HINT = ("a property name: letters, digits, '_' and '-', starting with a letter or '_', dotted for nested "
+                 "values (e.g. total or address.city)")
+DURATION_HINT = "a duration like 30m, 12h, 7d or 2w"
 
 PRESENCE_OPS = ("exists", "not_exists")
 ORDER_OPS = ("gt", "gte", "lt", "lte")
@@ -129,7 +136,7 @@ def _schema() -> dict[str, Any]:
     names are prefixed, so an embedding schema can hoist `$defs` to its own root (as the
     filter node does); with `$id` kept, it also works embedded as is."""
     scalar = {"type": ["string", "number", "boolean"]}
-    duration = {"type": "string", "pattern": DURATION_PATTERN}
+    duration = {"type": "string", "pattern": DURATION_PATTERN, "x-pattern-hint": DURATION_HINT}
     value_by_op = [
         _if_op(PRESENCE_OPS, {"not": {"required": ["value"]}}),
         _if_op(("eq", "ne"), {"required": ["value"], "properties": {"value": scalar}}),
@@ -178,7 +185,7 @@ def _schema() -> dict[str, Any]:
                 "type": "object",
                 "title": "Profile field or attribute",
                 "properties": {
-                    "field": {"type": "string", "pattern": field_pattern},
+                    "field": {"type": "string", "pattern": field_pattern, "x-pattern-hint": FIELD_HINT},
                     "op": {"enum": list(ALL_OPS)},
                     "value": {},
                 },
@@ -216,7 +223,7 @@ def _schema() -> dict[str, Any]:
             "rules_property": {
                 "type": "object",
                 "properties": {
-                    "property": {"type": "string", "pattern": PROPERTY_PATTERN},
+                    "property": {"type": "string", "pattern": PROPERTY_PATTERN, "x-pattern-hint": PROPERTY_HINT},
                     "op": {"enum": list(ALL_OPS)},
                     "value": {},
                 },
@@ -339,8 +346,8 @@ def _field_kind(field: Any) -> str | None:
 def _check_field(node: Mapping[str, Any], pointer: str, problems: list[Problem]) -> None:
     kind = _field_kind(node["field"])
     if kind is None:
-        _add(problems, f"{pointer}/field", f"unknown field {node['field']!r}: use {', '.join(PROFILE_FIELDS)} "
-                                           "or attributes.<name> (dotted for nested values)")
+        _add(problems, f"{pointer}/field", f"{node['field']!r} is not a customer field: use one of "
+                                           f"{', '.join(PROFILE_FIELDS)}, or {_ATTRIBUTE_WORDS}")
         return
     _check_condition(node, kind, pointer, problems, what=f"field {node['field']!r}")
 
@@ -482,7 +489,7 @@ def _check_property(condition: Any, pointer: str, problems: list[Problem]) -> No
             _add(problems, f"{pointer}/{_token(key)}", f"unknown key {key!r} in a property condition")
     name = condition.get("property")
     if not isinstance(name, str) or not re.match(PROPERTY_PATTERN, name):
-        _add(problems, f"{pointer}/property", f"{name!r} is not a property name (dotted for nested values)")
+        _add(problems, f"{pointer}/property", f"{name!r} is not {PROPERTY_HINT}")
         return
     _check_condition(condition, "json", pointer, problems, what=f"property {name!r}")
 

@@ -532,3 +532,53 @@ def test_without_redis_sign_ins_still_work_unthrottled(harness, ann):
         assert sign_in(client, "ann", "correct horse").status_code == 200
     finally:
         rt.close()
+
+
+# --------------------------------------------------------------------------- item 11: rule messages
+
+SHOE_SIZE = {"match": "all", "rules": [{"field": "shoe_size", "op": "eq", "value": 42}]}
+NOT_A_FIELD = ("must be a customer field (email, phone, external_id, timezone, points, created_at) or "
+               "attributes.<name> for a custom attribute (dotted for nested values) (got 'shoe_size')")
+NOT_A_PROPERTY = ("must be a property name: letters, digits, '_' and '-', starting with a letter or '_', dotted for "
+                  "nested values (e.g. total or address.city) (got 'shoe size')")
+START = ("all", "select_segment", {"source": "all"})
+RULE_NODES = [
+    ("filter", {"rules": SHOE_SIZE}, "Filter customers", "/settings/rules/rules/0/field", NOT_A_FIELD),
+    ("multi_split", {"paths": [{"id": "big", "rules": SHOE_SIZE}]}, "Multi-way split",
+     "/settings/paths/0/rules/rules/0/field", NOT_A_FIELD),
+    ("filter", {"rules": {"rules": [{"event": "order", "where": [{"property": "shoe size", "op": "eq", "value": 1}]}]}},
+     "Filter customers", "/settings/rules/rules/0/where/0/property", NOT_A_PROPERTY),
+    ("wait_for_event", {"event": "order", "where": [{"property": "shoe size", "op": "eq", "value": 1}]},
+     "Wait for event", "/settings/where/0/property", NOT_A_PROPERTY),
+]
+
+
+@pytest.mark.parametrize("node_type, settings, label, pointer, phrase", RULE_NODES,
+                         ids=["filter field", "multi_split field", "filter event property", "wait_for_event property"])
+def test_an_unknown_field_in_a_rule_is_named_with_the_fields_that_exist(api, harness, node_type, settings, label,
+                                                                       pointer, phrase):
+    """It answered "settings/rules/rules/0/segment is required": the complaint of another
+    kind of rule (jsonschema's best guess among the oneOf branches)."""
+    document = doc([START, ("n", node_type, settings)], [("all", "out", "n")])
+    error = error_of(api.post("/api/campaigns", json=document), 422, "invalid_document")
+    assert [(d["pointer"], d["message"]) for d in error["details"]] == [
+        (f"/nodes/1{pointer}", f"Node 'n' ({label}): {pointer.lstrip('/')} {phrase}.")]
+
+
+def test_every_bad_rule_in_a_group_is_named(api, harness):
+    rules = {"match": "all", "rules": [{"match": "any", "rules": [{"segment": "gold"}, {"event": "x", "within": "soon"},
+                                                                   {"field": "shoe_size", "op": "eq", "value": 42}]}]}
+    document = doc([START, ("n", "filter", {"rules": rules})], [("all", "out", "n")])
+    error = error_of(api.post("/api/campaigns", json=document), 422, "invalid_document")
+    assert [d["message"].removeprefix("Node 'n' (Filter customers): settings/rules/rules/0/rules/")
+            for d in error["details"]] == ["0/segment must be a whole number.",
+                                           "1/within must be a duration like 30m, 12h, 7d or 2w (got 'soon').",
+                                           f"2/field {NOT_A_FIELD}."]
+
+
+def test_the_segments_api_names_an_unknown_field_the_same_way(api, harness):
+    error = error_of(api.post("/api/segments", json={"name": "Big feet", "rules": SHOE_SIZE}), 400, "invalid_input")
+    assert error["details"] == [{"pointer": "/rules/rules/0/field", "message":
+                                 "'shoe_size' is not a customer field: use one of email, phone, external_id, "
+                                 "timezone, points, created_at, or attributes.<name> for a custom attribute "
+                                 "(dotted for nested values)"}]
