@@ -18,11 +18,12 @@ from flask import (
     session,
 )
 from flask_socketio import SocketIO, join_room, leave_room
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from engine import auth, db, live, registry
-from engine.api import access, openapi
+from engine.api import access, bodies, openapi
 from engine.api import audiences as audiences_api
 from engine.api import campaigns as campaigns_api
 from engine.api import events as events_api
@@ -112,6 +113,9 @@ def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, Socke
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["campaign_canvas"] = rt
     app.url_map.converters.update(int=DatabaseId, bigid=BigDatabaseId)
+    if rt.settings.proxy_hops:  # the client's address, as the proxies in front tell it (sign-in throttling)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=rt.settings.proxy_hops)  # type: ignore[method-assign]
+    bodies.install(app, rt.settings)
     access.install(app, rt.settings)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
@@ -136,10 +140,12 @@ def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, Socke
 
     @app.errorhandler(CampaignCanvasError)
     def on_error(exc: CampaignCanvasError):  # type: ignore[no-untyped-def]
-        return jsonify(error=exc.to_dict()), exc.status
+        return jsonify(error=exc.to_dict()), exc.status, exc.headers()
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        if isinstance(exc, RequestEntityTooLarge):
+            return on_error(bodies.too_large())
         code = (exc.name or "error").lower().replace(" ", "_")
         return jsonify(error={"code": code, "message": exc.description, "details": []}), exc.code
 

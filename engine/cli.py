@@ -333,8 +333,15 @@ def _log_outbound_rule() -> None:
 
 
 def _load_json(path: Path) -> Any:
+    from engine import json_input
+    from engine.errors import InvalidInput
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json_input.loads(path.read_text(encoding="utf-8"))
+    except InvalidInput as exc:  # JSON we do not take (too deep, NaN, text no database stores)
+        detail = exc.details[0]
+        where = f"at {detail['pointer']}, it" if detail["pointer"] else "it"
+        raise SystemExit(f"error: {path} cannot be used: {where} {detail['message']}") from None
     except FileNotFoundError:
         raise SystemExit(f"error: {path} does not exist") from None
     except UnicodeDecodeError:

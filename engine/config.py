@@ -25,6 +25,11 @@
 | CC_SECRET_KEY | (generated once into <instance>/secret_key) | signs login sessions and the message references SendGrid carries back; set the same on every server and dispatcher |
 | CC_SECURE_COOKIES | (off) | 1: session cookies only over HTTPS |
 | CC_EXPECT_WORKERS | 0 | `campaign-canvas check` reports a problem when fewer RQ workers than this are alive |
+| CC_MAX_BODY_BYTES | 16777216 (16 MiB) | the largest request body of a signed-in user or an API key: 10,000 events or profiles of 1.6 KB each |
+| CC_MAX_IMPORT_BYTES | 1073741824 (1 GiB) | the largest file `POST /api/profiles/import` takes (written to disk as it arrives) |
+| CC_MAX_ANONYMOUS_BODY_BYTES | 65536 (64 KiB) | the largest body read before the caller is known: logins, site keys (web pages) |
+| CC_MAX_WEBHOOK_BODY_BYTES | 4194304 (4 MiB) | the largest provider webhook body (read before its signature can be checked) |
+| CC_PROXY_HOPS | 0 | proxies in front of the servers that set X-Forwarded-For: the client address failed sign-ins are counted by |
 """
 
 from __future__ import annotations
@@ -61,6 +66,11 @@ class Settings:
     dispatch_claim_limit: int = field(default_factory=lambda: _int("CC_DISPATCH_CLAIM_LIMIT", 5000))
     dispatch_lease_seconds: int = field(default_factory=lambda: _int("CC_DISPATCH_LEASE_SECONDS", 300))
     expect_workers: int = field(default_factory=lambda: _int("CC_EXPECT_WORKERS", 0))
+    max_body_bytes: int = field(default_factory=lambda: _int("CC_MAX_BODY_BYTES", 16 << 20))
+    max_import_bytes: int = field(default_factory=lambda: _int("CC_MAX_IMPORT_BYTES", 1 << 30))
+    max_anonymous_body_bytes: int = field(default_factory=lambda: _int("CC_MAX_ANONYMOUS_BODY_BYTES", 64 << 10))
+    max_webhook_body_bytes: int = field(default_factory=lambda: _int("CC_MAX_WEBHOOK_BODY_BYTES", 4 << 20))
+    proxy_hops: int = field(default_factory=lambda: _int("CC_PROXY_HOPS", 0))
 
     def __post_init__(self) -> None:
         if not self.database_url:

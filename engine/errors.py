@@ -23,6 +23,10 @@ class CampaignCanvasError(Exception):
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "details": self.details}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the error (e.g. Retry-After)."""
+        return {}
+
 
 class RegistrationError(CampaignCanvasError):
     """A node type declaration is invalid or its name is taken."""
@@ -97,3 +101,26 @@ class TemplateError(CampaignCanvasError):
 
     code = "invalid_template"
     status = 422
+
+
+class BodyTooLarge(CampaignCanvasError):
+    """The request body is larger than the caller may send (engine/api/bodies.py); it was
+    refused before being read."""
+
+    code = "body_too_large"
+    status = 413
+
+
+class TooManyAttempts(CampaignCanvasError):
+    """Too many failed sign-ins for an account or from an address (engine/throttle.py):
+    try again after `retry_after` seconds, which the answer's Retry-After header carries."""
+
+    code = "too_many_attempts"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, [{"pointer": "", "message": message}])
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

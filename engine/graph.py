@@ -70,8 +70,13 @@ def to_networkx(document: Mapping[str, Any]) -> nx.MultiDiGraph:
         if isinstance(node, Mapping) and isinstance(node.get("id"), str):
             graph.add_node(node["id"], type=node.get("type"))
     for edge in document.get("edges", []):
-        if isinstance(edge, Mapping) and edge.get("source") in graph and edge.get("target") in graph:
-            graph.add_edge(edge["source"], edge["target"], key=edge.get("id"), port=edge.get("source_port", "out"))
+        if not isinstance(edge, Mapping):
+            continue
+        source, target, ident = edge.get("source"), edge.get("target"), edge.get("id")
+        if isinstance(source, str) and isinstance(target, str) and source in graph and target in graph:
+            # an id of another JSON type (reported by validation) may be unhashable
+            graph.add_edge(source, target, key=ident if isinstance(ident, str) else None,
+                           port=edge.get("source_port", "out"))
     return graph
 
 

@@ -35,10 +35,12 @@ import csv
 import io
 import json
 import logging
+import math
 import re
 import shutil
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -47,7 +49,7 @@ from typing import IO, Any, TextIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine import clock, db
+from engine import clock, db, json_input
 from engine.clock import iso
 from engine.errors import CampaignCanvasError, InvalidInput
 from engine.models import ImportJob
@@ -72,6 +74,11 @@ CHUNK_ATTEMPTS = 3
 BLOCK = 1 << 16
 #: how far the JSON array reader looks ahead for the end of one element
 JSON_VALUE_MAX = 1 << 20
+#: the longest CSV line read (a row's identifiers and 64 KiB of attributes fit many times)
+LINE_MAX = 1 << 20
+#: rows that cannot be read as CSV (see `_Lines`) before the import stops: past this the
+#: file is not CSV the way we read it, and re-reading swallowed lines would cost too much
+UNREADABLE_MAX = 100
 
 FORMATS = {"csv": "csv", "json": "json", "jsonl": "json", "ndjson": "json"}
 MIMETYPES = {"text/csv": "csv", "application/csv": "csv", "application/json": "json",
@@ -176,21 +183,37 @@ class Source:
             first = self._text.readline(BLOCK)
             self._text.seek(0)
             # the separator the header uses most: spreadsheets in many locales write ";"
-            delimiter = max(DELIMITERS, key=first.count)
-            self._reader = csv.reader(self._text, delimiter=delimiter)
+            self._delimiter = max(DELIMITERS, key=first.count)
+            self._lines = _Lines(self._text)
+            self._reader = csv.reader(self._lines, delimiter=self._delimiter, strict=True)
             header = next(self._reader, None)
         except UnicodeDecodeError:
             raise InvalidInput.field("file", "is not UTF-8 text") from None
         except csv.Error as exc:
-            raise InvalidInput.field("file", f"line 1: {exc}") from None
+            raise InvalidInput.field("file", f"line 1: the header cannot be read as CSV ({exc})") from None
         if not header:
             raise InvalidInput.field("file", "is empty: a CSV file starts with a header row naming its columns")
-        self.line = self._reader.line_num
+        self.line = self._lines.last
         return columns(header)
 
     def _csv(self) -> Iterator[Record]:
-        for cells in self._reader:
-            line, self.line = self.line + 1, self._reader.line_num
+        unreadable = 0
+        while True:
+            self._lines.start_row()
+            try:
+                cells = next(self._reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # a quote never closed, or text after a closing quote
+                unreadable += 1
+                if unreadable > UNREADABLE_MAX:
+                    raise ValueError(f"more than {UNREADABLE_MAX} rows cannot be read as CSV (quotes that are never "
+                                     f"closed?): is the file separated by {self._delimiter!r}, with '\"' quotes?") from None
+                line, self.line = self._lines.first, self._lines.first
+                yield Record(line, problems=[(None, _unreadable(exc, self._lines, self._delimiter))])
+                self._lines.read_again_after_first()
+                continue
+            line, self.line = self._lines.first, self._lines.last
             if any(cell.strip() for cell in cells):
                 yield csv_record(line, cells, self._columns)
 
@@ -223,10 +246,71 @@ class Source:
             yield object_record(line, value)
 
 
+class _Lines:
+    """The physical lines of a CSV file for csv.reader, numbered, keeping those of the row
+    being read: when a row cannot be read (its quote is never closed, so it swallowed the
+    lines after it), those lines are handed out again, to be read as rows of their own.
+    What a row keeps is bounded by csv's field size limit (131,072 characters) plus a line,
+    and a line by LINE_MAX."""
+
+    def __init__(self, text: TextIO):
+        self.text = text
+        self.number = 0
+        #: (number, line) to hand out again before reading on
+        self.again: deque[tuple[int, str]] = deque()
+        self.row: list[tuple[int, str]] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.again:
+            number, line = self.again.popleft()
+        else:
+            line = self.text.readline(LINE_MAX + 1)
+            if not line:
+                raise StopIteration
+            self.number += 1
+            number = self.number
+            if len(line) > LINE_MAX:
+                raise ValueError(f"line {number} is longer than {LINE_MAX:,} characters: is this a CSV file?")
+        self.row.append((number, line))
+        return line
+
+    def start_row(self) -> None:
+        self.row = []
+
+    @property
+    def first(self) -> int:
+        """The number of the current row's first line."""
+        return self.row[0][0] if self.row else self.number + 1
+
+    @property
+    def last(self) -> int:
+        return self.row[-1][0] if self.row else self.number
+
+    def read_again_after_first(self) -> None:
+        """Hand out the current row's lines but its first again."""
+        self.again.extendleft(reversed(self.row[1:]))
+        self.row = []
+
+
+def _unreadable(exc: csv.Error, lines: _Lines, delimiter: str) -> str:
+    """Why a row cannot be read, in words, for a problem on the row's first line."""
+    reason = str(exc)
+    if reason.startswith(("unexpected end of data", "field larger than field limit")):
+        return (f"cannot be read: a quoted cell starts on this line and its closing quote never comes (read on to "
+                f"line {lines.last}); this row is not imported and the lines after it are read as rows of their own. "
+                "Close the quote, or double a quote inside a quoted cell (\"\")")
+    if "expected after" in reason:
+        return (f"cannot be read: a quoted cell ends before the next {delimiter!r} (on line {lines.last}); quote the "
+                "whole cell and double every quote inside it (\"\"); this row is not imported")
+    return f"cannot be read as CSV ({reason}); this row is not imported"
+
+
 class _ArrayReader:
     def __init__(self, text: TextIO, head: str):
         self.text, self.buf, self.pos, self.line, self.eof = text, head, 0, 1, False
-        self.decoder = json.JSONDecoder()
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
         self._expect("[")
@@ -267,11 +351,13 @@ class _ArrayReader:
         self._peek()
         while True:
             try:
-                value, end = self.decoder.raw_decode(self.buf, self.pos)
+                value, end = json_input.raw_decode(self.buf, self.pos)
                 if end < len(self.buf) or self.eof:
                     line = self._line()
                     self.pos = end
                     return line, value
+            except InvalidInput:  # too deep to parse, so where it ends is unknown: the file stops here
+                raise ValueError(f"line {self._line()}: the value {json_input.TOO_DEEP}") from None
             except json.JSONDecodeError as exc:
                 if self.eof or len(self.buf) - self.pos > JSON_VALUE_MAX:
                     raise ValueError(f"line {self._line()}: not valid JSON ({exc.msg})") from None
@@ -366,19 +452,39 @@ def _convert(column: Column, text: str) -> Any:
     if column.kind == "number":
         if not NUMBER.match(text):
             raise ValueError(f"{text!r} is not a number")
-        return int(text) if INTEGER.match(text) else float(text)
+        number = int(text) if INTEGER.match(text) else float(text)
+        if not math.isfinite(number):
+            raise ValueError(f"{text!r} is too large a number to store (at most about 1.8e308)")
+        return number
     return text
 
 
 def json_record(line: int, text: str) -> Record:
     try:
-        value = json.loads(text)
+        value = json_input.loads(text)
     except json.JSONDecodeError as exc:
         return Record(line, problems=[(None, f"is not valid JSON ({exc.msg} at column {exc.colno})")])
-    return object_record(line, value)
+    except InvalidInput as exc:
+        return Record(line, problems=[_json_problem(exc)])
+    return _item_record(line, value)
+
+
+def _json_problem(exc: InvalidInput) -> tuple[str | None, str]:
+    """A problem json_input found, as (the field it is in, or None for the row, message)."""
+    detail = exc.details[0]
+    return detail["pointer"].lstrip("/").replace("/", ".") or None, detail["message"]
 
 
 def object_record(line: int, value: Any) -> Record:
+    """The record of an element of a JSON array (parsed by json_input.raw_decode)."""
+    try:
+        json_input.check(value)
+    except InvalidInput as exc:
+        return Record(line, problems=[_json_problem(exc)])
+    return _item_record(line, value)
+
+
+def _item_record(line: int, value: Any) -> Record:
     if not isinstance(value, dict):
         return Record(line, problems=[(None, "must be a JSON object (a POST /api/profiles item)")])
     return _checked(Record(line), value)

@@ -14,6 +14,7 @@ UPDATE and one multi-row INSERT.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -170,6 +171,8 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE = re.compile(r"^\+?[0-9][0-9 ().-]*$")
 PHONE_DIGITS = (6, 15)
 ATTRIBUTE_KEY_MAX = 128
+#: a profile's attributes as stored JSON, like an event's properties (engine/events.py)
+MAX_ATTRIBUTES_BYTES = 64 * 1024
 PUSH_TOKEN_MAX = 4096
 #: names available_timezones() lists that depend on the machine rather than name a place
 _MACHINE_ZONES = {"localtime", "posixrules", "Factory"}
@@ -350,7 +353,7 @@ class Upsert:
         matches. A refused item changes nothing."""
         patch = target is not None
         row = target or self._match(item)
-        problems = self._conflicts(item, row, patch)
+        problems = self._conflicts(item, row, patch) or _size_problems(row, item)
         if problems:
             return Applied(None, problems=problems)
         created = row is None
@@ -448,15 +451,35 @@ class Upsert:
             if key in item:
                 row.values[key] = item[key]
         if "attributes" in item:
-            stored = row.values["attributes"]
-            merged = dict(stored) if isinstance(stored, Mapping) else {}
-            for key, value in item["attributes"].items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-            row.values["attributes"] = merged
+            row.values["attributes"] = _merged(row.values["attributes"], item["attributes"])
         row.changed = row.changed or row.values != before
+
+
+def _merged(stored: Any, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored attributes with the given ones merged in, key by key (null removes a key)."""
+    merged = dict(stored) if isinstance(stored, Mapping) else {}
+    for key, value in given.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _size_problems(row: Row | None, item: Mapping[str, Any]) -> list[Problem]:
+    """The attributes the item would leave on the profile, when larger than MAX_ATTRIBUTES_BYTES."""
+    if "attributes" not in item:
+        return []
+    size = attributes_size(_merged(row.values["attributes"] if row is not None else {}, item["attributes"]))
+    if size <= MAX_ATTRIBUTES_BYTES:
+        return []
+    return [("attributes", f"would take {size:,} bytes as JSON on the profile; at most {MAX_ATTRIBUTES_BYTES:,} "
+                           "are kept (remove attributes with null)")]
+
+
+def attributes_size(attributes: Mapping[str, Any]) -> int:
+    """The bytes attributes take as stored JSON (as events count their properties)."""
+    return len(json.dumps(attributes))
 
 
 def _which(row: Row) -> str:

@@ -90,6 +90,13 @@ _PATH_PART = r"[A-Za-z_][A-Za-z0-9_-]*"
 ATTRIBUTE_PATTERN = rf"^attributes(\.{_PATH_PART})+$"
 PROPERTY_PATTERN = rf"^{_PATH_PART}(\.{_PATH_PART})*$"
 DURATION_PATTERN = r"^\+?[0-9]+(\.[0-9]+)?(m|min|minutes|h|hours|d|days|w|weeks)$"
+#: what a rule's `field` may be, in the words of every message about one (the schema's
+#: `x-pattern-hint`, so the canvas and the server say the same)
+_ATTRIBUTE_WORDS = "attributes.<name> for a custom attribute (dotted for nested values)"
+FIELD_HINT = f"a customer field ({', '.join(PROFILE_FIELDS)}) or {_ATTRIBUTE_WORDS}"
+PROPERTY_HINT = ("a property name: letters, digits, '_' and '-', starting with a letter or '_', dotted for nested "
+                 "values (e.g. total or address.city)")
+DURATION_HINT = "a duration like 30m, 12h, 7d or 2w"
 
 PRESENCE_OPS = ("exists", "not_exists")
 ORDER_OPS = ("gt", "gte", "lt", "lte")
@@ -97,6 +104,13 @@ LIST_OPS = ("in", "not_in")
 TEXT_OPS = ("contains", "not_contains", "starts_with")
 ALL_OPS = ("eq", "ne", *ORDER_OPS, *LIST_OPS, *TEXT_OPS, *PRESENCE_OPS)
 COUNT_OPS = ("eq", "ne", *ORDER_OPS)
+
+#: Segments are inlined where they are named, so rules are bounded where they are
+#: compiled, across the segments they name: a chain of segments each naming the last
+#: would nest without end (Python's recursion limit), and segments naming the last one
+#: twice would double the SQL at each step.
+MAX_NESTING = 32
+MAX_RULES = 5_000
 
 #: which ops each field kind accepts ("json" = attributes and event properties)
 OPS_BY_KIND: dict[str, tuple[str, ...]] = {
@@ -122,7 +136,7 @@ def _schema() -> dict[str, Any]:
     names are prefixed, so an embedding schema can hoist `$defs` to its own root (as the
     filter node does); with `$id` kept, it also works embedded as is."""
     scalar = {"type": ["string", "number", "boolean"]}
-    duration = {"type": "string", "pattern": DURATION_PATTERN}
+    duration = {"type": "string", "pattern": DURATION_PATTERN, "x-pattern-hint": DURATION_HINT}
     value_by_op = [
         _if_op(PRESENCE_OPS, {"not": {"required": ["value"]}}),
         _if_op(("eq", "ne"), {"required": ["value"], "properties": {"value": scalar}}),
@@ -171,7 +185,7 @@ def _schema() -> dict[str, Any]:
                 "type": "object",
                 "title": "Profile field or attribute",
                 "properties": {
-                    "field": {"type": "string", "pattern": field_pattern},
+                    "field": {"type": "string", "pattern": field_pattern, "x-pattern-hint": FIELD_HINT},
                     "op": {"enum": list(ALL_OPS)},
                     "value": {},
                 },
@@ -209,7 +223,7 @@ def _schema() -> dict[str, Any]:
             "rules_property": {
                 "type": "object",
                 "properties": {
-                    "property": {"type": "string", "pattern": PROPERTY_PATTERN},
+                    "property": {"type": "string", "pattern": PROPERTY_PATTERN, "x-pattern-hint": PROPERTY_HINT},
                     "op": {"enum": list(ALL_OPS)},
                     "value": {},
                 },
@@ -332,8 +346,8 @@ def _field_kind(field: Any) -> str | None:
 def _check_field(node: Mapping[str, Any], pointer: str, problems: list[Problem]) -> None:
     kind = _field_kind(node["field"])
     if kind is None:
-        _add(problems, f"{pointer}/field", f"unknown field {node['field']!r}: use {', '.join(PROFILE_FIELDS)} "
-                                           "or attributes.<name> (dotted for nested values)")
+        _add(problems, f"{pointer}/field", f"{node['field']!r} is not a customer field: use one of "
+                                           f"{', '.join(PROFILE_FIELDS)}, or {_ATTRIBUTE_WORDS}")
         return
     _check_condition(node, kind, pointer, problems, what=f"field {node['field']!r}")
 
@@ -475,7 +489,7 @@ def _check_property(condition: Any, pointer: str, problems: list[Problem]) -> No
             _add(problems, f"{pointer}/{_token(key)}", f"unknown key {key!r} in a property condition")
     name = condition.get("property")
     if not isinstance(name, str) or not re.match(PROPERTY_PATTERN, name):
-        _add(problems, f"{pointer}/property", f"{name!r} is not a property name (dotted for nested values)")
+        _add(problems, f"{pointer}/property", f"{name!r} is not {PROPERTY_HINT}")
         return
     _check_condition(condition, "json", pointer, problems, what=f"property {name!r}")
 
@@ -583,6 +597,10 @@ class _Compiler:
         self.sql = sql
         #: (segment id, pointer of the rule naming it), outermost first
         self.inlining: list[tuple[int, str]] = []
+        #: groups (and "not"s) open around the rule being compiled, inlined segments' included
+        self.depth = 0
+        #: rules compiled so far, inlined segments' included
+        self.count = 0
 
     def fail(self, pointer: str, message: str) -> RuleError:
         """The error for a problem at `pointer` of the rules being compiled; inside a
@@ -596,12 +614,23 @@ class _Compiler:
 
     # -- structure -----------------------------------------------------------------------
     def group(self, group: Mapping[str, Any], pointer: str) -> ColumnElement[bool]:
-        parts = [self.node(item, f"{pointer}/rules/{i}") for i, item in enumerate(group.get("rules", []))]
+        if self.depth >= MAX_NESTING:
+            raise self.fail(pointer, f"rule groups nest more than {MAX_NESTING} deep, counting the groups of the "
+                                     "segments they name: flatten them")
+        self.depth += 1
+        try:
+            parts = [self.node(item, f"{pointer}/rules/{i}") for i, item in enumerate(group.get("rules", []))]
+        finally:
+            self.depth -= 1
         if group.get("match", "all") == "any":
             return or_(*parts) if parts else false()
         return and_(*parts) if parts else true()
 
     def node(self, node: Mapping[str, Any], pointer: str) -> ColumnElement[bool]:
+        self.count += 1
+        if self.count > MAX_RULES:
+            raise self.fail(pointer, f"the rules, with those of the segments they name (each time it is named), "
+                                     f"are more than {MAX_RULES:,}: name fewer segments, or each fewer times")
         kind = _node_kind(node)
         if kind == "group":
             return self.group(node, pointer)

@@ -22,14 +22,14 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError, relevance
 
 from engine import registry
 from engine.errors import DocumentInvalid
@@ -449,10 +449,10 @@ def _self_loop(graph: nx.DiGraph, component: set[str]) -> bool:
 def _unconnected_port_problems(
     document: Mapping[str, Any], by_id: Mapping[str, _Node], problems: list[Problem]
 ) -> None:
-    """Ports with no edge are allowed (customers end there), but worth a warning."""
-    used = {
-        (e.get("source"), e.get("source_port", "out")) for e in document["edges"] if isinstance(e, Mapping)
-    }
+    """Ports with no edge are allowed (customers end there), but worth a warning. Edges
+    whose ends are not text are left out (reported by the schema; a list cannot be looked up)."""
+    ends = [(e.get("source"), e.get("source_port", "out")) for e in document["edges"] if isinstance(e, Mapping)]
+    used = {(source, port) for source, port in ends if isinstance(source, str) and isinstance(port, str)}
     for node in by_id.values():
         for port in node.ports() or []:
             if (node.id, port) not in used:
@@ -485,15 +485,39 @@ def _schema_errors(validator: Draft202012Validator, instance: object) -> list[tu
     """(instance path, problem code, phrase) for each error, deduplicated, in schema order."""
     found: list[tuple[list[Any], str, str]] = []
     seen: set[tuple[str, str]] = set()
-    for error in validator.iter_errors(instance):
-        while error.context:  # anyOf/oneOf: the branch that came closest says the most
-            error = best_match(error.context)
+    for error in (leaf for top in validator.iter_errors(instance) for leaf in _leaves(top)):
         for path, code, phrase in _explain(error):
             key = (_pointer(path), phrase)
             if key not in seen:
                 seen.add(key)
                 found.append((path, code, phrase))
     return found
+
+
+def _leaves(error: ValidationError) -> Iterator[ValidationError]:
+    """The errors that say what is wrong: an anyOf / oneOf error stands for those of the
+    branch the value came closest to (`_closest_branch`), each looked into again."""
+    if not error.context:
+        yield error
+        return
+    for sub in _closest_branch(error):
+        yield from _leaves(sub)
+
+
+def _closest_branch(error: ValidationError) -> list[ValidationError]:
+    """The errors of the anyOf / oneOf branch with the fewest complaints about the value
+    itself (a missing or unexpected key, another type): the branch whose shape it took, so
+    they say what is wrong inside it (the `field` of a field rule) rather than that it lacks
+    the keys of another kind of rule. Ties go to the branch of jsonschema's most relevant
+    error (its `relevance`, which best_match ranks by before descending into contexts)."""
+    branches: dict[Any, list[ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    about_itself = {branch: sum(not sub.path for sub in subs) for branch, subs in branches.items()}
+    fewest = min(about_itself.values())
+    best = max((sub for branch, subs in branches.items() if about_itself[branch] == fewest for sub in subs),
+               key=relevance)
+    return branches[best.relative_schema_path[0]]
 
 
 def _explain(error: ValidationError) -> list[tuple[list[Any], str, str]]:

@@ -81,6 +81,15 @@ def points(h) -> dict[int, int]:
         return dict(session.execute(select(Profile.id, Profile.points)).all())
 
 
+def snapshot(h) -> dict[str, list[tuple]]:
+    """Every row of every table, to show a refused request changed nothing."""
+    from engine.models import Base
+
+    with h.session() as session:
+        return {table.name: sorted(map(tuple, session.execute(select(table))), key=repr)
+                for table in Base.metadata.sorted_tables}
+
+
 def authed_client(app, h, role: str = "admin"):
     """A Flask test client sending `Authorization: Bearer <key>` for a new key of `role`."""
     client = app.test_client()

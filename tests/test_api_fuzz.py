@@ -14,11 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from engine import auth
-from engine.models import Base
-from tests.support import add_profiles, doc
+from tests.support import add_profiles, doc, snapshot
 
 WRITE_METHODS = ("post", "put", "patch", "delete")
 #: a world id for each path parameter name; anything else gets 1
@@ -107,12 +106,6 @@ def world(api, harness):
             "audience_id": audience.get("id", 1), "template_id": template.get("id", 1), "provider_id": 1,
             "notification_id": 1, "number": 1, "name": "signup", "action": "pause", "import_id": 1,
             "type_name": "ab_test", "poll_id": poll.get("id", 1), **ids}
-
-
-def snapshot(harness) -> dict[str, list[tuple]]:
-    with harness.session() as s:
-        return {table.name: sorted(map(tuple, s.execute(select(table))), key=repr)
-                for table in Base.metadata.sorted_tables}
 
 
 def test_the_description_is_valid_and_covers_every_api_route(app):

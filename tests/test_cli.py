@@ -69,8 +69,13 @@ def test_unreadable_files_give_one_clear_line(tmp_path, command):
     text.write_text("these are notes, not JSON\n")
     binary = tmp_path / "picture.json"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    surrogate = tmp_path / "half.json"
+    surrogate.write_text('{"name": "x\\ud800"}')
     for path, words in [(missing, "does not exist"), (text, "is not JSON"), (binary, "is not JSON"),
-                        (tmp_path, "cannot read")]:
+                        (tmp_path, "cannot read"), (deep, "cannot be used: it is nested more than 64 levels deep"),
+                        (surrogate, "cannot be used: at /name, it must not contain a lone UTF-16 surrogate")]:
         result = run(command, str(path))
         assert result.returncode != 0
         assert result.stdout == ""

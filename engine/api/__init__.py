@@ -18,28 +18,14 @@ def runtime() -> Runtime:
 
 
 def body() -> Any:
-    """The request's JSON body, or InvalidInput naming what is wrong."""
+    """The request's JSON body, or InvalidInput naming what is wrong. Parsed by
+    engine.json_input (see engine/api/bodies.py): too deep, NaN, or text no database stores
+    (NUL, a lone surrogate) is refused naming where it is."""
     data = request.get_json(silent=True)
     if data is None:
         raise InvalidInput("the request body must be JSON (Content-Type: application/json)",
                            [{"pointer": "", "message": "missing or malformed JSON body"}])
-    if b"\\u0000" in request.get_data(cache=True) and (pointer := _nul_at(data, "")) is not None:
-        raise InvalidInput.field(pointer, "must not contain the NUL character (\\u0000)")
     return data
-
-
-def _nul_at(value: Any, pointer: str) -> str | None:
-    """Where a NUL character hides (no database text column can store one), or None."""
-    if isinstance(value, str):
-        return pointer if "\x00" in value else None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        here = f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
-        if "\x00" in str(key):
-            return here
-        if (found := _nul_at(item, here)) is not None:
-            return found
-    return None
 
 
 def as_object(data: Any) -> dict[str, Any]:

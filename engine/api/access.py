@@ -34,10 +34,10 @@ from flask import (
 )
 from sqlalchemy import select
 
-from engine import auth, db
-from engine.api import body, body_object, iso, runtime
+from engine import auth, db, throttle
+from engine.api import bodies, body, body_object, iso, runtime
 from engine.config import Settings, secret_key
-from engine.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from engine.errors import Forbidden, InvalidInput, NotFound, TooManyAttempts, Unauthorized
 from engine.models import ApiKey, User
 
 bp = Blueprint("access", __name__)
@@ -105,11 +105,14 @@ def csrf_token() -> str:
 
 def _guard() -> Any:
     view = current_app.view_functions.get(request.endpoint or "")
+    settings = runtime().settings
     if view is None or getattr(view, "public", False) or request.blueprint in PUBLIC_BLUEPRINTS:
+        bodies.admit(settings, view, known=False, webhook=request.blueprint in PUBLIC_BLUEPRINTS)
         return None
     if request.method == "OPTIONS" and getattr(view, "site", False):
         return None
     who = _authenticate()
+    bodies.admit(settings, view, known=who is not None and not is_site_key(who))
     if who is None:
         if request.path.startswith(MACHINE_PATHS) or request.method not in SAFE_METHODS:
             raise Unauthorized("log in, or send an API key as 'Authorization: Bearer <key>'")
@@ -162,12 +165,10 @@ def login_page():  # type: ignore[no-untyped-def]
 def login_form():  # type: ignore[no-untyped-def]
     try:
         _check_csrf()
-        with db.transaction(runtime().sessions) as s:
-            user = auth.login(s, request.form.get("username"), request.form.get("password"))
-            _start_session(user)
-    except (Unauthorized, Forbidden) as exc:
+        _sign_in(request.form.get("username"), request.form.get("password"))
+    except (Unauthorized, Forbidden, TooManyAttempts) as exc:
         page = render_template("login.html", csrf_token=csrf_token(), next=_safe_next(), error=exc.message)
-        return page, exc.status
+        return page, exc.status, exc.headers()
     return redirect(_safe_next())
 
 
@@ -175,6 +176,20 @@ def login_form():  # type: ignore[no-untyped-def]
 def logout_form():  # type: ignore[no-untyped-def]
     session.clear()
     return redirect(url_for("access.login_page"))
+
+
+def _sign_in(username: object, password: object) -> User:
+    """The user these credentials belong to, now signed in; failed attempts are counted
+    (engine/throttle.py) and refused with TooManyAttempts past their limit."""
+    rt = runtime()
+    attempt = throttle.Attempt(username, request.remote_addr or "unknown")
+    counts = throttle.LoginThrottle(rt.redis, rt.settings.queue_name)
+    counts.begin(attempt)
+    with db.transaction(rt.sessions) as s:
+        user = auth.login(s, username, password)
+        _start_session(user)
+    counts.succeeded(attempt)
+    return user
 
 
 def _start_session(user: User) -> None:
@@ -201,11 +216,8 @@ def api_login():  # type: ignore[no-untyped-def]
     data = body()
     if not isinstance(data, dict):
         raise InvalidInput.field("", "must be an object with username and password")
-    with db.transaction(runtime().sessions) as s:
-        user = auth.login(s, data.get("username"), data.get("password"))
-        _start_session(user)
-        payload = {"user": _user_json(user), "csrf_token": csrf_token()}
-    return jsonify(payload)
+    user = _sign_in(data.get("username"), data.get("password"))
+    return jsonify({"user": _user_json(user), "csrf_token": csrf_token()})
 
 
 @bp.post("/api/auth/logout")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from flask import request
@@ -9,15 +10,22 @@ from flask import request
 from engine import clock
 from engine.errors import InvalidInput
 
+#: the largest value of a 64-bit (BIGINT) column: ids, offsets
+BIGINT = 2**63 - 1
+#: at most 19 digits, so int() never works on a huge string
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+
 
 def int_arg(name: str) -> int | None:
+    """A whole number in ASCII digits that a 64-bit database column holds (None when
+    absent): a larger one is a mistake, not a database overflow."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidInput.field(name, f"must be a whole number (got '{raw}')") from None
+    if not _INTEGER.fullmatch(raw) or not -BIGINT - 1 <= int(raw) <= BIGINT:
+        shown = raw if len(raw) <= 40 else raw[:37] + "..."
+        raise InvalidInput.field(name, f"must be a whole number from {-BIGINT - 1} to {BIGINT} (got '{shown}')")
+    return int(raw)
 
 
 def flag_arg(name: str) -> bool:
@@ -58,8 +66,8 @@ def text_arg(name: str) -> str | None:
 def id_arg(name: str) -> int | None:
     """A row id: a whole number a BIGINT holds (a bigger one is a mistake, not a miss)."""
     value = int_arg(name)
-    if value is not None and not 0 < value < 2**63:
-        raise InvalidInput.field(name, f"must be an id between 1 and {2**63 - 1}")
+    if value is not None and not 0 < value <= BIGINT:
+        raise InvalidInput.field(name, f"must be an id between 1 and {BIGINT}")
     return value
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine import clock, db, imports
 from engine import profiles as store
-from engine.api import body, iso, runtime
+from engine.api import bodies, body, iso, runtime
 from engine.api.paging import flag_arg, int_arg, limit_arg, page_args
 from engine.errors import InvalidInput, NotFound
 from engine.models import ImportJob, JourneyStep, Notification, Profile
@@ -84,6 +84,7 @@ def delete_profile(profile_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/import")
+@bodies.file_upload
 def import_profiles():  # type: ignore[no-untyped-def]
     """A CSV or JSON file (format: engine/imports.py) as the multipart field `file`, or as
     the body (text/csv, application/x-ndjson). Files under imports.SYNC_ROWS rows are

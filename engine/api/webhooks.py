@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
 import os
 from datetime import UTC, datetime, timedelta
@@ -38,7 +37,7 @@ from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from engine import clock, db, delivery, outbox_refs
+from engine import clock, db, delivery, json_input, outbox_refs
 from engine.api import runtime
 from engine.errors import CampaignCanvasError, InvalidInput
 from engine.models import ProviderConfig
@@ -244,10 +243,10 @@ def _configs(kind: str) -> list[ProviderConfig]:
 
 
 def _json(raw: bytes) -> Any:
-    """The parsed body, or InvalidInput (deep nesting included: never a 500)."""
+    """The parsed body (engine.json_input's limits), or InvalidInput: never a 500."""
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
+        return json_input.loads(raw)
+    except ValueError:
         raise _invalid("the body is not valid JSON") from None
 
 
