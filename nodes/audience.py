@@ -46,6 +46,11 @@ class ExcludeFromAudience(NodeType):
         return {"out": batch}
 
 
+#: the most points one node may award or deduct at a pass: a balance is a 64-bit number, and
+#: an award beyond it would save, then fail every run
+MAX_POINTS = 1_000_000_000
+
+
 @register
 class AwardPoints(NodeType):
     """Adds (or, negative, takes away) points; a customer who passes twice gets them twice."""
@@ -54,6 +59,7 @@ class AwardPoints(NodeType):
     label = "Award points"
     category = "audience"
     schema = {"type": "object", "properties": {"points": {"type": "integer", "not": {"const": 0},
+                                                          "minimum": -MAX_POINTS, "maximum": MAX_POINTS,
                                                           "title": "Points (negative to deduct)"}},
               "required": ["points"]}
 

@@ -584,3 +584,15 @@ def test_the_segments_api_names_an_unknown_field_the_same_way(api, harness):
                                  "'shoe_size' is not a customer field: use one of email, phone, external_id, "
                                  "timezone, points, created_at, or attributes.<name> for a custom attribute "
                                  "(dotted for nested values)"}]
+
+
+def test_points_an_award_could_never_add_are_refused_when_saved(api, harness):
+    """A balance is a 64-bit number: an award of 10**30 would save, then fail every run."""
+    document = doc([("all", "select_segment", {"source": "all"}), ("pts", "award_points", {"points": 10**30})],
+                   [("all", "out", "pts")])
+    error = error_of(api.post("/api/campaigns", json=document), 422, "invalid_document")
+    assert [d["pointer"] for d in error["details"]] == ["/nodes/1/settings/points"]
+    assert "at most 1000000000" in error["details"][0]["message"]
+    assert ok(api.get("/api/campaigns"))["total"] == 0
+    document["nodes"][1]["settings"]["points"] = -1_000_000_000
+    ok(api.post("/api/campaigns", json=document), 201)
