@@ -54,6 +54,7 @@ from engine.models import (
     Event,
     EventType,
 )
+from engine.pointers import token
 from engine.profiles import identity_of, resolve
 from engine.stats import GOAL_NODE
 
@@ -131,7 +132,7 @@ def parse_batch(raw: Any, now: datetime | None = None) -> list[IncomingEvent]:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("events"), list):
         raise InvalidInput.field("/events", "must be a list of events")
     if extra := [key for key in raw if key != "events"]:
-        raise InvalidInput.field(f"/{_escape(extra[0])}", "is not a field of a batch (only events)")
+        raise InvalidInput.field(f"/{token(extra[0])}", "is not a field of a batch (only events)")
     items = raw["events"]
     if not items:
         raise InvalidInput.field("/events", "must hold at least one event")
@@ -152,7 +153,7 @@ def _parse(raw: Any, pointer: str, now: datetime) -> tuple[IncomingEvent | None,
     if not isinstance(raw, Mapping):
         return None, _problem(pointer, "must be an object with event and profile")
     unknown = f"is not a field of an event ({', '.join(FIELDS)})"
-    problems = [p for key in raw if key not in FIELDS for p in _problem(f"{pointer}/{_escape(str(key))}", unknown)]
+    problems = [p for key in raw if key not in FIELDS for p in _problem(f"{pointer}/{token(key)}", unknown)]
     name = _name(raw.get("event"), f"{pointer}/event", problems)
     identity = _identity(raw.get("profile"), f"{pointer}/profile", problems)
     properties = _properties(raw, pointer, problems)
@@ -240,11 +241,6 @@ def _timestamp(raw: Any, pointer: str, now: datetime, problems: list[dict[str, A
 
 def _problem(pointer: str, message: str) -> list[dict[str, Any]]:
     return InvalidInput.field(pointer, message).details
-
-
-def _escape(key: str) -> str:
-    """A key as a JSON pointer segment."""
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 def _refuse(problems: list[dict[str, Any]], total: int) -> None:

@@ -28,6 +28,7 @@ from engine.clock import iso, to_utc_naive
 from engine.db import upsert
 from engine.errors import CampaignCanvasError, InvalidInput, InvalidState
 from engine.models import Poll, PollResponse
+from engine.pointers import token
 
 COMPLETED_EVENT = "poll.completed"
 FIELDS = ("name", "description", "questions")
@@ -179,11 +180,11 @@ def check_answers(poll: Poll, raw: Any) -> dict[str, list[str]]:
     if not isinstance(raw, Mapping):
         raise InvalidInput.field("/answers", "must be an object {question id: [answer ids]}")
     questions = {q["id"]: q for q in poll.questions}
-    problems = [_problem(f"/answers/{_escape(str(key))}", f"is not a question of poll {poll.id}")
+    problems = [_problem(f"/answers/{token(key)}", f"is not a question of poll {poll.id}")
                 for key in raw if key not in questions]
     answers = {}
     for qid, question in questions.items():
-        answers[qid] = _picked(question, raw.get(qid), f"/answers/{_escape(qid)}", problems)
+        answers[qid] = _picked(question, raw.get(qid), f"/answers/{token(qid)}", problems)
     if problems:
         raise invalid(problems)
     return answers
@@ -205,10 +206,6 @@ def _picked(question: Mapping[str, Any], raw: Any, pointer: str, problems: Probl
         elif raw.index(answer) != i:
             problems.append(_problem(f"{pointer}/{i}", f"repeats the answer {answer!r}"))
     return list(raw)
-
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 def respond(session: Session, poll: Poll, profile_id: int, answers: dict[str, list[str]], now: datetime) -> int:

@@ -41,6 +41,7 @@ from engine import clock
 from engine.db import upsert
 from engine.errors import InvalidInput, InvalidState, NotFound
 from engine.models import Profile
+from engine.pointers import token
 
 #: the identifiers a customer may be named by, in the order they are matched
 IDENTIFIERS = ("external_id", "email", "phone")
@@ -199,9 +200,9 @@ def check_fields(raw: Any, *, patch: bool = False) -> tuple[dict[str, Any], list
     # profile fields in their own order, so problems come in the same order from any client
     for key, value in sorted(raw.items(), key=lambda kv: FIELDS.index(kv[0]) if kv[0] in FIELDS else len(FIELDS)):
         if key in READ_ONLY:
-            problems.append((_token(key), "is read-only"))
+            problems.append((token(key), "is read-only"))
         elif key not in FIELDS:
-            problems.append((_token(str(key)), f"is not a profile field (expected {', '.join(FIELDS)})"))
+            problems.append((token(key), f"is not a profile field (expected {', '.join(FIELDS)})"))
         elif key == "attributes":
             fields[key] = _attributes(value, problems)
         else:
@@ -272,18 +273,13 @@ def _attributes(value: Any, problems: list[Problem]) -> dict[str, Any]:
         return {}
     for key in value:
         if not isinstance(key, str) or not key.strip() or len(key) > ATTRIBUTE_KEY_MAX:
-            problems.append((f"attributes/{_token(str(key))}",
+            problems.append((f"attributes/{token(key)}",
                              f"attribute names are non-empty strings of up to {ATTRIBUTE_KEY_MAX} characters"))
     return dict(value)
 
 
 _CHECKS = {"external_id": _identifier, "email": _identifier, "phone": _identifier, "timezone": _timezone,
            "push_tokens": _push_tokens, **dict.fromkeys(OPT_OUTS, _flag)}
-
-
-def _token(key: str) -> str:
-    """A JSON pointer reference token (RFC 6901)."""
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 #: the columns Upsert reads and writes besides the id

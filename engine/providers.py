@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -35,6 +35,7 @@ from engine.errors import (
     NotFound,
 )
 from engine.models import ACTIVE, Campaign, CampaignVersion, Enrollment, ProviderConfig
+from engine.pointers import pointer
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def _fields(data: Any) -> dict[str, Any]:
     unknown = [key for key in data if key not in FIELDS and key not in READ_ONLY]
     if unknown:
         raise InvalidInput(f"unknown field(s): {', '.join(map(str, unknown))}",
-                           [_problem(_pointer([key]), "is not a field of a provider config", "unknown_field")
+                           [_problem(pointer([key]), "is not a field of a provider config", "unknown_field")
                             for key in unknown])
     fields = {key: value for key, value in data.items() if key in FIELDS}
     _check_types(fields)
@@ -291,12 +292,12 @@ def _explain(error: ValidationError, path: list[Any], reveal: bool) -> list[dict
     """One problem per offending field: a missing or unknown key is named itself, not its object."""
     value, keyword, arg = error.instance, error.validator, error.validator_value
     if keyword == "required" and isinstance(value, Mapping):
-        return [_problem(_pointer([*path, name]), "is required", "missing_field") for name in arg if name not in value]
+        return [_problem(pointer([*path, name]), "is required", "missing_field") for name in arg if name not in value]
     if keyword == "additionalProperties" and arg is False and isinstance(value, Mapping):
         props, patterns = error.schema.get("properties", {}), error.schema.get("patternProperties", {})
         extra = [k for k in value if k not in props and not any(re.search(p, k) for p in patterns)]
-        return [_problem(_pointer([*path, k]), "is not a field of this provider kind", "unknown_field") for k in extra]
-    return [_problem(_pointer(path), error.message if reveal else _blind(error))]
+        return [_problem(pointer([*path, k]), "is not a field of this provider kind", "unknown_field") for k in extra]
+    return [_problem(pointer(path), error.message if reveal else _blind(error))]
 
 
 def _blind(error: ValidationError) -> str:
@@ -396,9 +397,6 @@ def _summary(problems: list[dict[str, Any]]) -> str:
     return "; ".join(f"{p['pointer'].lstrip('/') or 'body'} {p['message']}" for p in problems)
 
 
-def _pointer(path: Iterable[Any]) -> str:
-    """RFC 6901 JSON pointer: '~' and '/' inside a key are escaped."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 

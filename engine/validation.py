@@ -34,6 +34,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from engine import registry
 from engine.errors import DocumentInvalid
 from engine.graph import to_networkx, with_defaults
+from engine.pointers import pointer
 from engine.registry import NodeType
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "campaign.schema.json"
@@ -131,7 +132,7 @@ def _shape_problems(document: object) -> list[Problem]:
             subject = f"{who}: {rest}"
         else:
             subject = f"{who} field '{rest}'"
-        problems.append(Problem(code, f"{subject} {phrase}.", _pointer(path), node_id))
+        problems.append(Problem(code, f"{subject} {phrase}.", pointer(path), node_id))
     return problems
 
 
@@ -258,7 +259,7 @@ def settings_errors(schema: Mapping[str, Any], settings: object) -> list[tuple[s
     """(pointer from `/settings`, phrase) for each way `settings` break a settings schema:
     the sentences validation gives, for callers that check one node's settings alone."""
     validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    return [(_pointer(["settings", *path]), phrase) for path, _code, phrase in _schema_errors(validator, settings)]
+    return [(pointer(["settings", *path]), phrase) for path, _code, phrase in _schema_errors(validator, settings)]
 
 
 def _check_settings(node: _Node, problems: list[Problem]) -> dict[str, Any] | None:
@@ -489,7 +490,7 @@ def _schema_errors(validator: Draft202012Validator, instance: object) -> list[tu
         while error.context:  # anyOf/oneOf: the branch that came closest says the most
             error = best_match(error.context)
         for path, code, phrase in _explain(error):
-            key = (_pointer(path), phrase)
+            key = (pointer(path), phrase)
             if key not in seen:
                 seen.add(key)
                 found.append((path, code, phrase))
@@ -551,6 +552,3 @@ def _show(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _pointer(path: Iterable[Any]) -> str:
-    """RFC 6901 JSON pointer: '~' and '/' inside a key are escaped."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)

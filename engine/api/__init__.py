@@ -9,6 +9,7 @@ from flask import current_app, request
 
 from engine.clock import iso  # noqa: F401  (re-exported for the blueprints)
 from engine.errors import InvalidInput
+from engine.pointers import token
 from engine.runtime import Runtime
 
 
@@ -34,7 +35,7 @@ def _nul_at(value: Any, pointer: str) -> str | None:
         return pointer if "\x00" in value else None
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        here = f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
+        here = f"{pointer}/{token(key)}"
         if "\x00" in str(key):
             return here
         if (found := _nul_at(item, here)) is not None:
