@@ -509,6 +509,13 @@ def patch_profile(session: Session, profile_id: int, raw: Any, now: datetime) ->
     plan.write(now)
 
 
+def refuse(problems: list[dict[str, Any]], body: Any) -> InvalidInput:
+    """The error for a refused upsert or PATCH body: how many profiles are invalid, the
+    first problem and how many more."""
+    bad = len({p["pointer"].split("/")[2] for p in problems if p["pointer"].startswith("/profiles/")}) or 1
+    return _invalid([(p["pointer"], ("", p["message"])) for p in problems], bad)
+
+
 def _invalid(problems: Sequence[tuple[str, Problem]], bad: int) -> InvalidInput:
     details = [{"pointer": f"{base}/{path}" if path else base, "message": message}
                for base, (path, message) in problems]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from engine.clock import iso  # noqa: F401  (re-exported for the blueprints)
 from engine.errors import InvalidInput
@@ -19,6 +19,12 @@ def runtime() -> Runtime:
 
 
 def body() -> Any:
+    """The request's JSON body as its declaration checked it (engine/api/declare.py), or
+    parsed here: InvalidInput naming what is wrong."""
+    return g.cc_body if "cc_body" in g else parsed_body()
+
+
+def parsed_body() -> Any:
     """The request's JSON body, or InvalidInput naming what is wrong."""
     data = request.get_json(silent=True)
     if data is None:
@@ -41,15 +47,3 @@ def _nul_at(value: Any, pointer: str) -> str | None:
         if (found := _nul_at(item, here)) is not None:
             return found
     return None
-
-
-def as_object(data: Any) -> dict[str, Any]:
-    """`data` (a parsed body) if it is a JSON object, else InvalidInput naming the body."""
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", "the body must be a JSON object")
-    return data
-
-
-def body_object() -> dict[str, Any]:
-    """The request's JSON body, which must be an object."""
-    return as_object(body())

@@ -36,9 +36,10 @@ from flask import (
 from sqlalchemy import select
 
 from engine import auth, db
-from engine.api import body, body_object, iso, runtime
+from engine.api import body, iso, runtime
+from engine.api.declare import accepts, responds
 from engine.config import Settings
-from engine.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from engine.errors import Forbidden, NotFound, Unauthorized
 from engine.models import ApiKey, User
 
 bp = Blueprint("access", __name__)
@@ -58,6 +59,13 @@ View = TypeVar("View", bound=Callable[..., Any])
 def public(view: View) -> View:
     """Anyone may call this view (the login page, the API description)."""
     view.public = True  # type: ignore[attr-defined]
+    return view
+
+
+def page(view: View) -> View:
+    """An HTML page for browsers (the UI, the login form): part of the site, not of the API
+    or its description."""
+    view.page = True  # type: ignore[attr-defined]
     return view
 
 
@@ -168,12 +176,14 @@ def _secret_key(settings: Settings) -> str:
 
 @bp.get("/login")
 @public
+@page
 def login_page():  # type: ignore[no-untyped-def]
     return render_template("login.html", csrf_token=csrf_token(), next=_safe_next(), error=None)
 
 
 @bp.post("/login")
 @public
+@page
 def login_form():  # type: ignore[no-untyped-def]
     try:
         _check_csrf()
@@ -187,6 +197,7 @@ def login_form():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/logout")
+@page
 def logout_form():  # type: ignore[no-untyped-def]
     session.clear()
     return redirect(url_for("access.login_page"))
@@ -212,10 +223,9 @@ def _safe_next() -> str:
 
 @bp.post("/api/auth/login")
 @public
+@accepts("Login")
 def api_login():  # type: ignore[no-untyped-def]
     data = body()
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", "must be an object with username and password")
     with db.transaction(runtime().sessions) as s:
         user = auth.login(s, data.get("username"), data.get("password"))
         _start_session(user)
@@ -250,21 +260,21 @@ def list_users():  # type: ignore[no-untyped-def]
 
 @bp.post("/api/users")
 @admin_only
+@accepts("NewUser")
+@responds(201)
 def create_user():  # type: ignore[no-untyped-def]
-    data = body_object()
+    data = body()
     with db.transaction(runtime().sessions) as s:
         user = auth.create_user(s, data.get("username"), data.get("password"), data.get("role", "marketer"))
         payload = _user_json(user)
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.patch("/api/users/<int:user_id>")
 @admin_only
+@accepts("UserChange")
 def update_user(user_id: int):  # type: ignore[no-untyped-def]
-    data = body_object()
-    unknown = set(data) - {"role", "password", "disabled"}
-    if unknown:
-        raise InvalidInput.field(f"/{sorted(unknown)[0]}", "is not a user field (role, password, disabled)")
+    data = body()
     with db.transaction(runtime().sessions) as s:
         user = s.get(User, user_id)
         if user is None:
@@ -274,8 +284,6 @@ def update_user(user_id: int):  # type: ignore[no-untyped-def]
         if "password" in data:
             auth.set_password(user, data["password"])
         if "disabled" in data:
-            if not isinstance(data["disabled"], bool):
-                raise InvalidInput.field("/disabled", "must be true or false")
             user.disabled = data["disabled"]
         payload = _user_json(user)
     return jsonify(payload)
@@ -290,14 +298,16 @@ def list_keys():  # type: ignore[no-untyped-def]
 
 @bp.post("/api/api-keys")
 @admin_only
+@accepts("NewApiKey")
+@responds(201)
 def create_key():  # type: ignore[no-untyped-def]
-    data = body_object()
+    data = body()
     who = principal()
     with db.transaction(runtime().sessions) as s:
         row, key = auth.create_api_key(s, data.get("name"), data.get("role", "marketer"),
                                        created_by=who.id if who.kind == "user" else None)
         payload = {**_key_json(row), "key": key}
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.delete("/api/api-keys/<int:key_id>")

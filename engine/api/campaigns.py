@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from engine import campaigns, clock, db
 from engine.api import body, iso, runtime
 from engine.api.access import read_only
+from engine.api.declare import accepts, responds
 from engine.api.paging import flag_arg, page_args
 from engine.errors import InvalidInput, NotFound
 from engine.models import Campaign, CampaignTag, CampaignVersion, Enrollment
@@ -60,6 +61,8 @@ def list_campaigns():  # type: ignore[no-untyped-def]
 
 
 @bp.post("")
+@accepts("CampaignDocument")
+@responds(201)
 def create_campaign():  # type: ignore[no-untyped-def]
     document = body()
     launch = flag_arg("launch")
@@ -69,7 +72,7 @@ def create_campaign():  # type: ignore[no-untyped-def]
         stored = session.get(CampaignVersion, campaign.version_id).document  # with each node's version
         payload = _with_entered(campaign_json(campaign, stored), entered)
     _announce(payload) if launch else None
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.get("/<int:campaign_id>")
@@ -81,6 +84,7 @@ def get_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.put("/<int:campaign_id>")
+@accepts("CampaignDocument")
 def update_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
     """A changed document becomes a new version; customers in flight stay on theirs."""
     document = body()
@@ -104,15 +108,15 @@ def delete_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:campaign_id>/clone")
+@accepts("Clone", required=False)
+@responds(201)
 def clone_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
     """A new draft with the same document and tags; body `{"name": ...}` optional."""
-    data = request.get_json(silent=True) or {}
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", "must be a JSON object")
+    data = body()
     with db.transaction(runtime().sessions) as session:
         copy = campaigns.clone(session, campaign_id, data.get("name"))
         payload = campaign_json(copy, session.get(CampaignVersion, copy.version_id).document)
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.get("/<int:campaign_id>/versions")
@@ -161,6 +165,7 @@ def upgrade_nodes(campaign_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/validate")
 @read_only
+@accepts("CampaignDocument")
 def validate_unsaved():  # type: ignore[no-untyped-def]
     problems = validate_document(campaigns.with_node_versions(body()))  # as saving would store it
     return jsonify(problems=[p.to_dict() for p in problems])

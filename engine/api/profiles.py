@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from engine import clock, db, imports
 from engine import profiles as store
 from engine.api import body, iso, runtime
+from engine.api.declare import accepts, responds
 from engine.api.paging import flag_arg, int_arg, limit_arg, page_args
 from engine.errors import InvalidInput, NotFound
 from engine.models import ImportJob, JourneyStep, Notification, Profile
@@ -26,8 +27,6 @@ imports_bp = Blueprint("imports", __name__, url_prefix="/api/imports")
 
 PAGE_SIZE = 20
 PAGE_MAX = 100
-#: items of one bulk upsert (larger sets: the import, which streams)
-BULK_MAX = 10_000
 #: import job ids are 32-bit: a larger number is no job (and no query)
 JOB_ID_MAX = 2**31 - 1
 
@@ -49,10 +48,11 @@ def list_profiles():  # type: ignore[no-untyped-def]
 
 
 @bp.post("")
+@accepts("ProfileUpsert", refuse=store.refuse)
 def upsert_profiles():  # type: ignore[no-untyped-def]
     """`{"profiles": [...]}`: each item is matched by its identifiers (see
     `engine.profiles.Upsert`) and creates or updates one profile; all or nothing."""
-    items = _profiles_list(body())
+    items = body()["profiles"]
     with db.transaction(runtime().sessions) as session:
         now = clock.now()
         ids, created = store.upsert_profiles(session, items, now)
@@ -61,6 +61,7 @@ def upsert_profiles():  # type: ignore[no-untyped-def]
 
 
 @bp.patch("/<bigid:profile_id>")
+@accepts("ProfileChange", refuse=store.refuse)
 def update_profile(profile_id: int):  # type: ignore[no-untyped-def]
     """Fields left out keep their values; null clears an identifier or the time zone;
     attributes merge (a null attribute is removed)."""
@@ -84,6 +85,8 @@ def delete_profile(profile_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/import")
+@accepts("ImportFile", media_type="multipart/form-data", checked=False)
+@responds(201, 202)
 def import_profiles():  # type: ignore[no-untyped-def]
     """A CSV or JSON file (format: engine/imports.py) as the multipart field `file`, or as
     the body (text/csv, application/x-ndjson). Files under imports.SYNC_ROWS rows are
@@ -99,7 +102,7 @@ def import_profiles():  # type: ignore[no-untyped-def]
         raise
     if estimate < imports.SYNC_ROWS:
         with source:
-            return jsonify(imports.run(sessions, job_id, source)), 201
+            return jsonify(imports.run(sessions, job_id, source))
     imports.start(sessions, job_id, source)  # the thread closes the source
     return jsonify(_job(job_id)), 202, {"Location": f"/api/imports/{job_id}"}
 
@@ -168,19 +171,6 @@ def _starts_with(q: str) -> Any:
         return func.substr(column, 1, len(text)) == text
 
     return or_(prefix(Profile.external_id, q), prefix(Profile.email, q.lower()), prefix(Profile.phone, q))
-
-
-def _profiles_list(data: Any) -> list[Any]:
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", 'must be an object: {"profiles": [...]}')
-    for key in data:
-        if key != "profiles":
-            raise InvalidInput.field(f"/{key}", 'is not expected: the body is {"profiles": [...]}')
-    items = data.get("profiles")
-    if not isinstance(items, list) or not 1 <= len(items) <= BULK_MAX:
-        raise InvalidInput.field("/profiles", f"must be a list of 1 to {BULK_MAX:,} profiles (use "
-                                              "/api/profiles/import for more)")
-    return items
 
 
 def _upload() -> tuple[str, imports.Source]:

@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify, request
 
 from engine import db, providers
 from engine.api import body, runtime
+from engine.api.declare import accepts, responds
 from engine.channels import CHANNELS
 from engine.errors import InvalidInput
 
@@ -14,6 +15,7 @@ bp = Blueprint("providers", __name__, url_prefix="/api")
 
 
 @bp.get("/provider-kinds")
+@responds(200, schema={"type": "array", "items": {"type": "object"}})
 def provider_kinds():  # type: ignore[no-untyped-def]
     return jsonify(providers.describe_kinds())
 
@@ -26,11 +28,13 @@ def list_providers():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/providers")
+@accepts("Provider")
+@responds(201)
 def create_provider():  # type: ignore[no-untyped-def]
     data = body()
     with db.transaction(runtime().sessions) as session:
         payload = providers.public(providers.create_provider(session, data))
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.get("/providers/<int:provider_id>")
@@ -40,6 +44,7 @@ def get_provider(provider_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.put("/providers/<int:provider_id>")
+@accepts("ProviderChange")
 def update_provider(provider_id: int):  # type: ignore[no-untyped-def]
     data = body()
     with db.transaction(runtime().sessions) as session:

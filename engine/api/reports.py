@@ -12,6 +12,7 @@ from flask import Blueprint, Response, jsonify
 
 from engine import actions, clock, report
 from engine.api import runtime
+from engine.api.declare import responds
 from engine.api.paging import id_arg, instant_arg, limit_arg, text_arg
 
 bp = Blueprint("reports", __name__, url_prefix="/api/campaigns")
@@ -39,6 +40,7 @@ def list_actions(campaign_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:campaign_id>/report.csv")
+@responds(200, media_type="text/csv")
 def export_actions(campaign_id: int):  # type: ignore[no-untyped-def]
     """The action tracking table as CSV: the same filters, and `columns` (comma-separated,
     any of `engine.actions.COLUMNS`, in the order wanted)."""

@@ -32,6 +32,7 @@ from werkzeug.datastructures import MultiDict
 
 from engine import clock, db, delivery
 from engine.api import runtime
+from engine.api.declare import accepts, responds
 from engine.errors import CampaignCanvasError, InvalidInput
 from engine.models import ProviderConfig
 
@@ -55,6 +56,8 @@ class SignatureInvalid(CampaignCanvasError):
 
 
 @bp.post("/sendgrid")
+@accepts("SendGridEvents", checked=False)  # the signature is checked before the body is read
+@responds(200, security=[{"sendgridSignature": []}, {}])
 def sendgrid():  # type: ignore[no-untyped-def]
     raw = request.get_data()
     configured, keys = _sendgrid_keys()
@@ -69,6 +72,8 @@ def sendgrid():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/twilio")
+@accepts("TwilioStatus", media_type="application/x-www-form-urlencoded", checked=False)
+@responds(200, security=[{"twilioSignature": []}, {}])
 def twilio():  # type: ignore[no-untyped-def]
     form = request.form
     tokens = _twilio_tokens()
@@ -83,6 +88,8 @@ def twilio():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/push")
+@accepts("PushReceipts", checked=False)
+@responds(200, security=[{"pushToken": []}, {}])
 def push():  # type: ignore[no-untyped-def]
     _verify_bearer(os.environ.get("CC_PUSH_WEBHOOK_TOKEN", ""))
     data = _json(request.get_data())
