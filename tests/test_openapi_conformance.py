@@ -16,6 +16,9 @@ operation, so it neither flakes nor takes more than about a minute per database.
 
 from __future__ import annotations
 
+from itertools import product
+from typing import Any
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -30,8 +33,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from engine import auth
+from tests.support import make_world
 
-EXAMPLES = 5
+EXAMPLES = 3
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection]
 CONFIG = schemathesis.Config.from_dict({
@@ -48,22 +52,25 @@ def api_key(harness) -> str:
     return key
 
 
-def test_every_answer_is_one_the_description_allows(app, api_key):
+def test_every_answer_is_one_the_description_allows(app, api, harness, api_key):
+    world = make_world(api, harness)
     described = schemathesis.openapi.from_wsgi("/api/openapi.json", app, config=CONFIG)
     failures: list[str] = []
     for operation in (result.ok() for result in described.get_all_operations()):
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            failures += _failures(operation, mode, api_key)
+        real = {p.name: world[p.name] for p in operation.path_parameters if p.name in world}
+        for mode, paths in product((GenerationMode.POSITIVE, GenerationMode.NEGATIVE), [{}, real] if real else [{}]):
+            failures += _failures(operation, mode, paths, api_key)
     assert not failures, f"{len(failures)} operations answer what the description does not allow:\n" + \
         "\n".join(failures)
 
 
-def _failures(operation, mode: GenerationMode, api_key: str) -> list[str]:
-    """What the checks found for `operation` in `mode` (the first failing example's report)."""
+def _failures(operation, mode: GenerationMode, paths: dict[str, Any], api_key: str) -> list[str]:
+    """What the checks found for `operation` in `mode`, its path naming real objects
+    (`paths`) or anything (the first failing example's report)."""
 
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=paths or None))
     def call(case) -> None:
         case.call_and_validate(headers={"Authorization": f"Bearer {api_key}"}, checks=CHECKS)
 
@@ -72,5 +79,6 @@ def _failures(operation, mode: GenerationMode, api_key: str) -> list[str]:
     except Unsatisfiable:  # nothing the description refuses can be sent (a GET without parameters)
         return []
     except (AssertionError, BaseExceptionGroup) as exc:  # every operation's failures are reported at once
-        return [f"--- {operation.method.upper()} {operation.path} ({mode.value}): {exc}"]
+        where = "real objects" if paths else "any path"
+        return [f"--- {operation.method.upper()} {operation.path} ({mode.value}, {where}): {exc}"]
     return []

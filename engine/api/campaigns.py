@@ -165,8 +165,10 @@ def upgrade_nodes(campaign_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/validate")
 @read_only
-@accepts("CampaignDocument")
+@accepts("DocumentToCheck")
 def validate_unsaved():  # type: ignore[no-untyped-def]
+    """Every problem of a document not saved yet (errors and warnings), as saving would
+    find them; nothing is stored."""
     problems = validate_document(campaigns.with_node_versions(body()))  # as saving would store it
     return jsonify(problems=[p.to_dict() for p in problems])
 
