@@ -188,8 +188,8 @@ def _unknown(schema: Mapping[str, Any]) -> str:
 def _phrase(error: ValidationError) -> str:
     """What the value must be, e.g. 'must be one of eq, ne'."""
     value, keyword, arg = error.instance, error.validator, error.validator_value
-    if keyword == CHECK:
-        return error.message
+    if keyword == CHECK:  # a check may leave the words to the schema's x-message
+        return error.message or error.schema.get("x-message") or "is not valid"
     if isinstance(error.schema, Mapping) and error.schema.get("x-message"):
         return error.schema["x-message"]
     if keyword == "format" and isinstance(error.cause, ValueError) and str(error.cause):

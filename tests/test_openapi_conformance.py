@@ -82,3 +82,29 @@ def _failures(operation, mode: GenerationMode, paths: dict[str, Any], api_key: s
         where = "real objects" if paths else "any path"
         return [f"--- {operation.method.upper()} {operation.path} ({mode.value}, {where}): {exc}"]
     return []
+
+
+def test_the_declarations_list_what_the_engine_knows():
+    """Where a request schema lists what the engine defines (channels, roles, columns...), the
+    two lists agree: adding one in the code without the schema refuses it in every request."""
+    from engine import actions, imports, metrics, popups, report
+    from engine.channels import CHANNELS
+    from engine.jsonschemas import load_definition
+    from engine.templates import CHANNEL_FIELDS
+
+    def enum(name: str, *path: str) -> list[str]:
+        schema = load_definition(name)
+        for key in path:
+            schema = schema[key]
+        return schema["enum"]
+
+    assert enum("Channel") == list(CHANNELS) == list(CHANNEL_FIELDS)
+    assert enum("ChannelFilter", "properties", "channel") == list(CHANNELS)
+    assert enum("Provider", "properties", "channel") == list(CHANNELS)
+    assert enum("Role") == list(auth.ROLES)
+    assert enum("NewApiKey", "properties", "role") == list(auth.KEY_ROLES)
+    assert enum("PopupReport", "properties", "event") == list(popups.REPORTS)
+    assert enum("ActionExport", "properties", "columns", "items") == list(actions.COLUMNS)
+    assert enum("ReportOptions", "properties", "interval") == list(report.INTERVALS)
+    assert enum("ImportOptions", "properties", "format") == list(imports.FORMATS)
+    assert set(enum("CampaignList", "properties", "status", "items")) == set(metrics.CAMPAIGN_STATUSES)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from engine import clock, db
 from engine import profiles as store
 from engine.api import body, iso, runtime
-from engine.api.declare import accepts, responds
+from engine.api.declare import accepts, args, query, responds
 from engine.api.named import Named
 from engine.api.paging import page_args
 from engine.api.profiles import profile_json
@@ -36,10 +36,11 @@ MEMBERS_MAX = 10_000
 
 
 @bp.get("")
+@query("NameSearch")
 def list_audiences():  # type: ignore[no-untyped-def]
     """By name, each with its member count; `q` keeps the names containing it (any case)."""
     query = select(Audience).order_by(Audience.name, Audience.id)
-    if q := request.args.get("q", "").strip():
+    if q := args().get("q", "").strip():
         query = query.where(func.lower(Audience.name).contains(q.lower(), autoescape=True))
     with runtime().sessions() as session:
         audiences = list(session.scalars(query))
@@ -94,6 +95,7 @@ def delete_audience(audience_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:audience_id>/members")
+@query("Page")
 def list_members(audience_id: int):  # type: ignore[no-untyped-def]
     """Oldest membership first: each profile with `added_at`; `total` counts them all."""
     limit, offset = page_args()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine import events, jsonschemas
+from engine import clock, events, jsonschemas
 from engine import profiles as store
 from engine.errors import InvalidInput
 from engine.rules import RULES_SCHEMA, check_rules
@@ -49,6 +49,19 @@ def _unique_ids(value: Any) -> Problems:
     return problems
 
 
+def _instant(value: Any) -> Problems:
+    try:
+        clock.parse_instant(value) if isinstance(value, str) else None
+    except ValueError:
+        return [{"pointer": "", "message": f"must be an ISO 8601 time, e.g. 2026-12-01T08:00:00Z (got '{value}')"}]
+    return []
+
+
+def _printable(value: Any) -> Problems:
+    """Text without control or format characters (the words are the schema's x-message)."""
+    return [{"pointer": "", "message": ""}] if isinstance(value, str) and not value.isprintable() else []
+
+
 def _raised(check: Callable[[], Any]) -> Problems:
     try:
         check()
@@ -64,5 +77,7 @@ CHECKS: dict[str, jsonschemas.Checker] = {
     "profile-change": _profile(patch=True),
     "event": events.check_event,
     "unique-ids": _unique_ids,
+    "instant": _instant,
+    "printable": _printable,
 }
 STAND_INS: dict[str, str | None] = {RULES: "rules", CAMPAIGN: None}

@@ -37,7 +37,7 @@ from engine import jsonschemas
 from engine.api import parsed_body
 from engine.api.checks import CHECKS, STAND_INS
 from engine.errors import InvalidInput
-from engine.pointers import pointer
+from engine.pointers import parts, pointer
 
 View = TypeVar("View", bound=Callable[..., Any])
 JSON = "application/json"
@@ -99,7 +99,9 @@ def responds(*statuses: int, media_type: str = JSON, schema: dict[str, Any] | No
 
 
 def args() -> dict[str, Any]:
-    """The query parameters the declaration checked, typed as it says."""
+    """The query parameters the declaration checked, typed as it says, defaults filled in."""
+    if "cc_args" not in g:
+        raise LookupError(f"{request.endpoint} reads query parameters it does not declare (@query)")
     return g.cc_args
 
 
@@ -146,17 +148,31 @@ def _check_body(declared: Body) -> Any:
 
 def _check_query(schema: str) -> dict[str, Any]:
     spec = jsonschemas.load_definition(schema)
-    values = {name: _typed(spec["properties"].get(name, {}), request.args.getlist(name)) for name in request.args}
+    values = {}
+    for name in request.args:
+        kind = _resolved(spec["properties"].get(name, {})).get("type")
+        raw = request.args.getlist(name)
+        if kind in ("integer", "boolean", "array") and not "".join(raw).strip():
+            continue  # `?limit=`: as if left out
+        values[name] = _typed(kind, raw)
     if found := problems(schema, values):
-        raise InvalidInput.of([{**p, "pointer": p["pointer"].lstrip("/")} for p in found])
-    defaults = {name: prop["default"] for name, prop in spec["properties"].items() if "default" in prop}
+        raise InvalidInput.of([{**p, "pointer": (parts(p["pointer"]) or [""])[0]} for p in found])  # its name
+    defaults = {name: _resolved(prop)["default"] for name, prop in spec["properties"].items()
+                if "default" in _resolved(prop)}
     return {**defaults, **values}
 
 
-def _typed(spec: Mapping[str, Any], raw: list[str]) -> Any:
+def _resolved(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A parameter's schema, following one `$ref` to a shared one (schemas/api/paging)."""
+    ref = spec.get("$ref", "")
+    if "#/$defs/" in ref:
+        return {**jsonschemas.load_definition(ref.rpartition("#/$defs/")[2]), **spec}
+    return spec
+
+
+def _typed(kind: str | None, raw: list[str]) -> Any:
     """A query parameter's text as the type its schema says, where it reads as one (else the
     text, which the schema then refuses by name)."""
-    kind = spec.get("type")
     if kind == "array":
         return [item.strip() for value in raw for item in value.split(",") if item.strip()]
     text = raw[-1]

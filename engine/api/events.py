@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from engine import clock, db, events
 from engine.api import body, iso, runtime
-from engine.api.declare import accepts, responds
-from engine.api.paging import id_arg, instant_arg, limit_arg, text_arg
+from engine.api.declare import accepts, args, query, responds
+from engine.api.paging import instant_arg, limit_arg
 from engine.errors import InvalidInput, NameTaken, NotFound
 from engine.models import Campaign, CampaignEvent, Event, EventType, Profile
 
@@ -49,13 +49,14 @@ def post_batch():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/events")
+@query("EventHistory")
 def list_events():  # type: ignore[no-untyped-def]
     """Newest first. Filters: `event`, `profile_id`, `external_id`, `since`, `until` (ISO
     8601). Page on with `before` = the `next_before` of the previous page (keyset paging:
     events arriving meanwhile neither repeat nor hide one)."""
     limit = limit_arg(HISTORY_PAGE, HISTORY_MAX)
     query = _history_filters(select(Event, Profile.external_id).join(Profile, Profile.id == Event.profile_id))
-    before = id_arg("before")
+    before = args().get("before")
     with runtime().sessions() as session:
         if before is not None:
             query = query.where(_older_than(_anchor(session, before)))
@@ -66,11 +67,11 @@ def list_events():  # type: ignore[no-untyped-def]
 
 
 def _history_filters(query: Select[Any]) -> Select[Any]:
-    if name := text_arg("event"):
+    if name := args().get("event"):
         query = query.where(Event.name == name)
-    if (profile_id := id_arg("profile_id")) is not None:
+    if (profile_id := args().get("profile_id")) is not None:
         query = query.where(Event.profile_id == profile_id)
-    if external_id := text_arg("external_id"):
+    if external_id := args().get("external_id"):
         query = query.where(Profile.external_id == external_id.strip())
     if (since := instant_arg("since")) is not None:
         query = query.where(Event.occurred_at >= since)

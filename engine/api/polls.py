@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import clock, db, polls
 from engine import profiles as store
 from engine.api import body, iso, runtime
-from engine.api.declare import accepts, responds
+from engine.api.declare import accepts, args, query, responds
 from engine.api.named import Named
 from engine.api.paging import page_args
 from engine.api.segments import refuse_if_used
@@ -27,10 +27,11 @@ POLLS: Named[Poll] = Named(Poll, "poll")
 
 
 @bp.get("")
+@query("NameSearch")
 def list_polls():  # type: ignore[no-untyped-def]
     """By name, each with its response count; `q` keeps the names containing it (any case)."""
     query = select(Poll).order_by(Poll.name, Poll.id)
-    if q := request.args.get("q", "").strip():
+    if q := args().get("q", "").strip():
         query = query.where(func.lower(Poll.name).contains(q.lower(), autoescape=True))
     with runtime().sessions() as session:
         rows = list(session.scalars(query))
@@ -108,6 +109,7 @@ def post_response(poll_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:poll_id>/responses")
+@query("Page")
 def list_responses(poll_id: int):  # type: ignore[no-untyped-def]
     """Oldest first (`limit`, `offset`), each with the customer's external_id."""
     limit, offset = page_args()

@@ -26,8 +26,7 @@ from sqlalchemy import select
 from engine import clock, db, popups
 from engine.api import body, runtime
 from engine.api.access import public, site
-from engine.api.declare import accepts, responds
-from engine.api.paging import id_arg, text_arg
+from engine.api.declare import accepts, args, query, responds
 from engine.errors import InvalidInput
 from engine.models import Popup, Profile
 
@@ -48,19 +47,21 @@ CORS_HEADERS = {
 
 @bp.get("/api/profiles/<bigid:profile_id>/popups")
 @site
+@query("PopupAction")
 def profile_popup(profile_id: int):  # type: ignore[no-untyped-def]
     """The popup to show this customer now for `action`, handed out once: `{"popup": {...}}`
     or `{"popup": null}` (also for an unknown customer: a page learns nothing from it)."""
-    action = popups.check_action(request.args.get("action"))
+    action = args()["action"].strip()
     return jsonify(popup=_hand_out(profile_id, action))
 
 
 @bp.get("/api/popups/next")
 @site
+@query("NextPopup")
 def next_popup():  # type: ignore[no-untyped-def]
     """The same, the customer named by `profile_id` or `external_id` (the site's own id)."""
-    action = popups.check_action(request.args.get("action"))
-    profile_id, external_id = id_arg("profile_id"), text_arg("external_id")
+    action = args()["action"].strip()
+    profile_id, external_id = args().get("profile_id"), args().get("external_id")
     if (profile_id is None) == (not external_id):
         raise InvalidInput.field("profile_id", "or external_id must name the customer (one of them)")
     if profile_id is None:

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from engine import clock, db, imports
 from engine import profiles as store
 from engine.api import body, iso, runtime
-from engine.api.declare import accepts, responds
-from engine.api.paging import flag_arg, int_arg, limit_arg, page_args
+from engine.api.declare import accepts, args, query, responds
+from engine.api.paging import limit_arg, page_args
 from engine.errors import InvalidInput, NotFound
 from engine.models import ImportJob, JourneyStep, Notification, Profile
 from engine.segments import profiles_changed
@@ -32,14 +32,13 @@ JOB_ID_MAX = 2**31 - 1
 
 
 @bp.get("")
+@query("ProfileSearch")
 def list_profiles():  # type: ignore[no-untyped-def]
     """Ordered by id; `q` keeps the profiles whose external_id, email or phone starts with
     it (emails compare case-insensitively, as they are stored lowercased)."""
     limit, offset = page_args()
     query = select(Profile)
-    if q := request.args.get("q", "").strip():
-        if "\x00" in q:
-            raise InvalidInput.field("q", "must not contain NUL characters")
+    if q := args().get("q", "").strip():
         query = query.where(_starts_with(q))
     with runtime().sessions() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -86,6 +85,7 @@ def delete_profile(profile_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/import")
 @accepts("ImportFile", media_type="multipart/form-data", checked=False)
+@query("ImportOptions")
 @responds(201, 202)
 def import_profiles():  # type: ignore[no-untyped-def]
     """A CSV or JSON file (format: engine/imports.py) as the multipart field `file`, or as
@@ -108,6 +108,7 @@ def import_profiles():  # type: ignore[no-untyped-def]
 
 
 @imports_bp.get("")
+@query("Page")
 def list_imports():  # type: ignore[no-untyped-def]
     """Newest first, without the refused rows (GET one job for those)."""
     limit, offset = page_args()
@@ -130,16 +131,17 @@ def get_profile(profile_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<bigid:profile_id>/notifications")
+@query("NotificationPage")
 def list_notifications(profile_id: int):  # type: ignore[no-untyped-def]
     """Newest first. Page on with `before` = the `next_before` of the previous page (keyset
     paging: a notification arriving meanwhile neither repeats nor hides one)."""
-    limit, unread = limit_arg(PAGE_SIZE, PAGE_MAX), flag_arg("unread")
+    limit, unread = limit_arg(PAGE_SIZE, PAGE_MAX), args()["unread"]
     with runtime().sessions() as session:
         _profile(session, profile_id)
         query = select(Notification).where(Notification.profile_id == profile_id)
         if unread:
             query = query.where(Notification.read_at.is_(None))
-        if (before := int_arg("before")) is not None:
+        if (before := args().get("before")) is not None:
             query = query.where(_older_than(_notification(session, profile_id, before, "before")))
         rows = list(session.scalars(query.order_by(Notification.created_at.desc(), Notification.id.desc())
                                     .limit(limit + 1)))
@@ -175,7 +177,7 @@ def _starts_with(q: str) -> Any:
 
 def _upload() -> tuple[str, imports.Source]:
     """The uploaded file, spooled to disk: (its name, its records)."""
-    explicit = request.args.get("format")
+    explicit = args().get("format")
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
@@ -184,7 +186,7 @@ def _upload() -> tuple[str, imports.Source]:
         fmt = imports.format_of(upload.filename, upload.mimetype, explicit)
         path = imports.spool(upload.stream)
     else:
-        filename = request.args.get("filename") or "request body"
+        filename = args().get("filename") or "request body"
         fmt = imports.format_of(None, request.mimetype, explicit)
         path = imports.spool(request.stream)
     if path.stat().st_size == 0:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import clock, db, segments
 from engine.api import body, iso, runtime
 from engine.api.access import read_only
-from engine.api.declare import accepts, responds
+from engine.api.declare import accepts, args, query, responds
 from engine.api.named import Named
 from engine.api.profiles import profile_json
 from engine.errors import InvalidInput, InvalidState, RuleError
@@ -35,10 +35,11 @@ FINISHED = ("stopped", "finished")
 
 
 @bp.get("")
+@query("NameSearch")
 def list_segments():  # type: ignore[no-untyped-def]
     """By name; `q` keeps the names containing it (any case)."""
     query = select(Segment).order_by(Segment.name, Segment.id)
-    if q := request.args.get("q", "").strip():
+    if q := args().get("q", "").strip():
         query = query.where(func.lower(Segment.name).contains(q.lower(), autoescape=True))
     with runtime().sessions() as session:
         return jsonify(items=[segment_json(s) for s in session.scalars(query)])

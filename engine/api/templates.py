@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -15,11 +15,10 @@ from sqlalchemy.orm import Session
 from engine import db
 from engine.api import body, iso, runtime
 from engine.api.access import read_only
-from engine.api.declare import accepts, responds
-from engine.errors import InvalidInput, NameTaken, NotFound
+from engine.api.declare import accepts, args, query, responds
+from engine.errors import NameTaken, NotFound
 from engine.models import Profile, Template
 from engine.templates import (
-    CHANNEL_FIELDS,
     context_for,
     merge_tags,
     render,
@@ -36,9 +35,10 @@ ATTRIBUTE_SAMPLE = 200
 
 
 @bp.get("/templates")
+@query("ChannelFilter")
 def list_templates():  # type: ignore[no-untyped-def]
     query = select(Template).order_by(Template.channel, Template.name, Template.id)
-    if (channel := _channel_arg()) is not None:
+    if (channel := args().get("channel")) is not None:
         query = query.where(Template.channel == channel)
     with runtime().sessions() as session:
         return jsonify(items=[_template_json(t) for t in session.scalars(query)])
@@ -118,9 +118,10 @@ def preview_unsaved():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/merge-tags")
+@query("ChannelFilter")
 def list_merge_tags():  # type: ignore[no-untyped-def]
     """The fixed tags plus the attribute names found on the newest profiles."""
-    channel = _channel_arg() or "email"
+    channel = args().get("channel", "email")
     with runtime().sessions() as session:
         rows = session.scalars(select(Profile.attributes).order_by(Profile.id.desc()).limit(ATTRIBUTE_SAMPLE))
         names = {key for attributes in rows if isinstance(attributes, Mapping) for key in attributes}
@@ -128,13 +129,6 @@ def list_merge_tags():  # type: ignore[no-untyped-def]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _channel_arg() -> str | None:
-    channel = request.args.get("channel")
-    if channel is not None and channel not in CHANNEL_FIELDS:
-        raise InvalidInput.field("channel", f"must be one of {', '.join(CHANNEL_FIELDS)}")
-    return channel
 
 
 def _fields(data: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
