@@ -13,10 +13,10 @@
 schemas/api/*.schema.json. Before the view runs, the request is checked against it and
 refused with InvalidInput naming every problem by its JSON pointer (a query parameter by its
 name), in the plain words engine/jsonschemas.py gives; the view reads what passed with
-`engine.api.body()` / `args()`. `responds` lists the statuses the view answers with: the first is the one
-a view that names none answers, and naming another one fails loudly. The API description
-(engine/api/openapi.py) is generated from these declarations, so it cannot say one thing
-while the view does another.
+`engine.api.body()` and `args()`. `responds` lists the statuses the view answers with: the
+first is the one a view that names none answers, and answering one it does not list fails
+loudly. The API description (engine/api/openapi.py) is generated from these declarations,
+so it cannot say one thing while the view does another.
 
 A name that no schema declares fails at import, when the view is declared.
 """
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import current_app, g, request
@@ -41,6 +41,8 @@ from engine.pointers import parts, pointer
 
 View = TypeVar("View", bound=Callable[..., Any])
 JSON = "application/json"
+
+
 @dataclass
 class Body:
     """A request body: its schema (a declaration name), whether it may be left out, its
@@ -55,6 +57,8 @@ class Body:
 
 @dataclass
 class Declaration:
+    """Everything declared about one view (see the module docstring)."""
+
     body: Body | None = None
     query: str | None = None
     statuses: tuple[int, ...] = (200,)
@@ -62,7 +66,6 @@ class Declaration:
     response: dict[str, Any] | None = None
     #: OpenAPI security requirements, when not the API's (an API key or a login)
     security: list[dict[str, list[str]]] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def declaration(view: Any) -> Declaration | None:

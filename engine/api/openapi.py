@@ -22,13 +22,14 @@ from engine import jsonschemas
 from engine.api.access import public
 from engine.api.checks import CAMPAIGN, RULES
 from engine.api.declare import JSON, Declaration, declaration, responds
+from engine.models import MAX_ID
 from engine.rules import RULES_SCHEMA
 
 bp = Blueprint("openapi", __name__)
 
 _ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
 #: converters and the schema of their path parameter
-_CONVERTERS = {"int": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+_CONVERTERS = {"int": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
                "bigid": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
 _COMPONENT = "#/components/schemas/"
 _ERROR = {
