@@ -108,3 +108,12 @@ def test_the_declarations_list_what_the_engine_knows():
     assert enum("ReportOptions", "properties", "interval") == list(report.INTERVALS)
     assert enum("ImportOptions", "properties", "format") == list(imports.FORMATS)
     assert set(enum("CampaignList", "properties", "status", "items")) == set(metrics.CAMPAIGN_STATUSES)
+
+
+def test_every_declaration_loads_and_its_references_resolve():
+    """A `$ref` to nothing would fail the first request that reaches it; here it fails first."""
+    from engine.api import declare
+    from engine.jsonschemas import api_definitions
+
+    for name in api_definitions():
+        assert isinstance(declare.problems(name, {"?": [None]}), list), name

@@ -19,9 +19,10 @@ def runtime() -> Runtime:
 
 
 def body() -> Any:
-    """The request's JSON body as its declaration checked it (engine/api/declare.py), or
-    parsed here: InvalidInput naming what is wrong."""
-    return g.cc_body if "cc_body" in g else parsed_body()
+    """The request's JSON body as its declaration checked it (`@accepts`, engine/api/declare.py)."""
+    if "cc_body" not in g:
+        raise LookupError(f"{request.endpoint} reads a request body it does not declare (@accepts)")
+    return g.cc_body
 
 
 def parsed_body() -> Any:
