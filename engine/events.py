@@ -54,7 +54,7 @@ from engine.models import (
     Event,
     EventType,
 )
-from engine.profiles import identity_of, resolve
+from engine.profiles import identity, resolve
 from engine.stats import GOAL_NODE
 
 #: events one batch may carry; a bigger one is refused whole (HTTP 413)
@@ -145,7 +145,7 @@ def parse_event(raw: Mapping[str, Any], now: datetime | None = None) -> Incoming
     params = raw.get("params")
     properties = _params(params, []) if params is not None else dict(raw.get("properties") or {})
     stamp = raw.get("timestamp")
-    return IncomingEvent(raw["event"], identity_of(raw["profile"], "/profile"), properties,
+    return IncomingEvent(raw["event"], identity(raw["profile"]), properties,
                          clock.parse_instant(stamp) if stamp is not None else now or clock.now())
 
 

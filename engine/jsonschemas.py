@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry
@@ -121,13 +122,41 @@ def references(schema: Any, base: str) -> Iterator[str]:
 # --------------------------------------------------------------------------- validating
 
 
-def validator(ref: str, checks: Mapping[str, Checker], stand_ins: Mapping[str, str | None]) -> Draft202012Validator:
-    """A validator of the schema at `ref` (a URI). `"x-check": name` in a schema runs the
-    check `name` too, in the same pass. A `$ref` to a URI in `stand_ins` runs its check
-    instead of the schema there (None: the caller checks those values itself)."""
-    cls = validators.extend(Draft202012Validator, {CHECK: _check(checks)})
-    replaced = {uri: {CHECK: name} if name else {} for uri, name in stand_ins.items()}
-    return cls({"$ref": ref}, registry=registry(replaced), format_checker=Draft202012Validator.FORMAT_CHECKER)
+class RequestSchema:
+    """The schema at `ref` (a URI) as requests are checked against it. `"x-check": name` in
+    it runs the check `name` too, in the same pass; a `$ref` to a URI in `stand_ins` runs its
+    check instead of the schema there (None: the caller checks those values itself).
+
+    Compiled twice: jsonschema-rs says fast whether a value passes (a batch of 10,000 events
+    in a fraction of the time), and only a value it refuses is explained, every problem in
+    plain words, by jsonschema, which has the last word."""
+
+    def __init__(self, ref: str, checks: Mapping[str, Checker], stand_ins: Mapping[str, str | None]):
+        replaced = {uri: {CHECK: name} if name else {} for uri, name in stand_ins.items()}
+        cls = validators.extend(Draft202012Validator, {CHECK: _check(checks)})
+        self.explaining = cls({"$ref": ref}, registry=registry(replaced))
+        resources = {**api_files(), f"{BASE}campaign.schema.json": load("campaign.schema.json"), **replaced}
+        self.deciding = jsonschema_rs.validator_for(
+            {"$ref": ref}, registry=jsonschema_rs.Registry(list(resources.items())), validate_formats=False,
+            keywords={CHECK: _fast_check(checks)})
+
+    def problems(self, instance: Any) -> list[Found]:
+        """What is wrong with `instance` (nothing when it passes)."""
+        return [] if self.deciding.is_valid(instance) else schema_errors(self.explaining, instance)
+
+
+def _fast_check(checks: Mapping[str, Checker]) -> type:
+    class Check:
+        """`x-check` for jsonschema-rs: the value fails when the check finds anything."""
+
+        def __init__(self, _parent: Any, name: str, _path: Any):
+            self.check = checks[name]
+
+        def validate(self, instance: Any) -> None:
+            if self.check(instance):
+                raise ValueError("refused by a check")
+
+    return Check
 
 
 def _check(checks: Mapping[str, Checker]) -> Callable[..., Iterator[ValidationError]]:

@@ -79,6 +79,12 @@ def identity_of(raw: Any, pointer: str) -> dict[str, str]:
     return found
 
 
+def identity(checked: Mapping[str, Any]) -> dict[str, str]:
+    """The identifiers of a `profile` object `identity_of` passed, normalized (without
+    checking them again: a batch of 10,000 events is checked once)."""
+    return {kind: normalize(kind, checked[kind]) for kind in IDENTIFIERS if checked.get(kind) is not None}
+
+
 def resolve(session: Session, identities: Sequence[Identity]) -> tuple[list[int], int]:
     """The profile id of each identity (same order), creating profiles for the unknown ones
     with every identifier given. Returns (ids, how many profiles were created).

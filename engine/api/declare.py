@@ -30,7 +30,6 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 from flask.typing import ResponseReturnValue
-from jsonschema import Draft202012Validator
 from werkzeug.wrappers import Response
 
 from engine import jsonschemas
@@ -193,12 +192,12 @@ def _typed(kind: str | None, raw: list[str]) -> Any:
 def problems(schema: str, instance: Any) -> list[dict[str, Any]]:
     """Every problem of `instance` against the declaration `schema`, in plain words."""
     return [{"pointer": pointer(path), "code": code, "message": phrase}
-            for path, code, phrase in jsonschemas.schema_errors(_validator(schema), instance)]
+            for path, code, phrase in _compiled(schema).problems(instance)]
 
 
 @functools.cache
-def _validator(schema: str) -> Draft202012Validator:
-    return jsonschemas.validator(jsonschemas.api_definitions()[schema], CHECKS, STAND_INS)
+def _compiled(schema: str) -> jsonschemas.RequestSchema:
+    return jsonschemas.RequestSchema(jsonschemas.api_definitions()[schema], CHECKS, STAND_INS)
 
 
 def _answer(returned: ResponseReturnValue, declared: Declaration) -> Response:
