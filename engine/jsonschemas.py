@@ -54,6 +54,8 @@ _TYPE_WORDS = {
     "boolean": "true or false",
     "null": "empty (null)",
 }
+#: lists longer than this are explained item by item that fails (see `RequestSchema`)
+LONG_LIST = 50
 #: our keyword naming a check of ours that a value must pass too (see `validator`)
 CHECK = "x-check"
 
@@ -129,7 +131,9 @@ class RequestSchema:
 
     Compiled twice: jsonschema-rs says fast whether a value passes (a batch of 10,000 events
     in a fraction of the time), and only a value it refuses is explained, every problem in
-    plain words, by jsonschema, which has the last word."""
+    plain words, by jsonschema, which has the last word. Of a long list (a batch) only the
+    items jsonschema-rs refuses are explained; a list of the wrong size is refused as such,
+    its items unread."""
 
     def __init__(self, ref: str, checks: Mapping[str, Checker], stand_ins: Mapping[str, str | None]):
         replaced = {uri: {CHECK: name} if name else {} for uri, name in stand_ins.items()}
@@ -142,7 +146,43 @@ class RequestSchema:
 
     def problems(self, instance: Any) -> list[Found]:
         """What is wrong with `instance` (nothing when it passes)."""
-        return [] if self.deciding.is_valid(instance) else schema_errors(self.explaining, instance)
+        if self.deciding.is_valid(instance):
+            return []
+        if not isinstance(instance, Mapping):
+            return schema_errors(self.explaining, instance)
+        refused = list(self.deciding.iter_errors(instance))
+        if sizes := [e for e in refused if len(e.instance_path) == 1 and _is_size(e)]:
+            return [([e.instance_path[0]], "invalid_field", _size_phrase(e)) for e in sizes]
+        reduced, origins = _failing_items(instance, refused)
+        found = [([*path[:1], origins[path[0]][path[1]], *path[2:]] if path[:1] and path[0] in origins else path, code,
+                  phrase) for path, code, phrase in schema_errors(self.explaining, reduced)]
+        return found or schema_errors(self.explaining, instance)  # should they ever disagree
+
+
+def _failing_items(instance: Mapping[str, Any], refused: list[Any]) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """`instance` with each long list cut to the items jsonschema-rs refused, and where each
+    kept item stood."""
+    reduced, origins = dict(instance), {}
+    for key, value in instance.items():
+        if isinstance(value, list) and len(value) > LONG_LIST:
+            kept = sorted({e.instance_path[1] for e in refused if len(e.instance_path) > 1 and e.instance_path[0] == key})
+            reduced[key], origins[key] = [value[i] for i in kept], kept
+    return reduced, origins
+
+
+def _is_size(error: Any) -> bool:
+    path = list(error.schema_path)
+    return len(path) >= 3 and path[0] == "$defs" and path[-1] in ("minItems", "maxItems")
+
+
+def _size_phrase(error: Any) -> str:
+    """The words for a list of the wrong size: its schema's x-message, else the limit."""
+    name, *keys, keyword = list(error.schema_path)[1:]
+    schema = load_definition(name)
+    for key in keys:
+        schema = schema[key]
+    limit = schema.get(keyword)
+    return schema.get("x-message") or f"must have {'at most' if keyword == 'maxItems' else 'at least'} {limit} item(s)"
 
 
 def _fast_check(checks: Mapping[str, Checker]) -> type:
