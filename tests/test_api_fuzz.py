@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from sqlalchemy import select, text
 
-from engine import auth
 from engine.models import Base
 from tests.support import doc, make_world
 
