@@ -18,9 +18,10 @@ from flask import (
     session,
 )
 from flask_socketio import SocketIO, join_room, leave_room
+from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, PathConverter
 
 from engine import auth, db, live, registry
 from engine.api import access, bodies, openapi
@@ -92,17 +93,27 @@ ASSETS_CACHE = "public, max-age=31536000, immutable"
 
 class DatabaseId(IntegerConverter):
     """`<int:...>` in our URLs: an id an INTEGER column can hold; a larger number is no id of
-    ours (404), not a database overflow. `<bigid:...>` for the BIGINT tables (profiles...)."""
+    ours: 404 (not a database overflow, nor a 405 because another route of the path takes
+    another method). `<bigid:...>` for the BIGINT tables (profiles...)."""
 
     limit = MAX_ID
 
-    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", self.limit)
-        super().__init__(url_map, *args, **kwargs)
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if number > self.limit:
+            raise werkzeug_exceptions.NotFound(f"no id of ours is as large as {value}")
+        return number
 
 
 class BigDatabaseId(DatabaseId):
     limit = 2**63 - 1
+
+
+class PagePath(PathConverter):
+    """A path the browser UI routes itself: anything but the API's, so an API path no route
+    takes is a 404, whatever its method (not a 405 because the UI takes GET)."""
+
+    regex = r"(?!api(?:/|$))[^/].*?"
 
 
 def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, SocketIO]:
@@ -112,7 +123,7 @@ def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, Socke
     app = Flask(__name__, static_folder=None, template_folder=str(TEMPLATES))
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["campaign_canvas"] = rt
-    app.url_map.converters.update(int=DatabaseId, bigid=BigDatabaseId)
+    app.url_map.converters.update(int=DatabaseId, bigid=BigDatabaseId, page=PagePath)
     if rt.settings.proxy_hops:  # the client's address, as the proxies in front tell it (sign-in throttling)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=rt.settings.proxy_hops)  # type: ignore[method-assign]
     bodies.install(app, rt.settings)
@@ -179,7 +190,8 @@ def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, Socke
             leave_room(name)
 
     @app.get("/")
-    @app.get("/<path:path>")
+    @app.get("/<page:path>")
+    @access.page
     def ui(path: str = "index.html"):  # type: ignore[no-untyped-def]
         return ui_file(path)
 
@@ -205,8 +217,6 @@ def ui_file(path: str) -> Response:
     visit, so a new build is seen at once, while the hashed assets it names are cached for
     good. A missing asset is a 404, never index.html cached for a year under its name."""
     folder = UI_DIST if (UI_DIST / "index.html").exists() else UI_PLACEHOLDER
-    if path.startswith("api/"):
-        raise NotFound(f"no API endpoint at /{path}")
     is_file = (folder / path).is_file()
     if path.startswith("assets/"):
         if not is_file:

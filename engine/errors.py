@@ -72,6 +72,14 @@ class InvalidInput(CampaignCanvasError):
         return cls(f"{pointer.lstrip('/') or 'body'} {message}",
                    [{"pointer": pointer, "code": code, "message": message}])
 
+    @classmethod
+    def of(cls, problems: list[dict[str, Any]]) -> InvalidInput:
+        """Every problem at once (each `{"pointer", "message"}`); the message names the
+        first and counts the others."""
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more; see details)" if len(problems) > 1 else ""
+        return cls(f"{first['pointer'].lstrip('/') or 'body'} {first['message']}{more}", problems)
+
 
 class InvalidState(CampaignCanvasError):
     """The action does not apply in the object's current state (e.g. launch a stopped campaign)."""

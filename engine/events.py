@@ -54,7 +54,7 @@ from engine.models import (
     Event,
     EventType,
 )
-from engine.profiles import identity_of, resolve
+from engine.profiles import identity, resolve
 from engine.stats import GOAL_NODE
 
 #: events one batch may carry; a bigger one is refused whole (HTTP 413)
@@ -64,7 +64,6 @@ NAME_MAX = 128
 MAX_PROPERTIES_BYTES = 64 * 1024
 #: how far ahead of our clock an event's timestamp may be (senders' clocks drift)
 FUTURE_LEEWAY = timedelta(minutes=5)
-FIELDS = ("event", "profile", "properties", "params", "timestamp")
 #: the port a journey leaves its node by when a stop event ends it
 EXITED = "@exited"
 CONVERTED = "converted"
@@ -115,146 +114,101 @@ class Outcome:
 
 
 # --------------------------------------------------------------------------- validation
+# The shape of an event is declared in schemas/api/events.schema.json (and checked there,
+# engine/api/declare.py); what a schema cannot say is checked here, in the same pass.
 
 
-def parse_event(raw: Any, now: datetime | None = None) -> IncomingEvent:
-    """One event body (`POST /api/events`), or InvalidInput listing every problem in it."""
-    event, problems = _parse(raw, "", now or clock.now())
-    _refuse(problems, 1)
-    assert event is not None
-    return event
-
-
-def parse_batch(raw: Any, now: datetime | None = None) -> list[IncomingEvent]:
-    """A batch body `{"events": [...]}`: every item is checked before any is accepted, and
-    InvalidInput names every bad item's fields (`/events/3/profile/email`)."""
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("events"), list):
-        raise InvalidInput.field("/events", "must be a list of events")
-    if extra := [key for key in raw if key != "events"]:
-        raise InvalidInput.field(f"/{_escape(extra[0])}", "is not a field of a batch (only events)")
-    items = raw["events"]
-    if not items:
-        raise InvalidInput.field("/events", "must hold at least one event")
-    if len(items) > MAX_BATCH:
-        raise TooManyEvents.field("/events", f"holds {len(items):,} events; send at most {MAX_BATCH:,} per batch",
-                                  code="too_many")
-    now = now or clock.now()
-    events, problems = [], []
-    for i, item in enumerate(items):
-        event, found = _parse(item, f"/events/{i}", now)
-        events.append(event)
-        problems += found
-    _refuse(problems, len(items))
-    return events  # type: ignore[return-value]
-
-
-def _parse(raw: Any, pointer: str, now: datetime) -> tuple[IncomingEvent | None, list[dict[str, Any]]]:
+def check_event(raw: Any, now: datetime | None = None) -> list[dict[str, Any]]:
+    """What an event's schema cannot say, as problems at pointers relative to the event: a
+    printable name, properties every database stores, params named once and not given with
+    properties, a timestamp that reads as one and is not ahead of our clock. Values of the
+    wrong type are the schema's to name."""
     if not isinstance(raw, Mapping):
-        return None, _problem(pointer, "must be an object with event and profile")
-    unknown = f"is not a field of an event ({', '.join(FIELDS)})"
-    problems = [p for key in raw if key not in FIELDS for p in _problem(f"{pointer}/{_escape(str(key))}", unknown)]
-    name = _name(raw.get("event"), f"{pointer}/event", problems)
-    identity = _identity(raw.get("profile"), f"{pointer}/profile", problems)
-    properties = _properties(raw, pointer, problems)
-    occurred_at = _timestamp(raw.get("timestamp"), f"{pointer}/timestamp", now, problems)
-    if problems:
-        return None, problems
-    return IncomingEvent(name, identity, properties, occurred_at), []
-
-
-def _name(raw: Any, pointer: str, problems: list[dict[str, Any]]) -> str:
-    if not isinstance(raw, str) or not raw.strip() or len(raw) > NAME_MAX or not raw.isprintable():
-        problems += _problem(pointer, f"must be an event name of 1 to {NAME_MAX} printable characters")
-        return ""
-    return raw
-
-
-def _identity(raw: Any, pointer: str, problems: list[dict[str, Any]]) -> dict[str, str]:
-    try:
-        identity = identity_of(raw, pointer)
-    except InvalidInput as exc:
-        problems += exc.details
-        return {}
-    return identity
-
-
-def _properties(raw: Mapping[str, Any], pointer: str, problems: list[dict[str, Any]]) -> dict[str, Any]:
-    """`properties` (an object), or the `params` form [{"name", "value"}] turned into one."""
+        return []
+    problems: list[dict[str, Any]] = []
+    name = raw.get("event")
+    if isinstance(name, str) and not name.isprintable():
+        problems += _problem("/event", f"must be an event name of 1 to {NAME_MAX} printable characters")
     properties, params = raw.get("properties"), raw.get("params")
     if properties is not None and params is not None:
-        problems += _problem(f"{pointer}/params", "give either properties or params, not both")
-        return {}
-    if params is not None:
-        return _storable(_params(params, f"{pointer}/params", problems), f"{pointer}/params", problems)
-    if properties is not None and not isinstance(properties, Mapping):
-        problems += _problem(f"{pointer}/properties", "must be an object")
-        return {}
-    return _storable(dict(properties or {}), f"{pointer}/properties", problems)
+        problems += _problem("/params", "give either properties or params, not both")
+    elif isinstance(params, list):
+        _storable(_params(params, problems), "/params", problems)
+    elif isinstance(properties, Mapping):
+        _storable(dict(properties), "/properties", problems)
+    _timestamp(raw.get("timestamp"), now or clock.now(), problems)
+    return problems
 
 
-def _storable(properties: dict[str, Any], pointer: str, problems: list[dict[str, Any]]) -> dict[str, Any]:
+def parse_event(raw: Mapping[str, Any], now: datetime | None = None) -> IncomingEvent:
+    """A checked event (`POST /api/events`, an item of a batch) as the engine takes it."""
+    params = raw.get("params")
+    properties = _params(params, []) if params is not None else dict(raw.get("properties") or {})
+    stamp = raw.get("timestamp")
+    return IncomingEvent(raw["event"], identity(raw["profile"]), properties,
+                         clock.parse_instant(stamp) if stamp is not None else now or clock.now())
+
+
+def parse_batch(raw: Mapping[str, Any], now: datetime | None = None) -> list[IncomingEvent]:
+    """A checked batch `{"events": [...]}`."""
+    now = now or clock.now()
+    return [parse_event(item, now) for item in raw["events"]]
+
+
+def refuse(problems: list[dict[str, Any]], body: Any) -> InvalidInput:
+    """The error for a refused event or batch: how many events are invalid, the first
+    problem and how many more; a batch over MAX_BATCH is refused whole as 413, so the
+    sender splits it."""
+    items = body.get("events") if isinstance(body, Mapping) else None
+    if isinstance(items, list) and len(items) > MAX_BATCH:
+        return TooManyEvents.field("/events", f"holds {len(items):,} events; send at most {MAX_BATCH:,} per batch",
+                                   code="too_many")
+    first = problems[0]
+    shown = f"{first['pointer'].lstrip('/') or 'body'} {first['message']}"
+    more = f" (and {len(problems) - 1} more problems; see details)" if len(problems) > 1 else ""
+    total = len(items) if isinstance(items, list) else 1
+    scope = "the event is invalid" if total == 1 else f"{_bad_items(problems)} of {total:,} events are invalid"
+    return InvalidInput(f"{scope}, nothing was stored: {shown}{more}", problems)
+
+
+def _storable(properties: dict[str, Any], pointer: str, problems: list[dict[str, Any]]) -> None:
     """Properties that are JSON every database takes (no NaN or Infinity, which Python's
     parser lets through and PostgreSQL refuses), within MAX_PROPERTIES_BYTES."""
     try:
         size = len(json.dumps(properties, allow_nan=False))
     except ValueError:
         problems += _problem(pointer, "must not hold NaN or Infinity (they are not JSON numbers)")
-        return {}
+        return
     if size > MAX_PROPERTIES_BYTES:
         problems += _problem(pointer, f"take {size:,} bytes as JSON; at most {MAX_PROPERTIES_BYTES:,} are kept")
-        return {}
-    return properties
 
 
-def _params(raw: Any, pointer: str, problems: list[dict[str, Any]]) -> dict[str, Any]:
-    if not isinstance(raw, list):
-        problems += _problem(pointer, 'must be a list of {"name": ..., "value": ...}')
-        return {}
+def _params(raw: list[Any], problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """The params form [{"name", "value"}] as properties; a name given twice is a problem."""
     found: dict[str, Any] = {}
     for i, param in enumerate(raw):
-        if not isinstance(param, Mapping) or set(param) != {"name", "value"}:
-            problems += _problem(f"{pointer}/{i}", 'must be an object with exactly "name" and "value"')
-        elif not isinstance(param["name"], str) or not param["name"].strip():
-            problems += _problem(f"{pointer}/{i}/name", "must be a non-empty string")
-        elif param["name"] in found:
-            problems += _problem(f"{pointer}/{i}/name", f"repeats the parameter {param['name']!r}")
-        else:
-            found[param["name"]] = param["value"]
+        name = param.get("name") if isinstance(param, Mapping) else None
+        if name in found:
+            problems += _problem(f"/params/{i}/name", f"repeats the parameter {name!r}")
+        elif isinstance(name, str):
+            found[name] = param.get("value")
     return found
 
 
-def _timestamp(raw: Any, pointer: str, now: datetime, problems: list[dict[str, Any]]) -> datetime:
-    if raw is None:
-        return now
+def _timestamp(raw: Any, now: datetime, problems: list[dict[str, Any]]) -> None:
+    if not isinstance(raw, str):
+        return
     try:
-        when = clock.parse_instant(raw) if isinstance(raw, str) else None
+        when = clock.parse_instant(raw)
     except ValueError:
-        when = None
-    if when is None:
-        problems += _problem(pointer, "must be an ISO 8601 time, e.g. 2026-12-01T08:00:00Z")
-        return now
+        problems += _problem("/timestamp", "must be an ISO 8601 time, e.g. 2026-12-01T08:00:00Z")
+        return
     if when > now + FUTURE_LEEWAY:
-        problems += _problem(pointer, f"is more than {FUTURE_LEEWAY.seconds // 60} minutes in the future")
-    return when
+        problems += _problem("/timestamp", f"is more than {FUTURE_LEEWAY.seconds // 60} minutes in the future")
 
 
 def _problem(pointer: str, message: str) -> list[dict[str, Any]]:
     return InvalidInput.field(pointer, message).details
-
-
-def _escape(key: str) -> str:
-    """A key as a JSON pointer segment."""
-    return key.replace("~", "~0").replace("/", "~1")
-
-
-def _refuse(problems: list[dict[str, Any]], total: int) -> None:
-    if not problems:
-        return
-    first = problems[0]
-    shown = f"{first['pointer'].lstrip('/') or 'body'} {first['message']}"
-    more = f" (and {len(problems) - 1} more problems; see details)" if len(problems) > 1 else ""
-    scope = "the event is invalid" if total == 1 else f"{_bad_items(problems)} of {total:,} events are invalid"
-    raise InvalidInput(f"{scope}, nothing was stored: {shown}{more}", problems)
 
 
 def _bad_items(problems: list[dict[str, Any]]) -> int:

@@ -53,6 +53,7 @@ from engine import clock, db, json_input
 from engine.clock import iso
 from engine.errors import CampaignCanvasError, InvalidInput
 from engine.models import ImportJob
+from engine.pointers import token
 from engine.profiles import (
     IDENTIFIERS,
     OPT_OUTS,
@@ -433,7 +434,7 @@ def csv_record(line: int, cells: list[str], cols: list[Column]) -> Record:
             continue
         if column.target == "attributes":
             attributes[column.name] = value
-            record.names["attributes/" + column.name.replace("~", "~0").replace("/", "~1")] = column.header
+            record.names["attributes/" + token(column.name)] = column.header
         else:
             raw[column.target] = value
             record.names[column.target] = column.header

@@ -14,7 +14,6 @@ campaign can start, stop or convert on it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -28,14 +27,11 @@ from engine.clock import iso, to_utc_naive
 from engine.db import upsert
 from engine.errors import CampaignCanvasError, InvalidInput, InvalidState
 from engine.models import Poll, PollResponse
+from engine.pointers import token
 
 COMPLETED_EVENT = "poll.completed"
+#: fields a client may write (schemas/api/polls.schema.json)
 FIELDS = ("name", "description", "questions")
-READ_ONLY = ("id", "created_at", "updated_at", "response_count")
-NAME_MAX, DESCRIPTION_MAX, TEXT_MAX = 200, 10_000, 1000
-QUESTIONS_MAX, ANSWERS_MAX = 100, 50
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-ID_RULE = "1 to 64 letters, digits, '_', '.' or '-' (starting with a letter or digit)"
 PERIODS = ("total", "day", "week", "month")
 
 Problems = list[dict[str, Any]]
@@ -48,13 +44,6 @@ class AlreadyResponded(CampaignCanvasError):
     status = 409
 
 
-def invalid(problems: Problems) -> InvalidInput:
-    """One InvalidInput carrying every problem; its message names the first field."""
-    first = problems[0]
-    more = f" (and {len(problems) - 1} more; see details)" if len(problems) > 1 else ""
-    return InvalidInput(f"{first['pointer'].lstrip('/') or 'body'} {first['message']}{more}", problems)
-
-
 def _problem(pointer: str, message: str) -> dict[str, Any]:
     return {"pointer": pointer, "code": "invalid_field", "message": message}
 
@@ -62,82 +51,15 @@ def _problem(pointer: str, message: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the poll
 
 
-def check_fields(data: Any, current: Mapping[str, Any]) -> dict[str, Any]:
-    """The poll's fields: `current` (stored or defaults) overlaid with `data`, validated
-    whole; InvalidInput listing every problem."""
-    if not isinstance(data, Mapping):
-        raise InvalidInput.field("", "the body must be a JSON object with name, description and questions")
-    problems = [_problem(f"/{key}", f"is not a poll field (expected {', '.join(FIELDS)})")
-                for key in data if key not in FIELDS and key not in READ_ONLY]
-    fields = {**current, **{k: v for k, v in data.items() if k in FIELDS}}
-    fields["name"] = _text(fields.get("name"), "/name", NAME_MAX, problems, required=True)
-    fields["description"] = _text(fields.get("description") or "", "/description", DESCRIPTION_MAX, problems)
-    fields["questions"] = _questions(fields.get("questions"), problems)
-    if problems:
-        raise invalid(problems)
-    return fields
-
-
-def _text(raw: Any, pointer: str, limit: int, problems: Problems, required: bool = False) -> str:
-    if not isinstance(raw, str) or len(raw.strip()) > limit or (required and not raw.strip()):
-        size = f"a non-empty string of up to {limit}" if required else f"a string of up to {limit}"
-        problems.append(_problem(pointer, f"must be {size} characters"))
-        return ""
-    return raw.strip()
-
-
-def _questions(raw: Any, problems: Problems) -> list[dict[str, Any]]:
-    if not isinstance(raw, list) or not 1 <= len(raw) <= QUESTIONS_MAX:
-        problems.append(_problem("/questions", f"must be a list of 1 to {QUESTIONS_MAX} questions"))
-        return []
-    questions = [_question(item, f"/questions/{i}", problems) for i, item in enumerate(raw)]
-    _unique([q.get("id") for q in questions], "/questions", "/id", "question", problems)
-    return questions
-
-
-def _question(raw: Any, pointer: str, problems: Problems) -> dict[str, Any]:
-    if not isinstance(raw, Mapping):
-        problems.append(_problem(pointer, 'must be an object {"id", "text", "answers", "multiple"}'))
-        return {}
-    problems += [_problem(f"{pointer}/{key}", "is not a question field (expected id, text, answers, multiple)")
-                 for key in raw if key not in ("id", "text", "answers", "multiple")]
-    question = {"id": _id(raw.get("id"), f"{pointer}/id", problems),
-                "text": _text(raw.get("text"), f"{pointer}/text", TEXT_MAX, problems, required=True),
-                "answers": _answers(raw.get("answers"), f"{pointer}/answers", problems),
-                "multiple": raw.get("multiple", False)}
-    if not isinstance(question["multiple"], bool):
-        problems.append(_problem(f"{pointer}/multiple", "must be true or false"))
-    return question
-
-
-def _answers(raw: Any, pointer: str, problems: Problems) -> list[dict[str, str]]:
-    if not isinstance(raw, list) or not 1 <= len(raw) <= ANSWERS_MAX:
-        problems.append(_problem(pointer, f"must be a list of 1 to {ANSWERS_MAX} answers (at least one)"))
-        return []
-    answers = []
-    for i, item in enumerate(raw):
-        if not isinstance(item, Mapping) or set(item) - {"id", "text"}:
-            problems.append(_problem(f"{pointer}/{i}", 'must be an object {"id", "text"}'))
-            continue
-        answers.append({"id": _id(item.get("id"), f"{pointer}/{i}/id", problems),
-                        "text": _text(item.get("text"), f"{pointer}/{i}/text", TEXT_MAX, problems, required=True)})
-    _unique([a["id"] for a in answers], pointer, "/id", "answer", problems)
-    return answers
-
-
-def _id(raw: Any, pointer: str, problems: Problems) -> str:
-    if not isinstance(raw, str) or not _ID.match(raw):
-        problems.append(_problem(pointer, f"must be an id of {ID_RULE}"))
-        return ""
-    return raw
-
-
-def _unique(ids: list[Any], pointer: str, suffix: str, kind: str, problems: Problems) -> None:
-    seen: set[Any] = set()
-    for i, item in enumerate(ids):
-        if item and item in seen:
-            problems.append(_problem(f"{pointer}/{i}{suffix}", f"repeats the {kind} id {item!r}: ids must be unique"))
-        seen.add(item)
+def fields(data: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """The poll's fields: `current` (stored or defaults) overlaid with a body its schema
+    checked (schemas/api/polls.schema.json), texts trimmed and `multiple` filled in."""
+    merged = {**current, **{k: v for k, v in data.items() if k in FIELDS}}
+    questions = [{"id": q["id"], "text": q["text"].strip(), "multiple": q.get("multiple", False),
+                  "answers": [{"id": a["id"], "text": a["text"].strip()} for a in q["answers"]]}
+                 for q in merged["questions"]]
+    return {"name": merged["name"].strip(), "description": (merged.get("description") or "").strip(),
+            "questions": questions}
 
 
 def check_edit_keeps_responses(session: Session, poll: Poll, questions: list[dict[str, Any]]) -> None:
@@ -179,13 +101,13 @@ def check_answers(poll: Poll, raw: Any) -> dict[str, list[str]]:
     if not isinstance(raw, Mapping):
         raise InvalidInput.field("/answers", "must be an object {question id: [answer ids]}")
     questions = {q["id"]: q for q in poll.questions}
-    problems = [_problem(f"/answers/{_escape(str(key))}", f"is not a question of poll {poll.id}")
+    problems = [_problem(f"/answers/{token(key)}", f"is not a question of poll {poll.id}")
                 for key in raw if key not in questions]
     answers = {}
     for qid, question in questions.items():
-        answers[qid] = _picked(question, raw.get(qid), f"/answers/{_escape(qid)}", problems)
+        answers[qid] = _picked(question, raw.get(qid), f"/answers/{token(qid)}", problems)
     if problems:
-        raise invalid(problems)
+        raise InvalidInput.of(problems)
     return answers
 
 
@@ -205,10 +127,6 @@ def _picked(question: Mapping[str, Any], raw: Any, pointer: str, problems: Probl
         elif raw.index(answer) != i:
             problems.append(_problem(f"{pointer}/{i}", f"repeats the answer {answer!r}"))
     return list(raw)
-
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 def respond(session: Session, poll: Poll, profile_id: int, answers: dict[str, list[str]], now: datetime) -> int:

@@ -33,20 +33,11 @@ from engine.models import Popup
 
 #: report kinds: the time column they set once, and the event they record
 REPORTS = {"view": ("viewed_at", "popup.view"), "click": ("clicked_at", "popup.click")}
-ACTION_MAX = 128
 
 
 def new_token() -> str:
     """An unguessable report token (32 URL-safe characters)."""
     return secrets.token_urlsafe(24)
-
-
-def check_action(raw: Any, pointer: str = "action") -> str:
-    """The site action a page asks about, or InvalidInput naming `pointer`."""
-    if not isinstance(raw, str) or not raw.strip() or len(raw) > ACTION_MAX or not raw.isprintable():
-        raise InvalidInput.field(pointer, f"must be an action name of 1 to {ACTION_MAX} printable characters, "
-                                          "e.g. page_view")
-    return raw.strip()
 
 
 def hand_out(session: Session, profile_id: int, action: str, now: datetime) -> Popup | None:

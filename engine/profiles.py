@@ -42,6 +42,7 @@ from engine import clock
 from engine.db import upsert
 from engine.errors import InvalidInput, InvalidState, NotFound
 from engine.models import Profile
+from engine.pointers import token
 
 #: the identifiers a customer may be named by, in the order they are matched
 IDENTIFIERS = ("external_id", "email", "phone")
@@ -77,6 +78,12 @@ def identity_of(raw: Any, pointer: str) -> dict[str, str]:
     if not found:
         raise InvalidInput.field(pointer, "must name the customer by external_id, email or phone")
     return found
+
+
+def identity(checked: Mapping[str, Any]) -> dict[str, str]:
+    """The identifiers of a `profile` object `identity_of` passed, normalized (without
+    checking them again: a batch of 10,000 events is checked once)."""
+    return {kind: normalize(kind, checked[kind]) for kind in IDENTIFIERS if checked.get(kind) is not None}
 
 
 def resolve(session: Session, identities: Sequence[Identity]) -> tuple[list[int], int]:
@@ -202,9 +209,9 @@ def check_fields(raw: Any, *, patch: bool = False) -> tuple[dict[str, Any], list
     # profile fields in their own order, so problems come in the same order from any client
     for key, value in sorted(raw.items(), key=lambda kv: FIELDS.index(kv[0]) if kv[0] in FIELDS else len(FIELDS)):
         if key in READ_ONLY:
-            problems.append((_token(key), "is read-only"))
+            problems.append((token(key), "is read-only"))
         elif key not in FIELDS:
-            problems.append((_token(str(key)), f"is not a profile field (expected {', '.join(FIELDS)})"))
+            problems.append((token(key), f"is not a profile field (expected {', '.join(FIELDS)})"))
         elif key == "attributes":
             fields[key] = _attributes(value, problems)
         else:
@@ -275,18 +282,13 @@ def _attributes(value: Any, problems: list[Problem]) -> dict[str, Any]:
         return {}
     for key in value:
         if not isinstance(key, str) or not key.strip() or len(key) > ATTRIBUTE_KEY_MAX:
-            problems.append((f"attributes/{_token(str(key))}",
+            problems.append((f"attributes/{token(key)}",
                              f"attribute names are non-empty strings of up to {ATTRIBUTE_KEY_MAX} characters"))
     return dict(value)
 
 
 _CHECKS = {"external_id": _identifier, "email": _identifier, "phone": _identifier, "timezone": _timezone,
            "push_tokens": _push_tokens, **dict.fromkeys(OPT_OUTS, _flag)}
-
-
-def _token(key: str) -> str:
-    """A JSON pointer reference token (RFC 6901)."""
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 #: the columns Upsert reads and writes besides the id
@@ -534,6 +536,13 @@ def patch_profile(session: Session, profile_id: int, raw: Any, now: datetime) ->
     if problems:
         raise _invalid([("", p) for p in problems], 1)
     plan.write(now)
+
+
+def refuse(problems: list[dict[str, Any]], body: Any) -> InvalidInput:
+    """The error for a refused upsert or PATCH body: how many profiles are invalid, the
+    first problem and how many more."""
+    bad = len({p["pointer"].split("/")[2] for p in problems if p["pointer"].startswith("/profiles/")}) or 1
+    return _invalid([(p["pointer"], ("", p["message"])) for p in problems], bad)
 
 
 def _invalid(problems: Sequence[tuple[str, Problem]], bad: int) -> InvalidInput:

@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -37,14 +37,14 @@ from engine.errors import (
     NotFound,
 )
 from engine.models import ACTIVE, Campaign, CampaignVersion, Enrollment, ProviderConfig
+from engine.pointers import pointer
 from engine.validation import Problem
 
 log = logging.getLogger(__name__)
 
-#: fields a client may send; `public` adds read-only ones a form may send back unchanged
+#: fields a client may write (schemas/api/providers.schema.json; the read-only ones `public`
+#: adds are accepted and ignored, so a form may send back what it got)
 FIELDS = ("name", "channel", "kind", "settings", "secrets", "is_default")
-READ_ONLY = ("id", "secrets_set", "created_at", "updated_at")
-NAME_MAX = 200
 
 
 # --------------------------------------------------------------------------- reading
@@ -151,12 +151,12 @@ def describe_kinds() -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- writing
 
 
-def create_provider(session: Session, data: Any) -> ProviderConfig:
+def create_provider(session: Session, data: Mapping[str, Any]) -> ProviderConfig:
     """A new config. The channel's first becomes its default; `is_default: true` takes the
     flag from the current default."""
     data = _fields(data)
     channel, cls = _kind_of(data)
-    _check_name(session, data.get("name"), None)
+    _check_name(session, data["name"], None)
     secrets = _merge_secrets({}, data.get("secrets", {}))
     settings = data.get("settings", {})
     _validate(cls, settings, secrets)
@@ -173,7 +173,7 @@ def create_provider(session: Session, data: Any) -> ProviderConfig:
     return config
 
 
-def update_provider(session: Session, provider_id: int, data: Any) -> ProviderConfig:
+def update_provider(session: Session, provider_id: int, data: Mapping[str, Any]) -> ProviderConfig:
     """Change name, settings, secrets or the default flag. Settings, when given, replace the
     stored ones; secrets merge key by key (omitted: kept, null: removed). Channel and kind
     are fixed: another kind takes other settings, so it is another config."""
@@ -229,39 +229,15 @@ def campaigns_using(session: Session, provider_id: int) -> list[int]:
 # --------------------------------------------------------------------------- helpers: input
 
 
-def _fields(data: Any) -> dict[str, Any]:
-    """The body as a dict of known fields; read-only ones (a form sending back what it got)
-    are dropped, unknown ones rejected so a typo is not silently ignored."""
-    if not isinstance(data, Mapping):
-        raise InvalidInput("a provider config must be a JSON object", [_problem("", "must be an object")])
-    unknown = [key for key in data if key not in FIELDS and key not in READ_ONLY]
-    if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(map(str, unknown))}",
-                           [_problem(_pointer([key]), "is not a field of a provider config", "unknown_field")
-                            for key in unknown])
-    fields = {key: value for key, value in data.items() if key in FIELDS}
-    _check_types(fields)
-    return fields
-
-
-def _check_types(fields: Mapping[str, Any]) -> None:
-    expected = {"name": str, "channel": str, "kind": str, "settings": dict, "secrets": dict, "is_default": bool}
-    words = {str: "a string", dict: "an object", bool: "true or false"}
-    problems = [_problem(f"/{key}", f"must be {words[kind]}") for key, kind in expected.items()
-                if key in fields and not isinstance(fields[key], kind)]
-    if problems:
-        raise InvalidInput(_summary(problems), problems)
+def _fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a body its schema checked (schemas/api/providers.schema.json), without
+    the read-only ones a form sends back as it got them."""
+    return {key: value for key, value in data.items() if key in FIELDS}
 
 
 def _kind_of(data: Mapping[str, Any]) -> tuple[str, type[Provider]]:
-    """(channel, kind class) of a new config: both given, known, and matching."""
-    problems = [_problem(f"/{key}", "is required", "missing_field") for key in ("name", "channel", "kind")
-                if key not in data]
-    if problems:
-        raise InvalidInput(_summary(problems), problems)
+    """(channel, kind class) of a new config: the kind installed, and of that channel."""
     channel = data["channel"]
-    if channel not in CHANNELS:
-        raise InvalidInput.field("/channel", f"must be one of {', '.join(CHANNELS)} (got '{channel}')")
     cls = _installed(data["kind"], "/kind")
     if cls.channel != channel:
         raise InvalidInput.field("/kind", f"'{cls.kind}' is a {cls.channel} provider, not a {channel} one")
@@ -283,12 +259,8 @@ def _check_fixed(config: ProviderConfig, data: Mapping[str, Any]) -> None:
                                       "create a new provider config instead", "immutable_field")
 
 
-def _check_name(session: Session, name: Any, own_id: int | None) -> None:
-    """A clear error for an empty or taken name, before the unique constraint would refuse it."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInput.field("/name", "must not be empty")
-    if len(name) > NAME_MAX:
-        raise InvalidInput.field("/name", f"must be at most {NAME_MAX} characters long")
+def _check_name(session: Session, name: str, own_id: int | None) -> None:
+    """A clear error for a taken name, before the unique constraint would refuse it."""
     query = select(ProviderConfig.id).where(ProviderConfig.name == name)
     if own_id is not None:
         query = query.where(ProviderConfig.id != own_id)
@@ -322,7 +294,7 @@ def _target_problems(cls: type[Provider], settings: Any) -> list[dict[str, Any]]
     """A target (URL, SMTP host) that is or resolves to an internal address (engine/outbound.py)."""
     if not isinstance(settings, Mapping):
         return []
-    return [_problem(_pointer(["settings", name]), reason, "internal_address") for name in cls.targets
+    return [_problem(pointer(["settings", name]), reason, "internal_address") for name in cls.targets
             if isinstance(settings.get(name), str) and (reason := outbound.refusal(settings[name]))]
 
 
@@ -338,12 +310,12 @@ def _explain(error: ValidationError, path: list[Any], reveal: bool) -> list[dict
     """One problem per offending field: a missing or unknown key is named itself, not its object."""
     value, keyword, arg = error.instance, error.validator, error.validator_value
     if keyword == "required" and isinstance(value, Mapping):
-        return [_problem(_pointer([*path, name]), "is required", "missing_field") for name in arg if name not in value]
+        return [_problem(pointer([*path, name]), "is required", "missing_field") for name in arg if name not in value]
     if keyword == "additionalProperties" and arg is False and isinstance(value, Mapping):
         props, patterns = error.schema.get("properties", {}), error.schema.get("patternProperties", {})
         extra = [k for k in value if k not in props and not any(re.search(p, k) for p in patterns)]
-        return [_problem(_pointer([*path, k]), "is not a field of this provider kind", "unknown_field") for k in extra]
-    return [_problem(_pointer(path), error.message if reveal else _blind(error))]
+        return [_problem(pointer([*path, k]), "is not a field of this provider kind", "unknown_field") for k in extra]
+    return [_problem(pointer(path), error.message if reveal else _blind(error))]
 
 
 def _blind(error: ValidationError) -> str:
@@ -443,9 +415,6 @@ def _summary(problems: list[dict[str, Any]]) -> str:
     return "; ".join(f"{p['pointer'].lstrip('/') or 'body'} {p['message']}" for p in problems)
 
 
-def _pointer(path: Iterable[Any]) -> str:
-    """RFC 6901 JSON pointer: '~' and '/' inside a key are escaped."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 

@@ -69,6 +69,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from engine.clock import parse_duration, parse_instant
 from engine.errors import RuleError
 from engine.models import MAX_ID, Audience, AudienceMember, Event, Profile, Segment
+from engine.pointers import token as _token
 
 Problem = dict[str, str]
 
@@ -270,11 +271,6 @@ def check_rules(rules: Any, pointer: str = "") -> list[Problem]:
 
 def _add(problems: list[Problem], pointer: str, message: str) -> None:
     problems.append({"pointer": pointer, "message": message})
-
-
-def _token(key: object) -> str:
-    """A JSON pointer reference token (RFC 6901 escaping)."""
-    return str(key).replace("~", "~0").replace("/", "~1")
 
 
 def _node_kind(node: Mapping[str, Any]) -> str | list[str]:

@@ -54,6 +54,7 @@ from jinja2.runtime import LoopContext, Macro, Undefined, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.errors import InvalidInput, TemplateError
+from engine.pointers import pointer, token
 
 #: the longest template source a field may hold (a large HTML email is ~100 KB)
 MAX_SOURCE_CHARS = 200_000
@@ -684,8 +685,8 @@ def _label(path: tuple[Any, ...]) -> str:
 
 
 def _pointer(path: Iterable[Any]) -> str:
-    """RFC 6901 JSON pointer into the request body."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in ("content", *path))
+    """The pointer of a content field in the request body."""
+    return pointer(("content", *path))
 
 
 def _compile_tree(value: Any, path: tuple[Any, ...], problems: list[dict[str, Any]]) -> Any:
@@ -972,7 +973,7 @@ def validate_defaults(defaults: Any) -> None:
     if not isinstance(defaults, Mapping):
         raise InvalidInput.field("/defaults", "must be an object")
     for key, value in defaults.items():
-        pointer = "/defaults/" + str(key).replace("~", "~0").replace("/", "~1")
+        pointer = "/defaults/" + token(key)
         parts = str(key).split(".")
         if len(parts) < 2 or parts[0] not in ROOTS or any(not p or p.startswith("_") for p in parts):
             raise InvalidInput.field(pointer, f"must be a dotted path under {', '.join(ROOTS)} "

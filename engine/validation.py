@@ -21,19 +21,19 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, relevance
 
 from engine import registry
 from engine.errors import DocumentInvalid
 from engine.graph import to_networkx, with_defaults
+from engine.jsonschemas import schema_errors
+from engine.pointers import pointer
 from engine.registry import NodeType
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "campaign.schema.json"
@@ -123,7 +123,7 @@ def _document_validator() -> Draft202012Validator:
 
 def _shape_problems(document: object) -> list[Problem]:
     problems = []
-    for path, code, phrase in _schema_errors(_document_validator(), document):
+    for path, code, phrase in schema_errors(_document_validator(), document):
         who, rest, node_id = _locate(document, path)
         if not rest:
             subject = who
@@ -131,7 +131,7 @@ def _shape_problems(document: object) -> list[Problem]:
             subject = f"{who}: {rest}"
         else:
             subject = f"{who} field '{rest}'"
-        problems.append(Problem(code, f"{subject} {phrase}.", _pointer(path), node_id))
+        problems.append(Problem(code, f"{subject} {phrase}.", pointer(path), node_id))
     return problems
 
 
@@ -258,7 +258,7 @@ def settings_errors(schema: Mapping[str, Any], settings: object) -> list[tuple[s
     """(pointer from `/settings`, phrase) for each way `settings` break a settings schema:
     the sentences validation gives, for callers that check one node's settings alone."""
     validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    return [(_pointer(["settings", *path]), phrase) for path, _code, phrase in _schema_errors(validator, settings)]
+    return [(pointer(["settings", *path]), phrase) for path, _code, phrase in schema_errors(validator, settings)]
 
 
 def _check_settings(node: _Node, problems: list[Problem]) -> dict[str, Any] | None:
@@ -466,115 +466,3 @@ def _unconnected_port_problems(
                         WARNING,
                     )
                 )
-
-
-# --------------------------------------------------------------------------- schema errors as sentences
-
-_TYPE_WORDS = {
-    "string": "text",
-    "number": "a number",
-    "integer": "a whole number",
-    "object": "an object",
-    "array": "a list",
-    "boolean": "true or false",
-    "null": "empty (null)",
-}
-
-
-def _schema_errors(validator: Draft202012Validator, instance: object) -> list[tuple[list[Any], str, str]]:
-    """(instance path, problem code, phrase) for each error, deduplicated, in schema order."""
-    found: list[tuple[list[Any], str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    for error in (leaf for top in validator.iter_errors(instance) for leaf in _leaves(top)):
-        for path, code, phrase in _explain(error):
-            key = (_pointer(path), phrase)
-            if key not in seen:
-                seen.add(key)
-                found.append((path, code, phrase))
-    return found
-
-
-def _leaves(error: ValidationError) -> Iterator[ValidationError]:
-    """The errors that say what is wrong: an anyOf / oneOf error stands for those of the
-    branch the value came closest to (`_closest_branch`), each looked into again."""
-    if not error.context:
-        yield error
-        return
-    for sub in _closest_branch(error):
-        yield from _leaves(sub)
-
-
-def _closest_branch(error: ValidationError) -> list[ValidationError]:
-    """The errors of the anyOf / oneOf branch with the fewest complaints about the value
-    itself (a missing or unexpected key, another type): the branch whose shape it took, so
-    they say what is wrong inside it (the `field` of a field rule) rather than that it lacks
-    the keys of another kind of rule. Ties go to the branch of jsonschema's most relevant
-    error (its `relevance`, which best_match ranks by before descending into contexts)."""
-    branches: dict[Any, list[ValidationError]] = {}
-    for sub in error.context:
-        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
-    about_itself = {branch: sum(not sub.path for sub in subs) for branch, subs in branches.items()}
-    fewest = min(about_itself.values())
-    best = max((sub for branch, subs in branches.items() if about_itself[branch] == fewest for sub in subs),
-               key=relevance)
-    return branches[best.relative_schema_path[0]]
-
-
-def _explain(error: ValidationError) -> list[tuple[list[Any], str, str]]:
-    path = list(error.absolute_path)
-    value, keyword, arg = error.instance, error.validator, error.validator_value
-    if keyword == "required" and isinstance(value, Mapping):
-        return [([*path, name], "missing_field", "is required") for name in arg if name not in value]
-    if keyword == "additionalProperties" and arg is False and isinstance(value, Mapping):
-        props = error.schema.get("properties", {})
-        patterns = error.schema.get("patternProperties", {})
-        extra = [k for k in value if k not in props and not any(re.search(p, k) for p in patterns)]
-        return [([*path, k], "unknown_field", "is not a field that belongs here") for k in extra]
-    return [(path, "invalid_field", _phrase(error))]
-
-
-def _phrase(error: ValidationError) -> str:
-    """What the value must be, e.g. 'must be one of eq, ne'."""
-    value, keyword, arg = error.instance, error.validator, error.validator_value
-    got = f" (got {_show(value)})"
-    if keyword == "type":
-        kinds = [arg] if isinstance(arg, str) else list(arg)
-        return "must be " + " or ".join(_TYPE_WORDS.get(k, k) for k in kinds)
-    if keyword == "enum":
-        return "must be one of " + ", ".join(str(v) for v in arg) + got
-    if keyword == "const":
-        return f"must be {_show(arg)}{got}"
-    if keyword == "pattern":
-        hint = error.schema.get("x-pattern-hint")
-        return (f"must be {hint}" if hint else f"must match the pattern {arg}") + got
-    if keyword == "minLength":
-        return "must not be empty" if arg == 1 else f"must be at least {arg} characters long"
-    if keyword == "maxLength":
-        return f"must be at most {arg} characters long"
-    simple = {
-        "minimum": "must be at least {}",
-        "maximum": "must be at most {}",
-        "exclusiveMinimum": "must be more than {}",
-        "exclusiveMaximum": "must be less than {}",
-        "multipleOf": "must be a multiple of {}",
-        "minItems": "must have at least {} item(s)",
-        "maxItems": "must have at most {} item(s)",
-        "minProperties": "must have at least {} field(s)",
-        "maxProperties": "must have at most {} field(s)",
-        "format": "must be a valid {}",
-    }
-    if keyword in simple:
-        return simple[keyword].format(arg) + (got if keyword not in ("minItems", "maxItems") else "")
-    if keyword == "uniqueItems":
-        return "must not contain the same item twice"
-    return f"is not valid: {error.message}"
-
-
-def _show(value: object) -> str:
-    text = f"'{value}'" if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _pointer(path: Iterable[Any]) -> str:
-    """RFC 6901 JSON pointer: '~' and '/' inside a key are escaped."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)

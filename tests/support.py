@@ -215,3 +215,30 @@ class WebhookKeys:
 
     def post_push(self, client, receipts: Any):
         return client.post("/webhooks/push", json=receipts, headers={"Authorization": f"Bearer {self.push_token}"})
+
+
+def make_world(api, harness) -> dict[str, Any]:
+    """One of everything through the API, and the path parameter values that name them:
+    for tests that call every operation, so paths reach real objects as well as missing ones."""
+    with harness.transaction() as s:
+        profile_id = add_profiles(s, 3)[0]
+    campaign = doc([("all", "select_segment", {"source": "all"}), ("pts", "award_points", {"points": 1})],
+                   [("all", "out", "pts")], name="World")
+    campaign_id = api.post("/api/campaigns", json=campaign).get_json()["id"]
+    api.post("/api/campaigns?launch=true", json={**campaign, "name": "Running"})
+    segment = api.post("/api/segments", json={"name": "Rich", "rules": {"match": "all", "rules": [
+        {"field": "points", "op": "gte", "value": 10}]}}).get_json() or {}
+    audience = api.post("/api/audiences", json={"name": "Fans"}).get_json() or {}
+    template = api.post("/api/templates", json={"channel": "email", "name": "Hello", "content": {
+        "subject": "Hi", "text": "Hello"}}).get_json() or {}
+    api.post("/api/events", json={"event": "signup", "profile": {"external_id": "p1"}})
+    poll = api.post("/api/polls", json={"name": "World poll", "questions": [
+        {"id": "q", "text": "Q?", "answers": [{"id": "a", "text": "A"}]}]}).get_json() or {}
+    with harness.transaction() as s:
+        user = auth.create_user(s, "someone", "long enough", "viewer")
+        key, _secret = auth.create_api_key(s, "other", "viewer")
+        ids = {"user_id": user.id, "key_id": key.id}
+    return {"campaign_id": campaign_id, "profile_id": profile_id, "segment_id": segment.get("id", 1),
+            "audience_id": audience.get("id", 1), "template_id": template.get("id", 1), "provider_id": 1,
+            "notification_id": 1, "number": 1, "name": "signup", "action": "pause", "import_id": 1,
+            "type_name": "ab_test", "poll_id": poll.get("id", 1), **ids}

@@ -400,6 +400,46 @@ def test_unknown_api_path_with_another_method_is_json(client):
     assert response.is_json and response.get_json()["error"]["code"]
 
 
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/api/profiles/99999999999999999999999"),   # too large for the column: no id of ours
+    ("DELETE", "/api/campaigns/2147483648"),
+    ("POST", "/api/campaigns/1/frobnicate"),             # not an action
+    ("POST", "/api/nothing-here"),
+    ("PUT", "/api/api"),
+])
+def test_a_path_no_route_takes_is_a_404_whatever_the_method(client, method, path):
+    """Not a 405: the UI's GET route (every other path) is no API route of that path."""
+    error_of(client.open(path, method=method, json={}), 404, "not_found")
+
+
+def test_a_method_a_route_does_not_take_is_still_a_405(client):
+    response = client.put("/api/campaigns", json={})
+    assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_the_description_documents_the_statuses_views_answer(client, harness):
+    """Each create answers the status its description documents (201), from one declaration."""
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    created = client.post("/api/audiences", json={"name": "Fans"})
+    assert created.status_code == 201 and list(paths["/api/audiences"]["post"]["responses"]) == ["201", "413", "4XX"]
+    assert list(paths["/api/segments"]["post"]["responses"]) == ["201", "413", "4XX"]
+    assert list(paths["/api/profiles/import"]["post"]["responses"]) == ["201", "202", "413", "4XX"]
+    assert list(paths["/api/audiences/{audience_id}"]["patch"]["responses"]) == ["200", "413", "4XX"]
+    assert list(paths["/api/campaigns"]["get"]["responses"]) == ["200", "4XX"], "no body, no 413"
+
+
+def test_a_change_body_requires_what_the_view_requires(client, harness):
+    """PATCH takes any subset of the fields: the description requires none, nor does the view."""
+    spec = client.get("/api/openapi.json").get_json()
+    body = spec["paths"]["/api/audiences/{audience_id}"]["patch"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/AudienceChange"}
+    assert "required" not in spec["components"]["schemas"]["AudienceChange"]
+    audience = client.post("/api/audiences", json={"name": "Fans", "description": "loud"}).get_json()
+    unchanged = client.patch(f"/api/audiences/{audience['id']}", json={})
+    assert unchanged.status_code == 200
+    assert (unchanged.get_json()["name"], unchanged.get_json()["description"]) == ("Fans", "loud")
+
+
 # --------------------------------------------------------------------------- the page
 
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "

@@ -134,10 +134,10 @@ def test_metrics_need_a_key_and_a_viewer_key_suffices(harness, app):
     assert ours(scrape(viewer), harness.rt.settings.queue_name)["cc_positions_active"] == 0.0
 
 
-def test_metrics_stay_out_of_the_openapi_description(api):
-    paths = api.get("/api/openapi.json").get_json()["paths"]
-    assert "/metrics" not in paths
-    assert all(path.startswith("/api/") for path in paths)
+def test_metrics_are_described_as_text_for_an_api_key(api):
+    scrape = api.get("/api/openapi.json").get_json()["paths"]["/metrics"]["get"]
+    assert list(scrape["responses"]["200"]["content"]) == ["text/plain"]
+    assert scrape["security"] == [{"bearer": []}, {"session": []}]
 
 
 def test_metrics_say_when_redis_is_down(harness, app):

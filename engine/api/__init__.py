@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from engine.clock import iso  # noqa: F401  (re-exported for the blueprints)
 from engine.errors import InvalidInput
@@ -18,6 +18,13 @@ def runtime() -> Runtime:
 
 
 def body() -> Any:
+    """The request's JSON body as its declaration checked it (`@accepts`, engine/api/declare.py)."""
+    if "cc_body" not in g:
+        raise LookupError(f"{request.endpoint} reads a request body it does not declare (@accepts)")
+    return g.cc_body
+
+
+def parsed_body() -> Any:
     """The request's JSON body, or InvalidInput naming what is wrong. Parsed by
     engine.json_input (see engine/api/bodies.py): too deep, NaN, or text no database stores
     (NUL, a lone surrogate) is refused naming where it is."""
@@ -26,15 +33,3 @@ def body() -> Any:
         raise InvalidInput("the request body must be JSON (Content-Type: application/json)",
                            [{"pointer": "", "message": "missing or malformed JSON body"}])
     return data
-
-
-def as_object(data: Any) -> dict[str, Any]:
-    """`data` (a parsed body) if it is a JSON object, else InvalidInput naming the body."""
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", "the body must be a JSON object")
-    return data
-
-
-def body_object() -> dict[str, Any]:
-    """The request's JSON body, which must be an object."""
-    return as_object(body())

@@ -35,9 +35,10 @@ from flask import (
 from sqlalchemy import select
 
 from engine import auth, db, throttle
-from engine.api import bodies, body, body_object, iso, runtime
+from engine.api import bodies, body, iso, runtime
+from engine.api.declare import accepts, responds
 from engine.config import Settings, secret_key
-from engine.errors import Forbidden, InvalidInput, NotFound, TooManyAttempts, Unauthorized
+from engine.errors import Forbidden, NotFound, TooManyAttempts, Unauthorized
 from engine.models import ApiKey, User
 
 bp = Blueprint("access", __name__)
@@ -57,6 +58,13 @@ View = TypeVar("View", bound=Callable[..., Any])
 def public(view: View) -> View:
     """Anyone may call this view (the login page, the API description)."""
     view.public = True  # type: ignore[attr-defined]
+    return view
+
+
+def page(view: View) -> View:
+    """An HTML page for browsers (the UI, the login form): part of the site, not of the API
+    or its description."""
+    view.page = True  # type: ignore[attr-defined]
     return view
 
 
@@ -156,12 +164,14 @@ def _check_csrf() -> None:
 
 @bp.get("/login")
 @public
+@page
 def login_page():  # type: ignore[no-untyped-def]
     return render_template("login.html", csrf_token=csrf_token(), next=_safe_next(), error=None)
 
 
 @bp.post("/login")
 @public
+@page
 def login_form():  # type: ignore[no-untyped-def]
     try:
         _check_csrf()
@@ -173,6 +183,7 @@ def login_form():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/logout")
+@page
 def logout_form():  # type: ignore[no-untyped-def]
     session.clear()
     return redirect(url_for("access.login_page"))
@@ -212,10 +223,9 @@ def _safe_next() -> str:
 
 @bp.post("/api/auth/login")
 @public
+@accepts("Login")
 def api_login():  # type: ignore[no-untyped-def]
     data = body()
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", "must be an object with username and password")
     user = _sign_in(data.get("username"), data.get("password"))
     return jsonify({"user": _user_json(user), "csrf_token": csrf_token()})
 
@@ -247,21 +257,21 @@ def list_users():  # type: ignore[no-untyped-def]
 
 @bp.post("/api/users")
 @admin_only
+@accepts("NewUser")
+@responds(201)
 def create_user():  # type: ignore[no-untyped-def]
-    data = body_object()
+    data = body()
     with db.transaction(runtime().sessions) as s:
         user = auth.create_user(s, data.get("username"), data.get("password"), data.get("role", "marketer"))
         payload = _user_json(user)
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.patch("/api/users/<int:user_id>")
 @admin_only
+@accepts("UserChange")
 def update_user(user_id: int):  # type: ignore[no-untyped-def]
-    data = body_object()
-    unknown = set(data) - {"role", "password", "disabled"}
-    if unknown:
-        raise InvalidInput.field(f"/{sorted(unknown)[0]}", "is not a user field (role, password, disabled)")
+    data = body()
     with db.transaction(runtime().sessions) as s:
         user = s.get(User, user_id)
         if user is None:
@@ -271,8 +281,6 @@ def update_user(user_id: int):  # type: ignore[no-untyped-def]
         if "password" in data:
             auth.set_password(user, data["password"])
         if "disabled" in data:
-            if not isinstance(data["disabled"], bool):
-                raise InvalidInput.field("/disabled", "must be true or false")
             user.disabled = data["disabled"]
         payload = _user_json(user)
     return jsonify(payload)
@@ -287,14 +295,16 @@ def list_keys():  # type: ignore[no-untyped-def]
 
 @bp.post("/api/api-keys")
 @admin_only
+@accepts("NewApiKey")
+@responds(201)
 def create_key():  # type: ignore[no-untyped-def]
-    data = body_object()
+    data = body()
     who = principal()
     with db.transaction(runtime().sessions) as s:
         row, key = auth.create_api_key(s, data.get("name"), data.get("role", "marketer"),
                                        created_by=who.id if who.kind == "user" else None)
         payload = {**_key_json(row), "key": key}
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.delete("/api/api-keys/<int:key_id>")

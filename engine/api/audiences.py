@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from engine import clock, db
 from engine import profiles as store
 from engine.api import body, iso, runtime
+from engine.api.declare import accepts, args, query, responds
 from engine.api.named import Named
 from engine.api.paging import page_args
 from engine.api.profiles import profile_json
@@ -30,18 +31,16 @@ bp = Blueprint("audiences", __name__, url_prefix="/api/audiences")
 AUDIENCES: Named[Audience] = Named(Audience, "audience", "an")
 
 FIELDS = ("name", "description")
-READ_ONLY = ("id", "created_at", "member_count")
-NAME_MAX = 200
-DESCRIPTION_MAX = 10_000
 #: customers one request may add or remove
 MEMBERS_MAX = 10_000
 
 
 @bp.get("")
+@query("NameSearch")
 def list_audiences():  # type: ignore[no-untyped-def]
     """By name, each with its member count; `q` keeps the names containing it (any case)."""
     query = select(Audience).order_by(Audience.name, Audience.id)
-    if q := request.args.get("q", "").strip():
+    if q := args().get("q", "").strip():
         query = query.where(func.lower(Audience.name).contains(q.lower(), autoescape=True))
     with runtime().sessions() as session:
         audiences = list(session.scalars(query))
@@ -51,15 +50,17 @@ def list_audiences():  # type: ignore[no-untyped-def]
 
 
 @bp.post("")
+@accepts("Audience")
+@responds(201)
 def create_audience():  # type: ignore[no-untyped-def]
-    fields = _fields(body(), {"description": ""}, required=True)
+    fields = _fields(body(), {"description": ""})
     with db.transaction(runtime().sessions) as session:
         AUDIENCES.check_free(session, fields["name"], None)
         audience = Audience(**fields)
         session.add(audience)
         AUDIENCES.flush(session, fields["name"])
         payload = audience_json(audience, 0)
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.get("/<int:audience_id>")
@@ -69,11 +70,12 @@ def get_audience(audience_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.patch("/<int:audience_id>")
+@accepts("AudienceChange")
 def update_audience(audience_id: int):  # type: ignore[no-untyped-def]
     data = body()
     with db.transaction(runtime().sessions) as session:
         audience = AUDIENCES.get(session, audience_id)
-        fields = _fields(data, {"name": audience.name, "description": audience.description}, required=False)
+        fields = _fields(data, {"name": audience.name, "description": audience.description})
         AUDIENCES.check_free(session, fields["name"], audience_id)
         for key, value in fields.items():
             setattr(audience, key, value)
@@ -93,6 +95,7 @@ def delete_audience(audience_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:audience_id>/members")
+@query("Page")
 def list_members(audience_id: int):  # type: ignore[no-untyped-def]
     """Oldest membership first: each profile with `added_at`; `total` counts them all."""
     limit, offset = page_args()
@@ -108,6 +111,7 @@ def list_members(audience_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:audience_id>/members")
+@accepts("Members")
 def add_members(audience_id: int):  # type: ignore[no-untyped-def]
     """`{"profile_ids": [...], "profiles": [{"email": ...}, ...]}` (either or both). Adding
     a member again is harmless: `added` counts the new ones."""
@@ -125,6 +129,7 @@ def add_members(audience_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/<int:audience_id>/members")
+@accepts("Members")
 def remove_members(audience_id: int):  # type: ignore[no-untyped-def]
     """The same body as adding; removing a customer who is not a member is harmless."""
     data = body()
@@ -142,30 +147,13 @@ def remove_members(audience_id: int):  # type: ignore[no-untyped-def]
 # --------------------------------------------------------------------------- helpers
 
 
-def _members(session: Session, data: Any) -> list[int]:
-    """The profile ids a members body names; InvalidInput listing every unusable entry."""
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", 'must be an object: {"profile_ids": [...], "profiles": [...]}')
-    problems = [{"pointer": f"/{k}", "message": "is not expected (give profile_ids and/or profiles)"}
-                for k in data if k not in ("profile_ids", "profiles")]
+def _members(session: Session, data: dict[str, Any]) -> list[int]:
+    """The profile ids a members body (checked by its schema) names; InvalidInput listing
+    every name that is nobody."""
     ids, identities = data.get("profile_ids", []), data.get("profiles", [])
-    for key, value in (("profile_ids", ids), ("profiles", identities)):
-        if not isinstance(value, list):
-            problems.append({"pointer": f"/{key}", "message": "must be a list"})
-    if problems:
-        raise _invalid(problems)
     if not 1 <= len(ids) + len(identities) <= MEMBERS_MAX:
         raise InvalidInput.field("", f"must name 1 to {MEMBERS_MAX:,} customers in profile_ids and profiles")
-    problems = [{"pointer": f"/profile_ids/{i}", "message": "must be a profile id (a positive integer)"}
-                for i, v in enumerate(ids) if type(v) is not int or not 1 <= v <= store.MAX_ID]
-    named: list[tuple[int, dict[str, str]]] = []
-    for index, raw in enumerate(identities):
-        try:
-            named.append((index, store.identity_of(raw, f"/profiles/{index}")))
-        except InvalidInput as exc:
-            problems.extend(exc.details)
-    if problems:
-        raise _invalid(problems)
+    named = [(index, store.identity_of(raw, f"/profiles/{index}")) for index, raw in enumerate(identities)]
     return _resolve(session, ids, named)
 
 
@@ -179,38 +167,14 @@ def _resolve(session: Session, ids: list[int], named: list[tuple[int, dict[str, 
             who = " or ".join(f"{k} {v!r}" for k, v in identity.items())
             problems.append({"pointer": f"/profiles/{index}", "message": f"no profile has {who}"})
     if problems:
-        raise _invalid(problems)
+        raise InvalidInput.of(problems)
     return sorted(existing | {i for i in found if i is not None})
 
 
-def _invalid(problems: list[dict[str, Any]]) -> InvalidInput:
-    first = problems[0]
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return InvalidInput(f"{first['pointer'].lstrip('/') or 'body'} {first['message']}{more}", problems)
-
-
-def _fields(data: Any, current: dict[str, Any], required: bool) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", "the body must be a JSON object")
-    problems = [{"pointer": f"/{key}", "message": f"is not an audience field (expected {', '.join(FIELDS)})"}
-                for key in data if key not in FIELDS and key not in READ_ONLY]
+def _fields(data: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """`current` (stored values) overlaid with the body (checked by its schema), trimmed."""
     fields = {**current, **{k: v for k, v in data.items() if k in FIELDS}}
-    name = fields.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name.strip()) > NAME_MAX or "\x00" in name:
-        what = "is required: " if required and name is None else ""
-        problems.append({"pointer": "/name", "message": f"{what}must be a non-empty string of up to {NAME_MAX} "
-                                                        "characters"})
-    else:
-        fields["name"] = name.strip()
-    if fields.get("description") is None:
-        fields["description"] = ""
-    description = fields["description"]
-    if not isinstance(description, str) or len(description) > DESCRIPTION_MAX or "\x00" in description:
-        problems.append({"pointer": "/description",
-                         "message": f"must be a string of up to {DESCRIPTION_MAX} characters"})
-    if problems:
-        raise _invalid(problems)
-    return fields
+    return {**fields, "name": fields["name"].strip(), "description": fields.get("description") or ""}
 
 
 def _count(session: Session, audience_id: int) -> int:

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import campaigns, clock, db
 from engine.api import body, iso, runtime
 from engine.api.access import read_only
-from engine.api.paging import flag_arg, page_args
-from engine.errors import InvalidInput, NotFound
+from engine.api.declare import accepts, args, query, responds
+from engine.api.paging import page_args
+from engine.errors import NotFound
 from engine.models import Campaign, CampaignTag, CampaignVersion, Enrollment
 from engine.stats import campaign_totals, node_stats
 from engine.validation import validate_document
 
 bp = Blueprint("campaigns", __name__, url_prefix="/api/campaigns")
 
-STATUSES = ("draft", "scheduled", "active", "paused", "stopped", "finished", "suspended")
 #: the lifecycle actions; each emits a `status` event to the campaign's Socket.IO room
 ACTIONS = ("pause", "resume", "stop")
 SORTS = {"updated": Campaign.updated_at.desc(), "created": Campaign.created_at.desc(), "name": Campaign.name.asc()}
@@ -33,24 +33,21 @@ STATUS_LISTENERS = "campaign_canvas.status_listeners"
 
 
 @bp.get("")
+@query("CampaignList")
 def list_campaigns():  # type: ignore[no-untyped-def]
     """Filters: `status` (one or several, comma-separated), `tag`, `q` (name contains,
     any case); `sort` updated|created|name; paging with `limit` and `offset`."""
     limit, offset = page_args(default=50, maximum=200)
+    filters = args()
     query = select(Campaign)
-    if raw := request.args.get("status"):
-        wanted = [s.strip() for s in raw.split(",") if s.strip()]
-        if bad := [s for s in wanted if s not in STATUSES]:
-            raise InvalidInput.field("status", f"'{bad[0]}' is not a status ({', '.join(STATUSES)})")
+    if wanted := filters.get("status"):
         query = query.where(Campaign.status.in_(wanted))
-    if tag := request.args.get("tag"):
+    if tag := filters.get("tag"):
         query = query.where(Campaign.id.in_(select(CampaignTag.campaign_id).where(CampaignTag.tag == tag)))
-    if q := request.args.get("q"):
+    if q := filters.get("q"):
         pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(func.lower(Campaign.name).like(pattern, escape="\\"))
-    sort = request.args.get("sort", "updated")
-    if sort not in SORTS:
-        raise InvalidInput.field("sort", f"must be one of {', '.join(SORTS)}")
+    sort = filters["sort"]
     with runtime().sessions() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery()))
         rows = list(session.scalars(query.order_by(SORTS[sort], Campaign.id.desc()).limit(limit).offset(offset)))
@@ -60,16 +57,19 @@ def list_campaigns():  # type: ignore[no-untyped-def]
 
 
 @bp.post("")
+@accepts("CampaignDocument")
+@query("Launch")
+@responds(201)
 def create_campaign():  # type: ignore[no-untyped-def]
     document = body()
-    launch = flag_arg("launch")
+    launch = args()["launch"]
     with db.transaction(runtime().sessions) as session:
         campaign = campaigns.create(session, document)
         entered = campaigns.launch(session, campaign.id, clock.now()) if launch else None
         stored = session.get(CampaignVersion, campaign.version_id).document  # with each node's version
         payload = _with_entered(campaign_json(campaign, stored), entered)
     _announce(payload) if launch else None
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.get("/<int:campaign_id>")
@@ -81,10 +81,12 @@ def get_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.put("/<int:campaign_id>")
+@accepts("CampaignDocument")
+@query("Launch")
 def update_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
     """A changed document becomes a new version; customers in flight stay on theirs."""
     document = body()
-    launch = flag_arg("launch")
+    launch = args()["launch"]
     with db.transaction(runtime().sessions) as session:
         version = campaigns.save(session, campaign_id, document)
         campaign = campaigns.get(session, campaign_id)
@@ -104,15 +106,15 @@ def delete_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:campaign_id>/clone")
+@accepts("Clone", required=False)
+@responds(201)
 def clone_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
     """A new draft with the same document and tags; body `{"name": ...}` optional."""
-    data = request.get_json(silent=True) or {}
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", "must be a JSON object")
+    data = body()
     with db.transaction(runtime().sessions) as session:
         copy = campaigns.clone(session, campaign_id, data.get("name"))
         payload = campaign_json(copy, session.get(CampaignVersion, copy.version_id).document)
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.get("/<int:campaign_id>/versions")
@@ -161,7 +163,10 @@ def upgrade_nodes(campaign_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/validate")
 @read_only
+@accepts("DocumentToCheck")
 def validate_unsaved():  # type: ignore[no-untyped-def]
+    """Every problem of a document not saved yet (errors and warnings), as saving would
+    find them; nothing is stored."""
     problems = validate_document(campaigns.with_node_versions(body()))  # as saving would store it
     return jsonify(problems=[p.to_dict() for p in problems])
 

@@ -8,7 +8,6 @@ it to journeys in one transaction (see `engine.events`): a bad item refuses the 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -18,26 +17,29 @@ from sqlalchemy.orm import Session
 
 from engine import clock, db, events
 from engine.api import body, iso, runtime
-from engine.api.paging import id_arg, instant_arg, limit_arg, text_arg
+from engine.api.declare import accepts, args, query, responds
+from engine.api.paging import instant_arg, limit_arg
 from engine.errors import InvalidInput, NameTaken, NotFound
 from engine.models import Campaign, CampaignEvent, Event, EventType, Profile
 
 bp = Blueprint("events", __name__, url_prefix="/api")
 
 HISTORY_PAGE, HISTORY_MAX = 50, 500
-DESCRIPTION_MAX = 2000
 
 
 @bp.post("/events")
+@accepts("Event", refuse=events.refuse)
+@responds(201)
 def post_event():  # type: ignore[no-untyped-def]
     """One event; answers its id and what it did."""
     event = events.parse_event(body())
     with db.transaction(runtime().sessions) as session:
         outcome = events.ingest(session, [event], return_ids=True)
-    return jsonify(id=outcome.event_ids[0], **outcome.counts()), 201
+    return jsonify(id=outcome.event_ids[0], **outcome.counts())
 
 
 @bp.post("/events/batch")
+@accepts("EventBatch", refuse=events.refuse)
 def post_batch():  # type: ignore[no-untyped-def]
     """Up to 10,000 events, all or nothing."""
     batch = events.parse_batch(body())
@@ -47,13 +49,14 @@ def post_batch():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/events")
+@query("EventHistory")
 def list_events():  # type: ignore[no-untyped-def]
     """Newest first. Filters: `event`, `profile_id`, `external_id`, `since`, `until` (ISO
     8601). Page on with `before` = the `next_before` of the previous page (keyset paging:
     events arriving meanwhile neither repeat nor hide one)."""
     limit = limit_arg(HISTORY_PAGE, HISTORY_MAX)
     query = _history_filters(select(Event, Profile.external_id).join(Profile, Profile.id == Event.profile_id))
-    before = id_arg("before")
+    before = args().get("before")
     with runtime().sessions() as session:
         if before is not None:
             query = query.where(_older_than(_anchor(session, before)))
@@ -64,11 +67,11 @@ def list_events():  # type: ignore[no-untyped-def]
 
 
 def _history_filters(query: Select[Any]) -> Select[Any]:
-    if name := text_arg("event"):
+    if name := args().get("event"):
         query = query.where(Event.name == name)
-    if (profile_id := id_arg("profile_id")) is not None:
+    if (profile_id := args().get("profile_id")) is not None:
         query = query.where(Event.profile_id == profile_id)
-    if external_id := text_arg("external_id"):
+    if external_id := args().get("external_id"):
         query = query.where(Profile.external_id == external_id.strip())
     if (since := instant_arg("since")) is not None:
         query = query.where(Event.occurred_at >= since)
@@ -114,12 +117,13 @@ def get_event_type(name: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/event-types")
+@accepts("EventType")
+@responds(201)
 def create_event_type():  # type: ignore[no-untyped-def]
     """Declare an event type before any event of it arrives (to describe it, or to pick it
     on the canvas)."""
-    data = _fields(body(), {"name", "description"})
-    name = _type_name(data.get("name"))
-    description = _description(data.get("description", ""))
+    data = body()
+    name, description = data["name"], data.get("description", "")
     try:
         with db.transaction(runtime().sessions) as session:
             if session.scalar(select(EventType.id).where(EventType.name == name)) is not None:
@@ -130,43 +134,18 @@ def create_event_type():  # type: ignore[no-untyped-def]
             payload = _type_json(created, _campaign_links(session, [name]).get(name, []))
     except IntegrityError:  # created by a concurrent request (or an event) meanwhile
         raise _taken(name) from None
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.patch("/event-types/<path:name>")
+@accepts("EventTypeChange")
 def update_event_type(name: str):  # type: ignore[no-untyped-def]
-    data = _fields(body(), {"description"}, fixed={"name": "cannot be changed: it is what senders send"})
-    if "description" not in data:
-        raise InvalidInput.field("/description", "is required (the only field that can be changed)")
-    description = _description(data["description"])
+    description = body()["description"]
     with db.transaction(runtime().sessions) as session:
         found = _event_type(session, name)
         found.description = description
         payload = _type_json(found, _campaign_links(session, [name]).get(name, []))
     return jsonify(payload)
-
-
-def _fields(data: Any, allowed: set[str], fixed: Mapping[str, str] | None = None) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise InvalidInput.field("", f"must be an object with {', '.join(sorted(allowed))}")
-    for key in data:
-        if fixed and key in fixed:
-            raise InvalidInput.field(f"/{key}", fixed[key])
-        if key not in allowed:
-            raise InvalidInput.field(f"/{key}", f"is not a field here ({', '.join(sorted(allowed))})")
-    return data
-
-
-def _type_name(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw.strip() or len(raw) > events.NAME_MAX:
-        raise InvalidInput.field("/name", f"must be an event name of 1 to {events.NAME_MAX} characters")
-    return raw
-
-
-def _description(raw: Any) -> str:
-    if not isinstance(raw, str) or len(raw) > DESCRIPTION_MAX:
-        raise InvalidInput.field("/description", f"must be a string of at most {DESCRIPTION_MAX} characters")
-    return raw
 
 
 def _taken(name: str) -> NameTaken:

@@ -23,8 +23,9 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from engine import registry
-from engine.api import body_object
+from engine.api import body
 from engine.api.access import read_only
+from engine.api.declare import accepts, responds
 from engine.errors import InvalidInput, NotFound
 from engine.graph import with_defaults
 from engine.validation import settings_errors
@@ -33,6 +34,7 @@ bp = Blueprint("node_types", __name__, url_prefix="/api/node-types")
 
 
 @bp.get("")
+@responds(200, schema={"type": "array", "items": {"type": "object"}})
 def list_node_types():  # type: ignore[no-untyped-def]
     """The newest version of every registered node type, with its settings JSON Schema,
     its ports and `versions` (every installed version)."""
@@ -52,25 +54,27 @@ def node_type_version(type_name: str, version: int):  # type: ignore[no-untyped-
 
 @bp.post("/<type_name>/ports")
 @read_only
+@accepts("NodeSettings")
 def node_type_ports(type_name: str):  # type: ignore[no-untyped-def]
     """The output ports of a node of this type with these settings: `{"settings": {...}}`,
     and `"version"` for a node on an older version than the newest."""
-    data = body_object()
-    settings = _settings(data)
-    node_class = _version_of(_known(type_name), data, required=False)
+    data = body()
+    settings = data["settings"]
+    node_class = _version_of(_known(type_name), data)
     # as the engine reads them: the schema's defaults fill what the settings leave out
     return jsonify(ports=ports_of(node_class, with_defaults(node_class.schema, settings)))
 
 
 @bp.post("/<type_name>/upgrade")
 @read_only
+@accepts("NodeUpgrade")
 def upgrade_node(type_name: str):  # type: ignore[no-untyped-def]
     """A node's settings upgraded to the newest version by the type's migrations:
     `{"version": 1, "settings": {...}}` in, `{"type", "from_version", "version", "settings",
     "ports", "port_renames"}` out. 409 when a migration step is missing (the node keeps working as it is)."""
-    data = body_object()
-    settings = _settings(data)
-    old = _version_of(_known(type_name), data, required=True)
+    data = body()
+    settings = data["settings"]
+    old = _version_of(_known(type_name), data)
     settings = with_defaults(old.schema, settings)
     if found := settings_errors(old.schema, settings):
         raise InvalidInput(f"the settings do not match version {old.version} of {type_name}, so they cannot be "
@@ -115,16 +119,12 @@ def _known(type_name: str) -> type[registry.NodeType]:
     return node_class
 
 
-def _version_of(newest: type[registry.NodeType], data: dict[str, Any], *, required: bool) -> type[registry.NodeType]:
-    """The version the body names in `version` (the newest when it names none and may),
-    or InvalidInput naming /version."""
-    if "version" not in data and not required:
-        return newest
-    version = data.get("version")
+def _version_of(newest: type[registry.NodeType], data: dict[str, Any]) -> type[registry.NodeType]:
+    """The version the body names in `version` (the newest when it names none), or
+    InvalidInput naming /version when it is not installed."""
     if "version" not in data:
-        raise InvalidInput.field("/version", "is required: the version of the node type the node is on")
-    if type(version) is not int or version < 1:
-        raise InvalidInput.field("/version", "must be a whole number from 1")
+        return newest
+    version = data["version"]
     node_class = registry.get(newest.type, version)
     if node_class is None:
         raise InvalidInput.field("/version", f"{version} is not an installed version of {newest.type} "
@@ -135,10 +135,3 @@ def _version_of(newest: type[registry.NodeType], data: dict[str, Any], *, requir
 def _installed(type_name: str) -> str:
     return ", ".join(map(str, registry.versions(type_name)))
 
-
-def _settings(data: dict[str, Any]) -> dict[str, Any]:
-    if "settings" not in data:
-        raise InvalidInput.field("/settings", "is required: the node's settings object")
-    if not isinstance(data["settings"], dict):
-        raise InvalidInput.field("/settings", "must be an object")
-    return data["settings"]

@@ -1,116 +1,37 @@
-"""The OpenAPI 3.1 description of the REST API, served at /api/openapi.json.
+"""The OpenAPI 3.1 description of the API, served at /api/openapi.json.
 
-Paths, methods and parameters come from the app's own URL map, so an endpoint cannot be
-missing from it; request bodies name the JSON Schemas the endpoints validate against
-(the campaign document schema is the very file `engine/validation.py` uses).
+Generated from what the app runs on, so the two cannot drift: paths, methods and path
+parameters from its URL map (every route but the browser's pages), and per operation the
+declaration its view is checked and answered with (engine/api/declare.py): the request
+body's and query string's schemas (schemas/api/*.schema.json, whose `$defs` become
+components/schemas), the success statuses, who may call it. The campaign document's schema
+is the very file engine/validation.py uses; the rule language's is engine/rules.py's.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 from flask import Blueprint, Flask, current_app, jsonify
+from werkzeug.routing import Rule
 
+from engine import jsonschemas
 from engine.api.access import public
+from engine.api.checks import CAMPAIGN, RULES
+from engine.api.declare import JSON, Declaration, declaration, responds
+from engine.models import MAX_ID
+from engine.rules import RULES_SCHEMA
 
 bp = Blueprint("openapi", __name__)
 
-SCHEMAS = Path(__file__).resolve().parent.parent.parent / "schemas"
 _ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
-WRITE_METHODS = ("POST", "PUT", "PATCH")
-
-_OBJECT = {"type": "object"}
-_IDENTITY = {"type": "object", "description": "The customer, by one of these identifiers.",
-             "properties": {"external_id": {"type": "string"}, "email": {"type": "string"},
-                            "phone": {"type": "string"}},
-             "minProperties": 1}
-_EVENT = {"type": "object", "required": ["event", "profile"],
-          "properties": {"event": {"type": "string", "minLength": 1, "maxLength": 128}, "profile": _IDENTITY,
-                         "properties": _OBJECT, "timestamp": {"type": "string", "format": "date-time"},
-                         "params": {"type": "array", "items": {"type": "object", "required": ["name"],
-                                                               "properties": {"name": {"type": "string"},
-                                                                              "value": {}}}}}}
-_PROFILE = {"type": "object", "properties": {
-    "external_id": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"},
-    "timezone": {"type": "string"}, "attributes": _OBJECT, "push_tokens": {"type": "array"},
-    "email_opt_out": {"type": "boolean"}, "sms_opt_out": {"type": "boolean"}, "push_opt_out": {"type": "boolean"}}}
-_RULES = {"$ref": "#/components/schemas/Rules"}
-_SEGMENT = {"type": "object", "required": ["name", "rules"],
-            "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
-                           "description": {"type": "string"}, "rules": _RULES}}
-_NAMED = {"type": "object", "required": ["name"],
-          "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
-                         "description": {"type": "string"}}}
-_MEMBERS = {"type": "object", "properties": {"profile_ids": {"type": "array", "items": {"type": "integer"}},
-                                             "profiles": {"type": "array", "items": _IDENTITY}}}
-_ROLE = {"type": "string", "enum": ["admin", "marketer", "viewer"]}
-_KEY_ROLE = {"type": "string", "enum": ["admin", "marketer", "viewer", "site"],
-             "description": "site: a key for web pages, allowed only to fetch popups"}
-_QUESTION = {"type": "object", "required": ["id", "text", "answers"], "additionalProperties": False,
-             "properties": {"id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
-                            "text": {"type": "string", "minLength": 1, "maxLength": 1000},
-                            "multiple": {"type": "boolean", "default": False},
-                            "answers": {"type": "array", "minItems": 1, "maxItems": 50, "items": {
-                                "type": "object", "required": ["id", "text"], "additionalProperties": False,
-                                "properties": {"id": {"type": "string"},
-                                               "text": {"type": "string", "minLength": 1, "maxLength": 1000}}}}}}
-_POLL = {"type": "object", "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
-                                          "description": {"type": "string"},
-                                          "questions": {"type": "array", "minItems": 1, "maxItems": 100,
-                                                        "items": _QUESTION}}}
-
-#: request bodies by endpoint (blueprint.view); an endpoint missing here takes any JSON
-BODIES: dict[str, dict[str, Any]] = {
-    "campaigns.create_campaign": {"$ref": "#/components/schemas/Campaign"},
-    "campaigns.update_campaign": {"$ref": "#/components/schemas/Campaign"},
-    "campaigns.validate_unsaved": {"$ref": "#/components/schemas/Campaign"},
-    "campaigns.clone_campaign": {"type": "object", "properties": {"name": {"type": "string", "minLength": 1}}},
-    "node_types.node_type_ports": {"type": "object", "required": ["settings"],
-                                   "properties": {"settings": {"type": "object",
-                                                               "description": "The node's settings, as edited"}}},
-    "events.post_event": _EVENT,
-    "events.post_batch": {"type": "object", "required": ["events"],
-                            "properties": {"events": {"type": "array", "minItems": 1, "maxItems": 10000,
-                                                      "items": _EVENT}}},
-    "events.create_event_type": _NAMED,
-    "events.update_event_type": {"type": "object", "properties": {"description": {"type": "string"}}},
-    "profiles.upsert_profiles": {"type": "object", "required": ["profiles"],
-                                 "properties": {"profiles": {"type": "array", "minItems": 1, "maxItems": 10000,
-                                                             "items": _PROFILE}}},
-    "profiles.update_profile": _PROFILE,
-    "segments.create_segment": _SEGMENT,
-    "segments.update_segment": _SEGMENT,
-    "segments.preview_rules": {"type": "object", "required": ["rules"], "properties": {"rules": _RULES}},
-    "audiences.create_audience": _NAMED,
-    "audiences.update_audience": _NAMED,
-    "audiences.add_members": _MEMBERS,
-    "audiences.remove_members": _MEMBERS,
-    "access.api_login": {"type": "object", "required": ["username", "password"],
-                         "properties": {"username": {"type": "string"}, "password": {"type": "string"}}},
-    "access.create_user": {"type": "object", "required": ["username", "password"],
-                           "properties": {"username": {"type": "string"}, "password": {"type": "string", "minLength": 8},
-                                          "role": _ROLE}},
-    "access.update_user": {"type": "object", "properties": {"password": {"type": "string", "minLength": 8},
-                                                            "role": _ROLE, "disabled": {"type": "boolean"}}},
-    "access.create_key": {"type": "object", "required": ["name"],
-                          "properties": {"name": {"type": "string", "minLength": 1}, "role": _KEY_ROLE}},
-    "polls.create_poll": {**_POLL, "required": ["name", "questions"]},
-    "polls.update_poll": _POLL,
-    "polls.post_response": {
-        "type": "object", "required": ["answers"],
-        "description": "The customer by profile_id or by profile (identifiers); answers: {question id: [answer ids]}",
-        "properties": {"profile_id": {"type": "integer", "minimum": 1}, "profile": _IDENTITY,
-                       "answers": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1,
-                                                                              "items": {"type": "string"}}}}},
-    "popups.report_popup": {"type": "object", "required": ["token", "event"],
-                            "properties": {"token": {"type": "string", "maxLength": 64},
-                                           "event": {"type": "string", "enum": ["view", "click"]},
-                                           "button": {"type": "string", "description": "The button id (clicks)"}}},
-}
-
+#: converters and the schema of their path parameter
+_CONVERTERS = {"int": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+               "bigid": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
+_COMPONENT = "#/components/schemas/"
 _ERROR = {
     "type": "object", "required": ["error"],
     "properties": {"error": {"type": "object", "required": ["code", "message", "details"], "properties": {
@@ -118,23 +39,40 @@ _ERROR = {
         "message": {"type": "string"},
         "details": {"type": "array", "items": {"type": "object", "properties": {
             "pointer": {"type": "string", "description": "JSON pointer (body) or parameter name"},
-            "node_id": {"type": "string"}, "message": {"type": "string"}, "code": {"type": "string"}}}}}}},
+            "node_id": {"type": ["string", "null"]}, "message": {"type": "string"}, "code": {"type": "string"}}}}}}},
+}
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "An API key (POST /api/api-keys)"},
+    "session": {"type": "apiKey", "in": "cookie", "name": "session",
+                "description": "The web UI's login (POST /api/auth/login)"},
+    "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+             "description": "Required with the session cookie on changes; from GET /api/auth/me"},
+    "sendgridSignature": {"type": "apiKey", "in": "header", "name": "X-Twilio-Email-Event-Webhook-Signature",
+                          "description": "SendGrid's signed webhook (ECDSA over the timestamp header and the body), "
+                                         "checked when a verification key is configured"},
+    "twilioSignature": {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature",
+                        "description": "Twilio's HMAC-SHA1 of the URL and the form, checked when an auth token "
+                                       "is configured"},
+    "pushToken": {"type": "http", "scheme": "bearer",
+                  "description": "CC_PUSH_WEBHOOK_TOKEN, when it is set"},
 }
 
 
 @bp.get("/api/openapi.json")
 @public
+@responds(200)
 def openapi_json():  # type: ignore[no-untyped-def]
+    """This description."""
     return jsonify(describe(current_app))
 
 
 def describe(app: Flask) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if not rule.rule.startswith("/api/") or rule.endpoint == "openapi.openapi_json":
-            continue
         view = app.view_functions[rule.endpoint]
-        path, parameters = _path(rule.rule)
+        if getattr(view, "page", False):
+            continue
+        path, parameters = _path(rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             paths.setdefault(path, {})[method.lower()] = _operation(rule.endpoint, method, view, parameters)
     return {
@@ -145,67 +83,109 @@ def describe(app: Flask) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"session": [], "csrf": []}],
         "paths": paths,
-        "components": {
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "An API key (create-api-key)"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "session",
-                            "description": "The web UI's login (POST /api/auth/login)"},
-                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
-                         "description": "Required with the session cookie on changes; from GET /api/auth/me"},
-            },
-            "schemas": {"Error": _ERROR, "Campaign": _campaign_schema(), "Rules": _rules_schema()},
-        },
+        "components": {"securitySchemes": SECURITY_SCHEMES, "schemas": components()},
     }
 
 
+def components() -> dict[str, Any]:
+    """Every declaration of schemas/api, the campaign document and the rule language."""
+    found: dict[str, Any] = {"Error": _ERROR, "Campaign": _embedded(jsonschemas.load("campaign.schema.json"),
+                                                                     "Campaign"),
+                             "Rules": _embedded(RULES_SCHEMA, "Rules")}
+    for name, uri in jsonschemas.api_definitions().items():
+        found[name] = _rerooted(jsonschemas.load_definition(name), uri)
+    return found
+
+
 def _operation(endpoint: str, method: str, view: Any, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    declared = declaration(view) or Declaration()
     doc = (view.__doc__ or "").strip()
     operation: dict[str, Any] = {
         "operationId": f"{endpoint.replace('.', '_')}_{method.lower()}",
         "tags": [endpoint.split(".")[0] if "." in endpoint else "core"],
         "summary": doc.splitlines()[0] if doc else endpoint.split(".")[-1].replace("_", " "),
-        "parameters": parameters,
-        "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": _OBJECT}}},
-            "4XX": {"description": "The request was refused; nothing changed.",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-        },
+        "parameters": parameters + _query(declared),
+        "responses": _responses(declared),
     }
     if doc:
         operation["description"] = doc
-    if method in WRITE_METHODS:
-        operation["requestBody"] = {"required": endpoint in BODIES, "content": {
-            "application/json": {"schema": BODIES.get(endpoint, {})}}}
-    if getattr(view, "public", False):
+    if declared.body is not None:
+        schema = {"$ref": _COMPONENT + declared.body.schema} if declared.body.schema else {}
+        operation["requestBody"] = {"required": declared.body.required,
+                                    "content": {declared.body.media_type: {"schema": schema}}}
+    if declared.security is not None:
+        operation["security"] = declared.security
+    elif getattr(view, "public", False):
         operation["security"] = []
     return operation
 
 
-def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+def _responses(declared: Declaration) -> dict[str, Any]:
+    schema = declared.response or ({"type": "object"} if declared.media_type == JSON else {"type": "string"})
+    answers: dict[str, Any] = {str(status): {"description": "OK", "content": {declared.media_type: {"schema": schema}}}
+                               for status in declared.statuses}
+    error = {"application/json": {"schema": {"$ref": _COMPONENT + "Error"}}}
+    if declared.body is not None:
+        answers["413"] = {"description": "The body is larger than this caller may send (CC_MAX_*_BYTES); "
+                                         "nothing of it was read.", "content": error}
+    answers["4XX"] = {"description": "The request was refused; nothing changed.", "content": error}
+    return answers
+
+
+def _query(declared: Declaration) -> list[dict[str, Any]]:
+    if declared.query is None:
+        return []
+    spec = jsonschemas.load_definition(declared.query)
+    uri = jsonschemas.api_definitions()[declared.query]
+    required = set(spec.get("required", []))
+    parameters = []
+    for name, schema in spec.get("properties", {}).items():
+        parameter = {"name": name, "in": "query", "required": name in required,
+                     "schema": _rerooted(schema, uri)}
+        if schema.get("type") == "array":
+            parameter.update(style="form", explode=False)
+        if "description" in schema:
+            parameter["description"] = schema["description"]
+        parameters.append(parameter)
+    return parameters
+
+
+def _path(rule: Rule) -> tuple[str, list[dict[str, Any]]]:
     parameters = []
 
     def replace(match: re.Match[str]) -> str:
         converter, args, name = match["converter"], match["args"], match["name"]
-        schema: dict[str, Any] = {"type": "integer"} if converter in ("int", "bigid") else {"type": "string"}
+        schema: dict[str, Any] = dict(_CONVERTERS.get(converter or "", {"type": "string"}))
         if converter == "any" and args:
             schema["enum"] = [a.strip().strip("'\"") for a in args.split(",")]
+        if converter in (None, "default"):
+            schema.update(minLength=1, pattern="^[^/]+$")
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
         return "{" + name + "}"
 
-    return _ARGUMENT.sub(replace, rule), parameters
+    return _ARGUMENT.sub(replace, rule.rule), parameters
 
 
-def _campaign_schema() -> dict[str, Any]:
-    return _embedded(json.loads((SCHEMAS / "campaign.schema.json").read_text()), "Campaign")
+def _rerooted(schema: Any, base: str) -> Any:
+    """A declaration as a component: its `$ref`s pointed at components/schemas."""
+    if isinstance(schema, dict):
+        return {key: _component_ref(value, base) if key == "$ref" else _rerooted(value, base)
+                for key, value in schema.items() if key not in ("$schema", "$id")}
+    if isinstance(schema, list):
+        return [_rerooted(item, base) for item in schema]
+    return schema
 
 
-def _rules_schema() -> dict[str, Any]:
-    from engine.rules import RULES_SCHEMA
-
-    return _embedded(RULES_SCHEMA, "Rules")
+def _component_ref(ref: str, base: str) -> str:
+    uri = urljoin(base, ref)
+    if uri.startswith(RULES):
+        return _COMPONENT + "Rules"
+    if uri.startswith(CAMPAIGN):
+        return _COMPONENT + "Campaign" + uri[len(CAMPAIGN):].removeprefix("#")
+    return _COMPONENT + uri.rpartition("#/$defs/")[2]
 
 
 def _embedded(schema: dict[str, Any], name: str) -> dict[str, Any]:
     """A standalone schema as components/schemas/<name>: its root-relative refs re-rooted."""
     text = json.dumps({k: v for k, v in schema.items() if k not in ("$schema", "$id")})
-    return json.loads(text.replace('"#/$defs/', f'"#/components/schemas/{name}/$defs/'))
+    return json.loads(text.replace('"#/$defs/', f'"{_COMPONENT}{name}/$defs/'))

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import clock, db, polls
 from engine import profiles as store
-from engine.api import body_object, iso, runtime
+from engine.api import body, iso, runtime
+from engine.api.declare import accepts, args, query, responds
 from engine.api.named import Named
 from engine.api.paging import page_args
 from engine.api.segments import refuse_if_used
@@ -23,14 +24,14 @@ from engine.models import Poll, PollResponse, Profile
 
 bp = Blueprint("polls", __name__, url_prefix="/api/polls")
 POLLS: Named[Poll] = Named(Poll, "poll")
-RESPONSE_FIELDS = ("profile_id", "profile", "answers")
 
 
 @bp.get("")
+@query("NameSearch")
 def list_polls():  # type: ignore[no-untyped-def]
     """By name, each with its response count; `q` keeps the names containing it (any case)."""
     query = select(Poll).order_by(Poll.name, Poll.id)
-    if q := request.args.get("q", "").strip():
+    if q := args().get("q", "").strip():
         query = query.where(func.lower(Poll.name).contains(q.lower(), autoescape=True))
     with runtime().sessions() as session:
         rows = list(session.scalars(query))
@@ -39,17 +40,19 @@ def list_polls():  # type: ignore[no-untyped-def]
 
 
 @bp.post("")
+@accepts("Poll")
+@responds(201)
 def create_poll():  # type: ignore[no-untyped-def]
     """`{"name", "description", "questions": [{"id", "text", "answers": [{"id", "text"}],
     "multiple"}]}`: ids unique, at least one answer per question."""
-    fields = polls.check_fields(body_object(), {"description": ""})
+    fields = polls.fields(body(), {"description": ""})
     with db.transaction(runtime().sessions) as session:
         POLLS.check_free(session, fields["name"])
         poll = Poll(**fields)
         session.add(poll)
         POLLS.flush(session, fields["name"])
         payload = polls.poll_json(poll, 0)
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.get("/<int:poll_id>")
@@ -59,13 +62,14 @@ def get_poll(poll_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.patch("/<int:poll_id>")
+@accepts("PollChange")
 def update_poll(poll_id: int):  # type: ignore[no-untyped-def]
     """Fields left out keep their values; `questions` replaces them all. Once customers
     answered, questions and answers may be added and reworded, not removed (409)."""
-    data = body_object()
+    data = body()
     with db.transaction(runtime().sessions) as session:
         poll = POLLS.get(session, poll_id)
-        fields = polls.check_fields(data, {"name": poll.name, "description": poll.description,
+        fields = polls.fields(data, {"name": poll.name, "description": poll.description,
                                            "questions": poll.questions})
         polls.check_edit_keeps_responses(session, poll, fields["questions"])
         POLLS.check_free(session, fields["name"], poll_id)
@@ -87,25 +91,25 @@ def delete_poll(poll_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:poll_id>/responses")
+@accepts("PollResponse")
+@responds(201)
 def post_response(poll_id: int):  # type: ignore[no-untyped-def]
     """`{"profile_id": n}` or `{"profile": {"external_id" | "email" | "phone": ...}}` (an
     unknown customer is created, as events do), and `"answers": {question id: [answer
     ids]}`. Records `poll.completed`. 409 `already_responded` for a second response."""
-    data = body_object()
+    data = body()
     with db.transaction(runtime().sessions) as session:
         poll = POLLS.get(session, poll_id)
-        unknown = [key for key in data if key not in RESPONSE_FIELDS]
-        if unknown:
-            raise InvalidInput.field(f"/{unknown[0]}", f"is not a response field ({', '.join(RESPONSE_FIELDS)})")
         answers = polls.check_answers(poll, data.get("answers"))
         profile_id = _customer(session, data)
         response_id = polls.respond(session, poll, profile_id, answers, clock.now())
         row = session.get(PollResponse, response_id)
         payload = _response_json(row, session.get(Profile, profile_id).external_id)
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.get("/<int:poll_id>/responses")
+@query("Page")
 def list_responses(poll_id: int):  # type: ignore[no-untyped-def]
     """Oldest first (`limit`, `offset`), each with the customer's external_id."""
     limit, offset = page_args()
@@ -137,8 +141,6 @@ def _customer(session: Session, data: dict[str, Any]) -> int:
         ids, _created = store.resolve(session, [store.identity_of(data["profile"], "/profile")])
         return ids[0]
     profile_id = data["profile_id"]
-    if type(profile_id) is not int or not 1 <= profile_id <= store.MAX_ID:
-        raise InvalidInput.field("/profile_id", "must be a profile id (a positive integer)")
     if not store.existing_ids(session, [profile_id]):
         raise InvalidInput.field("/profile_id", f"no profile has id {profile_id}")
     return profile_id

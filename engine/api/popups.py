@@ -24,9 +24,9 @@ from flask import Blueprint, Response, jsonify, request, send_file
 from sqlalchemy import select
 
 from engine import clock, db, popups
-from engine.api import body_object, runtime
+from engine.api import body, runtime
 from engine.api.access import public, site
-from engine.api.paging import id_arg, text_arg
+from engine.api.declare import accepts, args, query, responds
 from engine.errors import InvalidInput
 from engine.models import Popup, Profile
 
@@ -47,19 +47,21 @@ CORS_HEADERS = {
 
 @bp.get("/api/profiles/<bigid:profile_id>/popups")
 @site
+@query("PopupAction")
 def profile_popup(profile_id: int):  # type: ignore[no-untyped-def]
     """The popup to show this customer now for `action`, handed out once: `{"popup": {...}}`
     or `{"popup": null}` (also for an unknown customer: a page learns nothing from it)."""
-    action = popups.check_action(request.args.get("action"))
+    action = args()["action"].strip()
     return jsonify(popup=_hand_out(profile_id, action))
 
 
 @bp.get("/api/popups/next")
 @site
+@query("NextPopup")
 def next_popup():  # type: ignore[no-untyped-def]
     """The same, the customer named by `profile_id` or `external_id` (the site's own id)."""
-    action = popups.check_action(request.args.get("action"))
-    profile_id, external_id = id_arg("profile_id"), text_arg("external_id")
+    action = args()["action"].strip()
+    profile_id, external_id = args().get("profile_id"), args().get("external_id")
     if (profile_id is None) == (not external_id):
         raise InvalidInput.field("profile_id", "or external_id must name the customer (one of them)")
     if profile_id is None:
@@ -72,21 +74,13 @@ def next_popup():  # type: ignore[no-untyped-def]
 
 @bp.post("/api/popups/report")
 @public
+@accepts("PopupReport")
 def report_popup():  # type: ignore[no-untyped-def]
     """`{"token": ..., "event": "view" | "click", "button": id (clicks)}`: records the
     view or click once, as a `popup.view` / `popup.click` event; a repeat changes nothing
     (`recorded: false`). The token (not a key) says which popup, and is all the proof asked."""
-    data = body_object()
-    unknown = set(data) - {"token", "event", "button"}
-    if unknown:
-        raise InvalidInput.field(f"/{sorted(unknown)[0]}", "is not a report field (token, event, button)")
-    token, kind, button = data.get("token"), data.get("event"), data.get("button")
-    if not isinstance(token, str) or not 1 <= len(token) <= 64:
-        raise InvalidInput.field("/token", "must be the token handed out with the popup")
-    if kind not in popups.REPORTS:
-        raise InvalidInput.field("/event", f"must be one of {', '.join(popups.REPORTS)}")
-    if button is not None and not isinstance(button, str):
-        raise InvalidInput.field("/button", "must be a button id")
+    data = body()
+    token, kind, button = data["token"], data["event"], data.get("button")
     with db.transaction(runtime().sessions) as session:
         outcome = popups.report(session, token, kind, button, clock.now())
     return jsonify(outcome)
@@ -94,6 +88,7 @@ def report_popup():  # type: ignore[no-untyped-def]
 
 @bp.get("/embed/popup.js")
 @public
+@responds(200, media_type="text/javascript")
 def embed_script() -> Response:
     """The script pages include (canvas_ui/embed/popup.js)."""
     response = send_file(EMBED_SCRIPT, mimetype="text/javascript", max_age=300)

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from engine import clock, db, imports
 from engine import profiles as store
 from engine.api import bodies, body, iso, runtime
-from engine.api.paging import flag_arg, int_arg, limit_arg, page_args
+from engine.api.declare import accepts, args, query, responds
+from engine.api.paging import limit_arg, page_args
 from engine.errors import InvalidInput, NotFound
 from engine.models import ImportJob, JourneyStep, Notification, Profile
 from engine.segments import profiles_changed
@@ -26,21 +27,18 @@ imports_bp = Blueprint("imports", __name__, url_prefix="/api/imports")
 
 PAGE_SIZE = 20
 PAGE_MAX = 100
-#: items of one bulk upsert (larger sets: the import, which streams)
-BULK_MAX = 10_000
 #: import job ids are 32-bit: a larger number is no job (and no query)
 JOB_ID_MAX = 2**31 - 1
 
 
 @bp.get("")
+@query("ProfileSearch")
 def list_profiles():  # type: ignore[no-untyped-def]
     """Ordered by id; `q` keeps the profiles whose external_id, email or phone starts with
     it (emails compare case-insensitively, as they are stored lowercased)."""
     limit, offset = page_args()
     query = select(Profile)
-    if q := request.args.get("q", "").strip():
-        if "\x00" in q:
-            raise InvalidInput.field("q", "must not contain NUL characters")
+    if q := args().get("q", "").strip():
         query = query.where(_starts_with(q))
     with runtime().sessions() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -49,10 +47,11 @@ def list_profiles():  # type: ignore[no-untyped-def]
 
 
 @bp.post("")
+@accepts("ProfileUpsert", refuse=store.refuse)
 def upsert_profiles():  # type: ignore[no-untyped-def]
     """`{"profiles": [...]}`: each item is matched by its identifiers (see
     `engine.profiles.Upsert`) and creates or updates one profile; all or nothing."""
-    items = _profiles_list(body())
+    items = body()["profiles"]
     with db.transaction(runtime().sessions) as session:
         now = clock.now()
         ids, created = store.upsert_profiles(session, items, now)
@@ -61,6 +60,7 @@ def upsert_profiles():  # type: ignore[no-untyped-def]
 
 
 @bp.patch("/<bigid:profile_id>")
+@accepts("ProfileChange", refuse=store.refuse)
 def update_profile(profile_id: int):  # type: ignore[no-untyped-def]
     """Fields left out keep their values; null clears an identifier or the time zone;
     attributes merge (a null attribute is removed)."""
@@ -85,6 +85,9 @@ def delete_profile(profile_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/import")
 @bodies.file_upload
+@accepts("ImportFile", media_type="multipart/form-data", checked=False)
+@query("ImportOptions")
+@responds(201, 202)
 def import_profiles():  # type: ignore[no-untyped-def]
     """A CSV or JSON file (format: engine/imports.py) as the multipart field `file`, or as
     the body (text/csv, application/x-ndjson). Files under imports.SYNC_ROWS rows are
@@ -100,12 +103,13 @@ def import_profiles():  # type: ignore[no-untyped-def]
         raise
     if estimate < imports.SYNC_ROWS:
         with source:
-            return jsonify(imports.run(sessions, job_id, source)), 201
+            return jsonify(imports.run(sessions, job_id, source))
     imports.start(sessions, job_id, source)  # the thread closes the source
     return jsonify(_job(job_id)), 202, {"Location": f"/api/imports/{job_id}"}
 
 
 @imports_bp.get("")
+@query("Page")
 def list_imports():  # type: ignore[no-untyped-def]
     """Newest first, without the refused rows (GET one job for those)."""
     limit, offset = page_args()
@@ -128,16 +132,17 @@ def get_profile(profile_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<bigid:profile_id>/notifications")
+@query("NotificationPage")
 def list_notifications(profile_id: int):  # type: ignore[no-untyped-def]
     """Newest first. Page on with `before` = the `next_before` of the previous page (keyset
     paging: a notification arriving meanwhile neither repeats nor hides one)."""
-    limit, unread = limit_arg(PAGE_SIZE, PAGE_MAX), flag_arg("unread")
+    limit, unread = limit_arg(PAGE_SIZE, PAGE_MAX), args()["unread"]
     with runtime().sessions() as session:
         _profile(session, profile_id)
         query = select(Notification).where(Notification.profile_id == profile_id)
         if unread:
             query = query.where(Notification.read_at.is_(None))
-        if (before := int_arg("before")) is not None:
+        if (before := args().get("before")) is not None:
             query = query.where(_older_than(_notification(session, profile_id, before, "before")))
         rows = list(session.scalars(query.order_by(Notification.created_at.desc(), Notification.id.desc())
                                     .limit(limit + 1)))
@@ -171,22 +176,9 @@ def _starts_with(q: str) -> Any:
     return or_(prefix(Profile.external_id, q), prefix(Profile.email, q.lower()), prefix(Profile.phone, q))
 
 
-def _profiles_list(data: Any) -> list[Any]:
-    if not isinstance(data, dict):
-        raise InvalidInput.field("", 'must be an object: {"profiles": [...]}')
-    for key in data:
-        if key != "profiles":
-            raise InvalidInput.field(f"/{key}", 'is not expected: the body is {"profiles": [...]}')
-    items = data.get("profiles")
-    if not isinstance(items, list) or not 1 <= len(items) <= BULK_MAX:
-        raise InvalidInput.field("/profiles", f"must be a list of 1 to {BULK_MAX:,} profiles (use "
-                                              "/api/profiles/import for more)")
-    return items
-
-
 def _upload() -> tuple[str, imports.Source]:
     """The uploaded file, spooled to disk: (its name, its records)."""
-    explicit = request.args.get("format")
+    explicit = args().get("format")
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
@@ -195,7 +187,7 @@ def _upload() -> tuple[str, imports.Source]:
         fmt = imports.format_of(upload.filename, upload.mimetype, explicit)
         path = imports.spool(upload.stream)
     else:
-        filename = request.args.get("filename") or "request body"
+        filename = args().get("filename") or "request body"
         fmt = imports.format_of(None, request.mimetype, explicit)
         path = imports.spool(request.stream)
     if path.stat().st_size == 0:

@@ -3,34 +3,37 @@ and delete. Secrets go in, never out: every response is built by `providers.publ
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from engine import db, providers
 from engine.api import body, runtime
-from engine.channels import CHANNELS
-from engine.errors import InvalidInput
+from engine.api.declare import accepts, args, query, responds
 
 bp = Blueprint("providers", __name__, url_prefix="/api")
 
 
 @bp.get("/provider-kinds")
+@responds(200, schema={"type": "array", "items": {"type": "object"}})
 def provider_kinds():  # type: ignore[no-untyped-def]
     return jsonify(providers.describe_kinds())
 
 
 @bp.get("/providers")
+@query("ChannelFilter")
 def list_providers():  # type: ignore[no-untyped-def]
     with runtime().sessions() as session:
-        items = [providers.public(c) for c in providers.list_providers(session, _channel_arg())]
+        items = [providers.public(c) for c in providers.list_providers(session, args().get("channel"))]
     return jsonify(items=items)
 
 
 @bp.post("/providers")
+@accepts("Provider")
+@responds(201)
 def create_provider():  # type: ignore[no-untyped-def]
     data = body()
     with db.transaction(runtime().sessions) as session:
         payload = providers.public(providers.create_provider(session, data))
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.get("/providers/<int:provider_id>")
@@ -40,6 +43,7 @@ def get_provider(provider_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.put("/providers/<int:provider_id>")
+@accepts("ProviderChange")
 def update_provider(provider_id: int):  # type: ignore[no-untyped-def]
     data = body()
     with db.transaction(runtime().sessions) as session:
@@ -54,10 +58,3 @@ def delete_provider(provider_id: int):  # type: ignore[no-untyped-def]
         suspended = providers.delete_provider(session, provider_id)
     return jsonify(deleted=provider_id, suspended_campaigns=suspended)
 
-
-def _channel_arg() -> str | None:
-    channel = request.args.get("channel")
-    if channel is not None and channel not in CHANNELS:
-        raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}",
-                           [{"pointer": "channel", "message": f"must be one of {', '.join(CHANNELS)}"}])
-    return channel

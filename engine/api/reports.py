@@ -12,37 +12,42 @@ from flask import Blueprint, Response, jsonify
 
 from engine import actions, clock, report
 from engine.api import runtime
-from engine.api.paging import id_arg, instant_arg, limit_arg, text_arg
+from engine.api.declare import args, query, responds
+from engine.api.paging import instant_arg, limit_arg
 
 bp = Blueprint("reports", __name__, url_prefix="/api/campaigns")
 
 
 @bp.get("/<int:campaign_id>/report")
+@query("ReportOptions")
 def get_report(campaign_id: int):  # type: ignore[no-untyped-def]
     """`interval` hour|day (default: hourly for up to 72 hours of data), `tz` an IANA time
     zone for day boundaries (default: the account's)."""
     rt = runtime()
-    tz = report.time_zone(text_arg("tz") or rt.settings.account_timezone)
+    tz = report.time_zone(args().get("tz") or rt.settings.account_timezone)
     with rt.sessions() as session:
-        return jsonify(report.build(session, campaign_id, clock.now(), interval=text_arg("interval"), tz=tz))
+        return jsonify(report.build(session, campaign_id, clock.now(), interval=args().get("interval"), tz=tz))
 
 
 @bp.get("/<int:campaign_id>/actions")
+@query("ActionFilters")
 def list_actions(campaign_id: int):  # type: ignore[no-untyped-def]
     """Filters: `node`, `port`, `status` (message status, or `none`), `profile` (id, email,
     phone or external id), `since`, `until`; `limit` (50, at most 500), `before`."""
     filters = _filters()
-    limit, before = limit_arg(50, 500), id_arg("before")
+    limit, before = limit_arg(50, 500), args().get("before")
     with runtime().sessions() as session:
         labels = report.labels(session, campaign_id)
         return jsonify(actions.page(session, campaign_id, filters, labels, limit=limit, before=before))
 
 
 @bp.get("/<int:campaign_id>/report.csv")
+@query("ActionExport")
+@responds(200, media_type="text/csv")
 def export_actions(campaign_id: int):  # type: ignore[no-untyped-def]
     """The action tracking table as CSV: the same filters, and `columns` (comma-separated,
     any of `engine.actions.COLUMNS`, in the order wanted)."""
-    filters, columns = _filters(), actions.columns_of(text_arg("columns"))
+    filters, columns = _filters(), list(dict.fromkeys(args().get("columns") or actions.COLUMNS))
     rt = runtime()
     with rt.sessions() as session:
         labels = report.labels(session, campaign_id)  # a missing campaign is a 404 before streaming
@@ -56,7 +61,8 @@ def export_actions(campaign_id: int):  # type: ignore[no-untyped-def]
 
 
 def _filters() -> actions.Filters:
-    return actions.Filters(node=text_arg("node") or None, port=text_arg("port") or None,
-                           status=text_arg("status") or None, profile=text_arg("profile") or None,
+    given = args()
+    return actions.Filters(node=given.get("node") or None, port=given.get("port") or None,
+                           status=given.get("status") or None, profile=given.get("profile") or None,
                            since=instant_arg("since"), until=instant_arg("until"))
 

@@ -10,43 +10,44 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import clock, db, segments
-from engine.api import as_object, body, iso, runtime
+from engine.api import body, iso, runtime
 from engine.api.access import read_only
+from engine.api.declare import accepts, args, query, responds
 from engine.api.named import Named
 from engine.api.profiles import profile_json
 from engine.errors import InvalidInput, InvalidState, RuleError
 from engine.models import Campaign, CampaignVersion, Profile, Segment
-from engine.rules import check_rules, compile_rules
+from engine.rules import compile_rules
 
 bp = Blueprint("segments", __name__, url_prefix="/api/segments")
 SEGMENTS: Named[Segment] = Named(Segment, "segment", "a")
 
-#: fields a client may send; READ_ONLY ones (as GET returns them) are accepted and ignored
+#: fields a client may write (the schema accepts and ignores those GET adds)
 FIELDS = ("name", "description", "rules")
-READ_ONLY = ("id", "evaluated_at", "created_at", "updated_at")
-NAME_MAX = 200
-DESCRIPTION_MAX = 10_000
 PREVIEW_SIZE = 20
 #: campaigns in these states run nothing any more, so they use no segment or audience
 FINISHED = ("stopped", "finished")
 
 
 @bp.get("")
+@query("NameSearch")
 def list_segments():  # type: ignore[no-untyped-def]
     """By name; `q` keeps the names containing it (any case)."""
     query = select(Segment).order_by(Segment.name, Segment.id)
-    if q := request.args.get("q", "").strip():
+    if q := args().get("q", "").strip():
         query = query.where(func.lower(Segment.name).contains(q.lower(), autoescape=True))
     with runtime().sessions() as session:
         return jsonify(items=[segment_json(s) for s in session.scalars(query)])
 
 
 @bp.post("")
+@accepts("Segment")
+@responds(201)
 def create_segment():  # type: ignore[no-untyped-def]
     fields = _fields(body(), {"description": ""})
     with db.transaction(runtime().sessions) as session:
@@ -56,7 +57,7 @@ def create_segment():  # type: ignore[no-untyped-def]
         session.add(segment)
         SEGMENTS.flush(session, fields["name"])
         payload = segment_json(segment)
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.get("/<int:segment_id>")
@@ -66,6 +67,7 @@ def get_segment(segment_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.put("/<int:segment_id>")
+@accepts("SegmentChange")
 def update_segment(segment_id: int):  # type: ignore[no-untyped-def]
     """Fields left out keep their stored values; what is given is validated as a whole."""
     data = body()
@@ -101,12 +103,10 @@ def preview_segment(segment_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/preview")
 @read_only
+@accepts("RulesPreview")
 def preview_rules():  # type: ignore[no-untyped-def]
     """The same for rules not saved yet: `{"rules": {...}}`."""
-    data = as_object(body())
-    if "rules" not in data:
-        raise InvalidInput.field("/rules", "is required")
-    _check_rules(data["rules"])
+    data = body()
     with runtime().sessions() as session:
         _compile(session, data["rules"])
         return jsonify(_preview(session, data["rules"]))
@@ -166,39 +166,10 @@ def _is_id(value: Any, ref_id: int) -> bool:
 # --------------------------------------------------------------------------- helpers
 
 
-def _fields(data: Any, current: dict[str, Any]) -> dict[str, Any]:
-    """The validated segment fields: `current` (stored values) overlaid with `data`; every
-    problem at once."""
-    data = as_object(data)
-    problems = [{"pointer": f"/{key}", "message": f"is not a segment field (expected {', '.join(FIELDS)})"}
-                for key in data if key not in FIELDS and key not in READ_ONLY]
+def _fields(data: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """`current` (stored values) overlaid with the body (checked by its schema), trimmed."""
     fields = {**current, **{k: v for k, v in data.items() if k in FIELDS}}
-    name = fields.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name.strip()) > NAME_MAX or "\x00" in name:
-        problems.append({"pointer": "/name",
-                         "message": f"must be a non-empty string of up to {NAME_MAX} characters (no NUL)"})
-    else:
-        fields["name"] = name.strip()
-    if fields.get("description") is None:
-        fields["description"] = ""
-    description = fields["description"]
-    if not isinstance(description, str) or len(description) > DESCRIPTION_MAX or "\x00" in description:
-        problems.append({"pointer": "/description",
-                         "message": f"must be a string of up to {DESCRIPTION_MAX} characters (no NUL)"})
-    if "rules" not in fields:
-        problems.append({"pointer": "/rules", "message": 'is required: {"match": "all" | "any", "rules": [...]}'})
-    else:
-        problems.extend(check_rules(fields["rules"], "/rules"))
-    if problems:
-        raise _invalid(problems)
-    return fields
-
-
-def _check_rules(rules: Any) -> None:
-    if problems := check_rules(rules, "/rules"):
-        raise _invalid(problems)
-
-
+    return {**fields, "name": fields["name"].strip(), "description": fields.get("description") or ""}
 
 
 def _compile(session: Session, rules: Any) -> Any:
@@ -208,13 +179,7 @@ def _compile(session: Session, rules: Any) -> Any:
         return compile_rules(rules, session, clock.now())
     except RuleError as exc:
         details = [{**d, "pointer": "/rules" + d.get("pointer", "")} for d in exc.details]
-        raise _invalid(details) from None
-
-
-def _invalid(problems: list[dict[str, Any]]) -> InvalidInput:
-    first = problems[0]
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return InvalidInput(f"{first['pointer'].lstrip('/') or 'body'} {first['message']}{more}", problems)
+        raise InvalidInput.of(details) from None
 
 
 def _preview(session: Session, rules: dict[str, Any]) -> dict[str, Any]:

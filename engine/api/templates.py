@@ -7,18 +7,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import db
-from engine.api import as_object, body, iso, runtime
+from engine.api import body, iso, runtime
 from engine.api.access import read_only
-from engine.errors import InvalidInput, NameTaken, NotFound
+from engine.api.declare import accepts, args, query, responds
+from engine.errors import NameTaken, NotFound
 from engine.models import Profile, Template
 from engine.templates import (
-    CHANNEL_FIELDS,
     context_for,
     merge_tags,
     render,
@@ -28,24 +28,25 @@ from engine.templates import (
 
 bp = Blueprint("templates", __name__, url_prefix="/api")
 
-#: fields a client may send; READ_ONLY ones (as GET returns them) are accepted and ignored
+#: fields a client may write (the schema accepts and ignores those GET adds)
 FIELDS = ("channel", "name", "content", "defaults")
-READ_ONLY = ("id", "created_at", "updated_at")
-NAME_MAX = 200
 #: how many of the newest profiles are sampled for attribute names to offer as merge tags
 ATTRIBUTE_SAMPLE = 200
 
 
 @bp.get("/templates")
+@query("ChannelFilter")
 def list_templates():  # type: ignore[no-untyped-def]
     query = select(Template).order_by(Template.channel, Template.name, Template.id)
-    if (channel := _channel_arg()) is not None:
+    if (channel := args().get("channel")) is not None:
         query = query.where(Template.channel == channel)
     with runtime().sessions() as session:
         return jsonify(items=[_template_json(t) for t in session.scalars(query)])
 
 
 @bp.post("/templates")
+@accepts("Template")
+@responds(201)
 def create_template():  # type: ignore[no-untyped-def]
     fields = _fields(body(), {})
     with db.transaction(runtime().sessions) as session:
@@ -54,7 +55,7 @@ def create_template():  # type: ignore[no-untyped-def]
         session.add(template)
         _flush(session, fields["channel"], fields["name"])
         payload = _template_json(template)
-    return jsonify(payload), 201
+    return jsonify(payload)
 
 
 @bp.get("/templates/<int:template_id>")
@@ -64,6 +65,7 @@ def get_template(template_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.put("/templates/<int:template_id>")
+@accepts("TemplateChange")
 def update_template(template_id: int):  # type: ignore[no-untyped-def]
     """Fields left out keep their stored values; what is given is validated as a whole."""
     data = body()
@@ -88,10 +90,11 @@ def delete_template(template_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/templates/<int:template_id>/preview")
 @read_only
+@accepts("TemplatePreview")
 def preview_template(template_id: int):  # type: ignore[no-untyped-def]
     """Body: {"profile_id": n} or {"profile": {...}}, optional "event" {"name", "properties"}
     and "campaign" {"id", "name"}. Answers the rendered content."""
-    data = as_object(body())
+    data = body()
     with runtime().sessions() as session:
         template = _get(session, template_id)
         context = _preview_context(session, data)
@@ -101,9 +104,10 @@ def preview_template(template_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/templates/preview")
 @read_only
+@accepts("UnsavedPreview")
 def preview_unsaved():  # type: ignore[no-untyped-def]
     """Preview content before saving it: the POST /templates body plus the preview fields."""
-    data = as_object(body())
+    data = body()
     channel, content = data.get("channel"), data.get("content")
     validate_content(channel, content)
     defaults = data.get("defaults") or {}
@@ -114,9 +118,10 @@ def preview_unsaved():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/merge-tags")
+@query("ChannelFilter")
 def list_merge_tags():  # type: ignore[no-untyped-def]
     """The fixed tags plus the attribute names found on the newest profiles."""
-    channel = _channel_arg() or "email"
+    channel = args().get("channel", "email")
     with runtime().sessions() as session:
         rows = session.scalars(select(Profile.attributes).order_by(Profile.id.desc()).limit(ATTRIBUTE_SAMPLE))
         names = {key for attributes in rows if isinstance(attributes, Mapping) for key in attributes}
@@ -126,27 +131,11 @@ def list_merge_tags():  # type: ignore[no-untyped-def]
 # --------------------------------------------------------------------------- helpers
 
 
-def _channel_arg() -> str | None:
-    channel = request.args.get("channel")
-    if channel is not None and channel not in CHANNEL_FIELDS:
-        raise InvalidInput.field("channel", f"must be one of {', '.join(CHANNEL_FIELDS)}")
-    return channel
-
-
-def _fields(data: Any, current: dict[str, Any]) -> dict[str, Any]:
-    """The validated template fields: `current` (stored values) overlaid with `data`."""
-    data = as_object(data)
-    for key in data:
-        if key not in FIELDS and key not in READ_ONLY:
-            raise InvalidInput.field(f"/{key}", f"is not a template field (expected {', '.join(FIELDS)})")
+def _fields(data: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """`current` (stored values) overlaid with the body (checked by its schema); the content
+    compiled (syntax with line numbers, the sandbox's rules)."""
     fields = {**current, **{k: v for k, v in data.items() if k in FIELDS}}
-    fields.setdefault("defaults", {})
-    if fields["defaults"] is None:
-        fields["defaults"] = {}
-    name = fields.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX:
-        raise InvalidInput.field("/name", f"must be a non-empty string of up to {NAME_MAX} characters")
-    fields["name"] = name.strip()
+    fields = {**fields, "name": fields["name"].strip(), "defaults": fields.get("defaults") or {}}
     validate_content(fields.get("channel"), fields.get("content"))
     validate_defaults(fields["defaults"])
     return fields
@@ -181,30 +170,15 @@ def _get(session: Session, template_id: int) -> Template:
 
 
 def _preview_context(session: Session, data: dict[str, Any]) -> dict[str, Any]:
-    if "profile_id" in data and "profile" in data:
-        raise InvalidInput.field("/profile", "give profile_id or profile, not both")
-    profile: Any = _optionalas_object(data, "profile")
+    """The merge context a preview body (checked by its schema) names."""
+    profile: Any = data.get("profile") or {}
     if "profile_id" in data:
         profile = _stored_profile(session, data["profile_id"])
-    event = _optionalas_object(data, "event")
-    if event and "properties" in event and not isinstance(event["properties"], dict):
-        raise InvalidInput.field("/event/properties", "must be an object")
-    return context_for(profile, event or None, _optionalas_object(data, "campaign") or None)
+    return context_for(profile, data.get("event") or None, data.get("campaign") or None)
 
 
-def _optionalas_object(data: dict[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidInput.field(f"/{key}", "must be an object")
-    return value
-
-
-def _stored_profile(session: Session, profile_id: Any) -> Profile:
-    if not isinstance(profile_id, int) or isinstance(profile_id, bool):
-        raise InvalidInput.field("/profile_id", "must be an integer")
-    profile = session.get(Profile, profile_id)
+def _stored_profile(session: Session, profile_id: int) -> Profile:
+    profile = session.get(Profile, profile_id) if 0 < profile_id < 2**63 else None
     if profile is None:
         raise NotFound(f"profile {profile_id} does not exist", [{"pointer": "/profile_id"}])
     return profile

@@ -39,6 +39,7 @@ from werkzeug.datastructures import MultiDict
 
 from engine import clock, db, delivery, json_input, outbox_refs
 from engine.api import runtime
+from engine.api.declare import accepts, responds
 from engine.errors import CampaignCanvasError, InvalidInput
 from engine.models import ProviderConfig
 
@@ -94,6 +95,8 @@ def _unconfigured(provider: str, keys: str) -> None:
 
 
 @bp.post("/sendgrid")
+@accepts("SendGridEvents", checked=False)  # the signature is checked before the body is read
+@responds(200, security=[{"sendgridSignature": []}, {}])
 def sendgrid():  # type: ignore[no-untyped-def]
     raw = request.get_data()
     configured, keys = _sendgrid_keys()
@@ -112,6 +115,8 @@ def sendgrid():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/twilio")
+@accepts("TwilioStatus", media_type="application/x-www-form-urlencoded", checked=False)
+@responds(200, security=[{"twilioSignature": []}, {}])
 def twilio():  # type: ignore[no-untyped-def]
     form = request.form
     tokens = _twilio_tokens()
@@ -129,6 +134,8 @@ def twilio():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/push")
+@accepts("PushReceipts", checked=False)
+@responds(200, security=[{"pushToken": []}, {}])
 def push():  # type: ignore[no-untyped-def]
     token = os.environ.get("CC_PUSH_WEBHOOK_TOKEN", "")
     if token:
