@@ -37,6 +37,12 @@ def node_class(spec: Mapping[str, Any]) -> type[NodeType] | None:
     return registry.get(spec["type"], version if type(version) is int else None)
 
 
+def node_label(spec: Mapping[str, Any]) -> str:
+    """What a node is called: its own label, else its type's (the type name for an unknown type)."""
+    kind = node_class(spec)
+    return spec.get("label") or (kind.label if kind else spec["type"])
+
+
 def instantiate(spec: Mapping[str, Any]) -> NodeType:
     """The node of a valid document as the executor runs it; KeyError when its type or its
     version is not installed (e.g. a plugin was removed after the campaign was saved)."""

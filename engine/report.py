@@ -26,7 +26,7 @@ from engine import campaigns
 from engine.clock import iso
 from engine.errors import InvalidInput
 from engine.events import CONVERTED
-from engine.graph import node_class
+from engine.graph import node_class, node_label as label
 from engine.models import CampaignVersion, CounterHour, Enrollment, JourneyStep, NodeState, OutboxMessage
 from engine.stats import CAMPAIGN_NODE, GOAL_NODE, campaign_totals, node_stats
 from nodes.flow import metric_events, score_variants
@@ -115,12 +115,6 @@ def labels(session: Session, campaign_id: int) -> dict[str, tuple[str, str]]:
         for node in document.get("nodes", []):
             found.setdefault(node["id"], (label(node), node["type"]))
     return found
-
-
-def label(node: Mapping[str, Any]) -> str:
-    """What a node is called: its own label, else its type's (the type name for an unknown type)."""
-    kind = node_class(node)
-    return node.get("label") or (kind.label if kind else node["type"])
 
 
 # -- messages -----------------------------------------------------------------------------
