@@ -23,11 +23,14 @@
 | CC_SECRET_KEY | (generated once into <instance>/secret_key) | signs login sessions; set the same on every server |
 | CC_SECURE_COOKIES | (off) | 1: session cookies only over HTTPS |
 | CC_EXPECT_WORKERS | 0 | `campaign-canvas check` reports a problem when fewer RQ workers than this are alive |
+| CC_JOB_BUDGET_SECONDS | 60 | how long one RQ job works before it hands the rest to a fresh job (engine/budget.py) |
+| CC_JOB_TIMEOUT_SECONDS | 3 x the budget | RQ kills a job running longer (set on every job); keep it below CC_DISPATCH_LEASE_SECONDS |
 """
 
 from __future__ import annotations
 
 import os
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -38,6 +41,17 @@ def _int(name: str, default: int) -> int:
         return int(value) if value else default
     except ValueError:
         raise SystemExit(f"{name} must be a whole number, got {value!r}") from None
+
+
+def _seconds(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a number of seconds, got {value!r}") from None
+    if not 0 <= seconds < math.inf:
+        raise SystemExit(f"{name} must be a number of seconds of at least 0, got {value!r}")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -58,10 +72,20 @@ class Settings:
     dispatch_claim_limit: int = field(default_factory=lambda: _int("CC_DISPATCH_CLAIM_LIMIT", 5000))
     dispatch_lease_seconds: int = field(default_factory=lambda: _int("CC_DISPATCH_LEASE_SECONDS", 300))
     expect_workers: int = field(default_factory=lambda: _int("CC_EXPECT_WORKERS", 0))
+    job_budget_seconds: float = field(default_factory=lambda: _seconds("CC_JOB_BUDGET_SECONDS", 60))
+    #: 0: three times the budget (at least a second: RQ's timeouts are whole seconds)
+    job_timeout_seconds: int = field(default_factory=lambda: _int("CC_JOB_TIMEOUT_SECONDS", 0))
 
     def __post_init__(self) -> None:
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.instance_dir / 'campaign-canvas.db'}")
+
+    @property
+    def job_timeout(self) -> int:
+        """The RQ timeout every job is enqueued with, in whole seconds."""
+        if self.job_timeout_seconds > 0:
+            return self.job_timeout_seconds
+        return max(math.ceil(3 * self.job_budget_seconds), 1)
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)

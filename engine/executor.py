@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine import clock as clocks
 from engine import node_failures, wakeups
 from engine.batch import Batch, NodeContext, id_chunks
+from engine.budget import Budget
 from engine.db import upsert
 from engine.graph import CampaignGraph, GraphCache, node_label
 from engine.models import ACTIVE, Campaign, CampaignVersion, CounterHour, Enrollment, JourneyStep, NodeCounter
@@ -35,8 +36,6 @@ from engine.models import ACTIVE, Campaign, CampaignVersion, CounterHour, Enroll
 log = logging.getLogger(__name__)
 
 ENTERED = "@entered"
-#: chunks one `run` call handles before handing the rest to a fresh wakeup
-MAX_CHUNKS_PER_RUN = 200
 
 StatsListener = Callable[[int, int, dict[tuple[str, str], int]], None]
 
@@ -75,28 +74,42 @@ class Executor:
         *,
         chunk_size: int = 5000,
         account_timezone: str = "UTC",
+        budget_seconds: float = 60.0,
     ):
         self.sessions = sessions
         self.chunk_size = chunk_size
+        #: how long one `run` call goes on claiming chunks (CC_JOB_BUDGET_SECONDS)
+        self.budget_seconds = budget_seconds
         self.account_tz = ZoneInfo(account_timezone)
         self.graphs = GraphCache()  # per executor: version ids are only unique per database
         self.listeners: list[StatsListener] = []
 
     # -- public --------------------------------------------------------------------------
-    def run(self, version_id: int, node_id: str) -> RunResult:
-        """Process everything due at (version, node) now, chunk by chunk."""
+    def run(self, version_id: int, node_id: str, budget: Budget | None = None,
+            on_backlog: Callable[[], None] | None = None) -> RunResult:
+        """Process what is due at (version, node) now, chunk by chunk: at least one chunk,
+        then more while `budget` (by default one of `budget_seconds`) lasts; whatever is still
+        due then is handed to a fresh wakeup, so no call runs longer than its budget and a
+        chunk. 1M or 100M customers differ only in the number of calls. `on_backlog` is
+        called once if the first chunk was full (more is due than one chunk)."""
+        budget = budget or Budget(self.budget_seconds)
         result = RunResult()
-        while result.chunks < MAX_CHUNKS_PER_RUN:
+        while True:
             claimed = self.run_chunk(version_id, node_id)
-            if not claimed:
-                return result
             result.processed += claimed
-            result.chunks += 1
+            result.chunks += bool(claimed)
             if claimed < self.chunk_size:
                 return result
-        with self.sessions() as session, session.begin():  # more is due: let another job go on
+            if result.chunks == 1 and on_backlog is not None:
+                on_backlog()
+            if budget.spent():
+                self.hand_over(version_id, node_id)
+                return result
+
+    def hand_over(self, version_id: int, node_id: str) -> None:
+        """More is due at (version, node) than this job may do: a fresh wakeup goes on."""
+        with self.sessions() as session, session.begin():
             wakeups.request(session, version_id, node_id, clocks.now())
-        return result
 
     def run_chunk(self, version_id: int, node_id: str) -> int:
         """Claim and process one chunk in one transaction; returns how many were claimed.
