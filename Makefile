@@ -93,6 +93,7 @@ services:
 
 bench: install
 	$(BIN)/python bench/engine_throughput.py
+	$(BIN)/python bench/reference_campaign.py
 
 clean:
 	rm -rf $(VENV) instance build *.egg-info test-artifacts $(UI)/dist $(UI)/node_modules

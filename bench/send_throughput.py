@@ -38,6 +38,7 @@ def run_one(size: int, database_url: str) -> dict:
     from sqlalchemy import insert
 
     from engine import campaigns, clock, db, providers, registry
+    from engine.budget import Budget
     from engine.dispatcher import Dispatcher
     from engine.executor import Executor
     from engine.generate import profiles
@@ -67,7 +68,7 @@ def run_one(size: int, database_url: str) -> dict:
             campaigns.launch(session, campaign.id, clock.now())
             version_id = campaign.version_id
         fill_start = time.perf_counter()
-        Executor(sessions).run(version_id, "all")
+        Executor(sessions).run(version_id, "all", Budget.unlimited())  # the whole outbox, not one job's share
         fill_seconds = time.perf_counter() - fill_start
         start = time.perf_counter()
         stats = Dispatcher(sessions, providers.resolve).run()

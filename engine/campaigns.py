@@ -20,7 +20,7 @@ from sqlalchemy import delete as delete_rows
 from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from engine import clock, providers, registry, schedule, segments, wakeups
+from engine import clock, node_failures, providers, registry, schedule, segments, wakeups
 from engine.entry import enroll_select
 from engine.errors import DocumentInvalid, InvalidInput, InvalidState, NotFound
 from engine.graph import entry_node, with_defaults
@@ -162,7 +162,8 @@ def pause(session: Session, campaign_id: int) -> None:
 
 def resume(session: Session, campaign_id: int, now: datetime) -> None:
     """Continue a paused campaign (or a suspended one whose cause was fixed: its document
-    must validate again): everything that came due meanwhile runs now."""
+    must validate again): everything that came due meanwhile runs now, and a node that kept
+    failing is tried again (engine/node_failures.py)."""
     campaign = get(session, campaign_id, lock=True)
     if campaign.status not in ("paused", "suspended"):
         raise InvalidState(f"campaign {campaign_id} is {campaign.status}; only a paused or suspended one "
@@ -171,6 +172,7 @@ def resume(session: Session, campaign_id: int, now: datetime) -> None:
         ensure_valid(session.get(CampaignVersion, campaign.version_id).document)
         _ensure_providers_exist(session, campaign)
     campaign.status, campaign.status_reason = "active", ""
+    node_failures.forget(session, campaign_id)  # a node that failed gets its tries afresh
     request_due_wakeups(session, campaign_id, now)
 
 

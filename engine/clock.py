@@ -77,11 +77,27 @@ _UNITS = {"m": "minutes", "min": "minutes", "minutes": "minutes", "h": "hours", 
           "d": "days", "days": "days", "w": "weeks", "weeks": "weeks"}
 
 
+#: the longest duration a campaign may name (a wait, a timeout, a period...): a campaign
+#: setting beyond it is refused when saved, so no date computed from one can overflow
+LONGEST_DURATION = timedelta(days=3650)
+
+
 def parse_duration(text: str) -> timedelta:
-    """'30m', '2h', '7d', '1w' (also '+2d') to a timedelta; ValueError names the text."""
+    """'30m', '2h', '7d', '1w' (also '+2d') to a timedelta; ValueError names the text
+    (OverflowError: too long for a timedelta at all)."""
     raw = text.strip().lstrip("+")
     number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
     unit = raw[len(number):]
     if not number or unit not in _UNITS:
         raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 2h, 7d, 1w)")
     return timedelta(**{_UNITS[unit]: float(number)})
+
+
+def describe_duration(delta: timedelta) -> str:
+    """A duration in words a marketer reads: '10 years', '3 days', '90 minutes'."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("year", 365 * 86400), ("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count:,} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds:,} seconds"

@@ -30,11 +30,14 @@
 | CC_MAX_ANONYMOUS_BODY_BYTES | 65536 (64 KiB) | the largest body read before the caller is known: logins, site keys (web pages) |
 | CC_MAX_WEBHOOK_BODY_BYTES | 4194304 (4 MiB) | the largest provider webhook body (read before its signature can be checked) |
 | CC_PROXY_HOPS | 0 | proxies in front of the servers that set X-Forwarded-For: the client address failed sign-ins are counted by |
+| CC_JOB_BUDGET_SECONDS | 60 | how long one RQ job works before it hands the rest to a fresh job (engine/budget.py) |
+| CC_JOB_TIMEOUT_SECONDS | 3 x the budget | RQ kills a job running longer (set on every job); keep it below CC_DISPATCH_LEASE_SECONDS |
 """
 
 from __future__ import annotations
 
 import os
+import math
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -46,6 +49,17 @@ def _int(name: str, default: int) -> int:
         return int(value) if value else default
     except ValueError:
         raise SystemExit(f"{name} must be a whole number, got {value!r}") from None
+
+
+def _seconds(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a number of seconds, got {value!r}") from None
+    if not 0 <= seconds < math.inf:
+        raise SystemExit(f"{name} must be a number of seconds of at least 0, got {value!r}")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -71,10 +85,20 @@ class Settings:
     max_anonymous_body_bytes: int = field(default_factory=lambda: _int("CC_MAX_ANONYMOUS_BODY_BYTES", 64 << 10))
     max_webhook_body_bytes: int = field(default_factory=lambda: _int("CC_MAX_WEBHOOK_BODY_BYTES", 4 << 20))
     proxy_hops: int = field(default_factory=lambda: _int("CC_PROXY_HOPS", 0))
+    job_budget_seconds: float = field(default_factory=lambda: _seconds("CC_JOB_BUDGET_SECONDS", 60))
+    #: 0: three times the budget (at least a second: RQ's timeouts are whole seconds)
+    job_timeout_seconds: int = field(default_factory=lambda: _int("CC_JOB_TIMEOUT_SECONDS", 0))
 
     def __post_init__(self) -> None:
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.instance_dir / 'campaign-canvas.db'}")
+
+    @property
+    def job_timeout(self) -> int:
+        """The RQ timeout every job is enqueued with, in whole seconds."""
+        if self.job_timeout_seconds > 0:
+            return self.job_timeout_seconds
+        return max(math.ceil(3 * self.job_budget_seconds), 1)
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)

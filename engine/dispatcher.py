@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine import clock, db, wakeups
 from engine.batch import id_chunks
+from engine.budget import Budget
 from engine.channels import OutgoingMessage, Provider, SendResult, TransientError
 from engine.errors import CampaignCanvasError
 from engine.merge import load_contexts, renderer_for
@@ -57,8 +58,12 @@ class DispatchStats:
     uncertain: int = 0
     #: answers that did not say whether the provider took the message (left to recovery)
     unsettled: int = 0
+    #: claimed, then put back unsent when the budget ran out
+    released: int = 0
+    #: the budget ran out with work left: a fresh dispatch job goes on
+    handed_over: bool = False
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)
 
 
@@ -91,16 +96,31 @@ class Dispatcher:
         return cls(rt.sessions, resolve, claim_limit=rt.settings.dispatch_claim_limit,
                    lease=timedelta(seconds=rt.settings.dispatch_lease_seconds))
 
-    def run(self, *, max_batches: int | None = None) -> DispatchStats:
-        """Recover expired batches, then send until nothing is due (or `max_batches`)."""
-        self.recover()
+    def run(self, *, max_batches: int | None = None, budget: Budget | None = None) -> DispatchStats:
+        """Recover expired batches, then send until nothing is due (or `max_batches`, or the
+        `budget` is spent: then claimed batches not sent yet go back to the queue untouched,
+        and a fresh dispatch job is asked for). At least one provider batch is sent."""
+        budget = budget or Budget.unlimited()
+        self.recover(budget)
         while max_batches is None or self.stats.batches < max_batches:
+            if self.stats.batches and budget.spent():
+                self._hand_over()
+                break
             claimed = self.claim()
             if not claimed:
                 break
-            for batch in claimed:
+            for n, batch in enumerate(claimed):
+                if n and budget.spent():
+                    self.release(claimed[n:])
+                    self._hand_over()
+                    return self.stats
                 self.send(batch)
         return self.stats
+
+    def _hand_over(self) -> None:
+        self.stats.handed_over = True
+        with db.transaction(self.sessions) as session:
+            wakeups.request_dispatch(session, clock.now())
 
     # -- 1. claim ------------------------------------------------------------------------
     def claim(self) -> list[_Claimed]:
@@ -130,6 +150,18 @@ class Dispatcher:
                             claimed_at=now, attempts=o.attempts + 1), execution_options={"synchronize_session": False})
                     claimed.append(batch)
         return claimed
+
+    def release(self, batches: list[_Claimed]) -> None:
+        """Claimed batches this run will not send: back to `queued` as they were, before any
+        provider saw them (so the claim's attempt does not count)."""
+        o = OutboxMessage
+        with db.transaction(self.sessions) as session:
+            for batch in batches:
+                for chosen in id_chunks(session, o.id, [r.id for r in batch.rows]):
+                    session.execute(update(o).where(chosen, o.batch_key == batch.batch_key, SENDING).values(
+                        status="queued", batch_key=None, lease_until=None, claimed_at=None,
+                        attempts=o.attempts - 1), execution_options={"synchronize_session": False})
+        self.stats.released += sum(len(b.rows) for b in batches)
 
     # -- 2. send -------------------------------------------------------------------------
     def send(self, batch: _Claimed) -> None:
@@ -237,14 +269,20 @@ class Dispatcher:
             wakeups.request(session, version_id, node_id, now)
 
     # -- recovery ------------------------------------------------------------------------
-    def recover(self) -> None:
-        """Settle batches whose dispatcher died mid-send (their lease ran out)."""
+    def recover(self, budget: Budget | None = None) -> None:
+        """Settle batches whose dispatcher died mid-send (their lease ran out), while the
+        budget lasts (each asks a provider, whose answers may be slow and rate limited); the
+        rest stay expired for the next run."""
+        budget = budget or Budget.unlimited()
         now = clock.now()
         o = OutboxMessage
         with self.sessions() as session:
             expired = session.execute(select(o.batch_key, o.provider_id, o.channel).where(SENDING, o.lease_until < now)
                                       .group_by(o.batch_key, o.provider_id, o.channel)).all()
-        for batch_key, provider_id, channel in expired:
+        for n, (batch_key, provider_id, channel) in enumerate(expired):
+            if n and budget.spent():
+                self._hand_over()
+                return
             with db.transaction(self.sessions) as session:
                 rows = session.execute(
                     select(o.id, o.version_id, o.node_id, o.enrollment_id, o.claimed_at)
@@ -280,3 +318,16 @@ class Dispatcher:
                                     execution_options={"synchronize_session": False})
                 self.stats.recovered_sent += len(done)
                 self.stats.requeued += len(settled)
+
+
+def request_stranded_dispatch(session: Session, now: datetime, overdue_by: timedelta) -> bool:
+    """Ask for a dispatch run when messages are overdue (due longer than `overdue_by` ago) or
+    stranded `sending` past their lease: a dispatch job that was lost, or killed mid-send,
+    leaves them without one. The sweeper calls this; two partial-index lookups."""
+    o = OutboxMessage
+    overdue = session.scalar(select(o.id).where(QUEUED, o.next_attempt_at <= now - overdue_by).limit(1))
+    stranded = overdue or session.scalar(select(o.id).where(SENDING, o.lease_until < now).limit(1))
+    if stranded is None:
+        return False
+    wakeups.request_dispatch(session, now)
+    return True

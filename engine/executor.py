@@ -26,23 +26,27 @@ from sqlalchemy import DateTime, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import clock as clocks
-from engine import wakeups
+from engine import node_failures, wakeups
 from engine.batch import Batch, NodeContext, id_chunks
+from engine.budget import Budget
 from engine.db import upsert
-from engine.graph import CampaignGraph, GraphCache
+from engine.graph import CampaignGraph, GraphCache, label
 from engine.models import ACTIVE, Campaign, CampaignVersion, CounterHour, Enrollment, JourneyStep, NodeCounter
 
 log = logging.getLogger(__name__)
 
 ENTERED = "@entered"
-#: chunks one `run` call handles before handing the rest to a fresh wakeup
-MAX_CHUNKS_PER_RUN = 200
 
 StatsListener = Callable[[int, int, dict[tuple[str, str], int]], None]
 
 
 class NodeFailed(RuntimeError):
-    """A node's process() broke its contract or raised; the whole chunk rolls back."""
+    """A node's process() broke its contract or raised (or its type is not installed); the
+    whole chunk rolls back, and the failure is counted (engine/node_failures.py)."""
+
+    def __init__(self, node_id: str, label: str, reason: str):
+        super().__init__(f"node {node_id!r} ({label}) failed: {reason}")
+        self.node_id, self.label, self.reason = node_id, label, reason
 
 
 @dataclass
@@ -70,49 +74,89 @@ class Executor:
         *,
         chunk_size: int = 5000,
         account_timezone: str = "UTC",
+        budget_seconds: float = 60.0,
     ):
         self.sessions = sessions
         self.chunk_size = chunk_size
+        #: how long one `run` call goes on claiming chunks (CC_JOB_BUDGET_SECONDS)
+        self.budget_seconds = budget_seconds
         self.account_tz = ZoneInfo(account_timezone)
         self.graphs = GraphCache()  # per executor: version ids are only unique per database
         self.listeners: list[StatsListener] = []
 
     # -- public --------------------------------------------------------------------------
-    def run(self, version_id: int, node_id: str) -> RunResult:
-        """Process everything due at (version, node) now, chunk by chunk."""
+    def run(self, version_id: int, node_id: str, budget: Budget | None = None,
+            on_backlog: Callable[[], None] | None = None) -> RunResult:
+        """Process what is due at (version, node) now, chunk by chunk: at least one chunk,
+        then more while `budget` (by default one of `budget_seconds`) lasts; whatever is still
+        due then is handed to a fresh wakeup, so no call runs longer than its budget and a
+        chunk. 1M or 100M customers differ only in the number of calls. `on_backlog` is
+        called once if the first chunk was full (more is due than one chunk)."""
+        budget = budget or Budget(self.budget_seconds)
         result = RunResult()
-        while result.chunks < MAX_CHUNKS_PER_RUN:
+        while True:
             claimed = self.run_chunk(version_id, node_id)
-            if not claimed:
-                return result
             result.processed += claimed
-            result.chunks += 1
+            result.chunks += bool(claimed)
             if claimed < self.chunk_size:
                 return result
-        with self.sessions() as session, session.begin():  # more is due: let another job go on
+            if result.chunks == 1 and on_backlog is not None:
+                on_backlog()
+            if budget.spent():
+                self.hand_over(version_id, node_id)
+                return result
+
+    def hand_over(self, version_id: int, node_id: str) -> None:
+        """More is due at (version, node) than this job may do: a fresh wakeup goes on."""
+        with self.sessions() as session, session.begin():
             wakeups.request(session, version_id, node_id, clocks.now())
-        return result
 
     def run_chunk(self, version_id: int, node_id: str) -> int:
-        """Claim and process one chunk in one transaction; returns how many were claimed."""
+        """Claim and process one chunk in one transaction; returns how many were claimed.
+        A node that fails rolls the chunk back, is counted (its campaign is suspended after
+        a few failures in a row: engine/node_failures.py), and NodeFailed goes on to the caller."""
         now = clocks.now()
-        with self.sessions() as session, session.begin():
-            row = session.execute(
-                select(Campaign.id, Campaign.status)
-                .join(CampaignVersion, CampaignVersion.campaign_id == Campaign.id)
-                .where(CampaignVersion.id == version_id)
-            ).first()
-            if row is None or row.status != "active":
-                return 0  # paused or stopped: positions stay where they are
-            claimed = self._claim(session, version_id, node_id, now)
-            if not claimed.enrollment_ids:
-                return 0
-            graph = self.graphs.get(version_id, lambda: session.get(CampaignVersion, version_id).document)
-            cascade = _Cascade(self, session, graph, row.id, version_id, now)
-            counts = cascade.run(node_id, claimed)
+        campaign_id = None
+        try:
+            with self.sessions() as session, session.begin():
+                row = session.execute(
+                    select(Campaign.id, Campaign.status)
+                    .join(CampaignVersion, CampaignVersion.campaign_id == Campaign.id)
+                    .where(CampaignVersion.id == version_id)
+                ).first()
+                if row is None or row.status != "active":
+                    return 0  # paused or stopped: positions stay where they are
+                campaign_id = row.id
+                claimed = self._claim(session, version_id, node_id, now)
+                if not claimed.enrollment_ids:
+                    return 0
+                graph = self._graph(session, version_id, node_id)
+                cascade = _Cascade(self, session, graph, row.id, version_id, now)
+                counts = cascade.run(node_id, claimed)
+        except NodeFailed as failure:
+            self._count_failure(campaign_id, failure, now)
+            raise
         for listener in self.listeners:
             listener(row.id, version_id, counts)
         return len(claimed.enrollment_ids)
+
+    def _graph(self, session: Session, version_id: int, node_id: str) -> CampaignGraph:
+        """The version's graph; NodeFailed when a node's type is not installed (any more)."""
+        try:
+            return self.graphs.get(version_id, lambda: session.get(CampaignVersion, version_id).document)
+        except KeyError as exc:
+            document = session.get(CampaignVersion, version_id).document
+            spec = next((n for n in document["nodes"] if n["id"] == node_id), {"id": node_id, "type": node_id})
+            raise NodeFailed(node_id, label(spec), str(exc.args[0] if exc.args else exc)) from exc
+
+    def _count_failure(self, campaign_id: int | None, failure: NodeFailed, now: datetime) -> None:
+        log.warning("campaign %s: %s", campaign_id, failure)
+        if campaign_id is None:
+            return
+        with self.sessions() as session, session.begin():
+            if node_failures.record(session, campaign_id, failure.node_id, failure.label, failure.reason, now):
+                log.error("campaign %s suspended: node %r failed %d times in a row", campaign_id, failure.node_id,
+                          node_failures.FAILURES_BEFORE_SUSPEND)
 
     # -- claiming ------------------------------------------------------------------------
     def _claim(self, session: Session, version_id: int, node_id: str, now: datetime) -> _Members:
@@ -202,12 +246,12 @@ class _Cascade:
         try:
             routed = node.process(batch)
         except Exception as exc:
-            raise NodeFailed(f"node {node_id!r} ({node.type}) failed: {exc}") from exc
+            raise self._failed(node_id, f"{type(exc).__name__}: {exc}") from exc
         ports = set(node.ports_for(node.settings))
         placed: set[int] = set()
         for port, subset in routed.items():
             if port not in ports:
-                raise NodeFailed(f"node {node_id!r} ({node.type}) routed to unknown port {port!r}")
+                raise self._failed(node_id, f"it routed customers to the port {port!r}, which it does not have")
             self._check_unplaced(node_id, placed, subset.enrollment_ids)
             self.counts[(node_id, port)] += len(subset)
             self.steps[(node_id, port)].extend(subset.enrollment_ids)
@@ -223,12 +267,15 @@ class _Cascade:
             if eid not in placed:  # routed nowhere: the journey ends here
                 self.final[(node_id, "done", None, entered_at[eid])].append(eid)
 
-    @staticmethod
-    def _check_unplaced(node_id: str, placed: set[int], eids: list[int]) -> None:
+    def _check_unplaced(self, node_id: str, placed: set[int], eids: list[int]) -> None:
         before = len(placed)
         placed.update(eids)
         if len(placed) != before + len(eids):
-            raise NodeFailed(f"node {node_id!r} sent a customer out by two ports (or held and routed one)")
+            raise self._failed(node_id, "it sent a customer out by two ports (or held and routed one)")
+
+    def _failed(self, node_id: str, reason: str) -> NodeFailed:
+        spec = next(n for n in self.graph.document["nodes"] if n["id"] == node_id)
+        return NodeFailed(node_id, label(spec), reason)
 
     def _follow(self, node_id: str, port: str, subset: Batch) -> None:
         targets = self.graph.targets_of(node_id, port)
@@ -270,6 +317,7 @@ class _Cascade:
                                      execution_options={"synchronize_session": False})
         self._write_steps()
         add_counts(self.session, self.campaign_id, self.version_id, self.counts, self.now)
+        node_failures.succeeded(self.session, self.campaign_id, self.visited)
 
     def _write_steps(self) -> None:
         """One INSERT ... SELECT per (node, port) from the enrollments themselves: the

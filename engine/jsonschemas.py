@@ -287,14 +287,14 @@ def _phrase(error: ValidationError) -> str:
         return error.schema["x-message"]
     if keyword == "format" and isinstance(error.cause, ValueError) and str(error.cause):
         return str(error.cause)  # a format of ours says what is wrong
-    got = f" (got {_show(value)})"
+    got = f" (got {show(value)})"
     if keyword == "type":
         kinds = [arg] if isinstance(arg, str) else list(arg)
         return "must be " + " or ".join(_TYPE_WORDS.get(k, k) for k in kinds)
     if keyword == "enum":
         return "must be one of " + ", ".join(str(v) for v in arg) + got
     if keyword == "const":
-        return f"must be {_show(arg)}{got}"
+        return f"must be {show(arg)}{got}"
     if keyword == "pattern":
         hint = error.schema.get("x-pattern-hint")
         return (f"must be {hint}" if hint else f"must match the pattern {arg}") + got
@@ -318,9 +318,11 @@ def _phrase(error: ValidationError) -> str:
         return simple[keyword].format(arg) + (got if keyword not in ("minItems", "maxItems") else "")
     if keyword == "uniqueItems":
         return "must not contain the same item twice"
+    if keyword.startswith("x-"):  # a keyword of ours (e.g. bounded durations) words its own message
+        return error.message
     return f"is not valid: {error.message}"
 
 
-def _show(value: object) -> str:
+def show(value: object) -> str:
     text = f"'{value}'" if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= 60 else text[:57] + "..."

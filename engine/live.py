@@ -214,9 +214,9 @@ def install(rt: Any, emit: Emit) -> Publisher:
     if not getattr(executor, "_live_flush_wrapped", False):
         run = executor.run
 
-        def run_then_flush(version_id: int, node_id: str) -> Any:
+        def run_then_flush(version_id: int, node_id: str, *args: Any, **kwargs: Any) -> Any:
             try:
-                return run(version_id, node_id)
+                return run(version_id, node_id, *args, **kwargs)
             finally:
                 current: Publisher | None = getattr(rt, "_live_publisher", None)
                 if current is not None and current._forked:

@@ -18,6 +18,7 @@ Prometheus scrapes, so any API server answers the same and a restart loses nothi
 | `cc_outbox_failed` | | messages that failed for good (all time) | see below |
 | `cc_outbox_uncertain` | | messages a dispatcher died sending, the provider could not confirm (all time) | see below |
 | `cc_campaigns` | status | campaigns per status (every status present, 0 included) | GROUP BY on the indexed `campaigns.status` |
+| `cc_nodes_failing` | | campaign nodes whose last run failed (their campaign is suspended after 5 in a row) | COUNT of `node_failures`, one row per failing node |
 
 The positions and outbox counts only touch the partial indexes, whose size is the work in
 flight, never the history; the failed and uncertain totals read the partial index
@@ -35,7 +36,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import func, select, text
 
-from engine import clock
+from engine import clock, node_failures
 from engine.models import ACTIVE, Campaign, Enrollment, OutboxMessage
 
 #: every campaign status, so a status with no campaign reads 0 rather than vanishing
@@ -95,6 +96,7 @@ class CampaignCanvasCollector(Collector):
                 .where(text("outbox.status IN ('failed', 'uncertain')"))  # literal: matches the partial index
                 .group_by(OutboxMessage.status)).all())
             campaigns = dict(session.execute(select(Campaign.status, func.count()).group_by(Campaign.status)).all())
+            failing = node_failures.failing(session)
         lag = max((now - oldest_due).total_seconds(), 0.0) if oldest_due is not None else 0.0
 
         yield _gauge("cc_positions_active", "Customers in flight (active enrollments)", active or 0)
@@ -106,6 +108,8 @@ class CampaignCanvasCollector(Collector):
         yield _gauge("cc_outbox_failed", "Outbox messages that failed for good", settled_bad.get("failed", 0))
         yield _gauge("cc_outbox_uncertain", "Outbox messages a provider could not confirm after a dispatcher died",
                      settled_bad.get("uncertain", 0))
+        yield _gauge("cc_nodes_failing", "Campaign nodes whose last run failed (5 failures in a row suspend "
+                     "their campaign)", failing)
         family = GaugeMetricFamily("cc_campaigns", "Campaigns per status", labels=["status"])
         for status in (*CAMPAIGN_STATUSES, *sorted(set(campaigns) - set(CAMPAIGN_STATUSES))):
             family.add_metric([status], campaigns.get(status, 0))

@@ -314,6 +314,19 @@ class NodeState(Base):
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
 
 
+class NodeFailure(Base):
+    """A node whose last runs failed, and how many times in a row (engine/node_failures.py):
+    in the database, so every worker counts the same streak."""
+
+    __tablename__ = "node_failures"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    failed_at: Mapped[datetime] = mapped_column(default=_now)
+
+
 class AbAssignment(Base):
     """Which variant each test-group customer of an A/B node got, to score the variants."""
 

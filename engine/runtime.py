@@ -19,8 +19,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from engine import clock, db, schedule, segments, wakeups
+from engine.budget import Budget
 from engine.campaigns import finish_completed, request_due_wakeups
 from engine.config import Settings
+from engine.dispatcher import request_stranded_dispatch
 from engine.executor import Executor
 from engine.wakeups import RQWakeups, Wakeups
 
@@ -47,10 +49,12 @@ class Runtime:
         if redis_conn is not None:
             self.__dict__["redis"] = redis_conn
         self.wakeups: Wakeups = wakeups_target or RQWakeups(self.queue, self.settings.bucket_seconds,
-                                                            self.settings.segment_refresh_seconds)
+                                                            self.settings.segment_refresh_seconds,
+                                                            job_timeout=self.settings.job_timeout)
         wakeups.bind(self.sessions, self.wakeups, account_timezone=self.settings.account_timezone)
         self.executor = Executor(self.sessions, chunk_size=self.settings.chunk_size,
-                                 account_timezone=self.settings.account_timezone)
+                                 account_timezone=self.settings.account_timezone,
+                                 budget_seconds=self.settings.job_budget_seconds)
         _forget_pool_in_forked_children(self)
 
     @cached_property
@@ -75,23 +79,32 @@ class Runtime:
 
         return Queue(self.settings.queue_name, connection=self.redis)
 
+    def budget(self) -> Budget:
+        """A job's time budget, from now (CC_JOB_BUDGET_SECONDS)."""
+        return Budget(self.settings.job_budget_seconds)
+
     def sweep(self) -> dict[str, Any]:
         """Run overdue scheduled entries and wake whatever is overdue without a job (a lost
-        job loses no run and nobody), keep segment refreshes coming while campaigns watch
-        segments, and mark finished campaigns. Safe to run anywhere, any number of times."""
+        job loses no run and nobody), send what the outbox has overdue or stranded (a lost
+        or killed dispatch job loses no message), keep segment refreshes coming while
+        campaigns watch segments, and mark finished campaigns. Safe to run anywhere, any
+        number of times; a campaign whose run the budget leaves for later stays overdue."""
         now = clock.now()
+        overdue_by = timedelta(seconds=self.settings.bucket_seconds)
         with db.transaction(self.sessions) as session:
-            entered = schedule.run_due(session, now)
+            entered = schedule.run_due(session, now, budget=self.budget())
         with db.transaction(self.sessions) as session:
-            woken = request_due_wakeups(session, None, now, overdue_by=timedelta(seconds=self.settings.bucket_seconds))
+            woken = request_due_wakeups(session, None, now, overdue_by=overdue_by)
+            outbox = request_stranded_dispatch(session, now, overdue_by)
             finished = finish_completed(session, now)
         segments.keep_refreshing(self.sessions, now)
         expired = self._expire(now)
-        if woken or finished or entered or any(expired.values()):
-            log.info("sweep: %d entered on overdue schedules, %d wakeups re-requested, campaigns finished: %s, "
-                     "%d events and %d journey steps past retention deleted", entered, woken, finished,
-                     expired["events_expired"], expired["steps_expired"])
-        return {"woken": woken, "finished": finished, "scheduled_entered": entered, **expired}
+        if woken or outbox or finished or entered or any(expired.values()):
+            log.info("sweep: %d entered on overdue schedules, %d wakeups re-requested, outbox %s, campaigns "
+                     "finished: %s, %d events and %d journey steps past retention deleted", entered, woken,
+                     "re-dispatched" if outbox else "on time", finished, expired["events_expired"],
+                     expired["steps_expired"])
+        return {"woken": woken, "dispatch": outbox, "finished": finished, "scheduled_entered": entered, **expired}
 
     def _expire(self, now: Any) -> dict[str, int]:
         """Delete events older than CC_EVENT_RETENTION_DAYS and journey steps older than
@@ -126,15 +139,19 @@ class Runtime:
         return max(self.settings.wake_fanout - 1, 0)
 
     def worker(self, *, simple: bool = False) -> Any:
-        """An RQ worker. On SQLite jobs run in the worker process itself, never in a forked
-        child: SQLite keeps its lock bookkeeping per process, so a child forked while another
-        thread (the web server) had a transaction open believes it holds a lock nobody in it
-        will release, and waits forever. SQLite has one writer at a time anyway."""
+        """An RQ worker (engine/workers.py). On SQLite jobs run in the worker process itself,
+        never in a forked child: SQLite keeps its lock bookkeeping per process, so a child
+        forked while another thread (the web server) had a transaction open believes it holds
+        a lock nobody in it will release, and waits forever. SQLite has one writer at a time
+        anyway."""
         from engine.workers import ForkingWorker, InProcessWorker
 
         cls = InProcessWorker if simple or self.engine.dialect.name == "sqlite" else ForkingWorker
-        return cls([self.queue], connection=self.redis, worker_ttl=WORKER_TTL_SECONDS,
-                   maintenance_interval=MAINTENANCE_SECONDS)
+        worker = cls([self.queue], connection=self.redis, worker_ttl=WORKER_TTL_SECONDS,
+                     maintenance_interval=MAINTENANCE_SECONDS)
+        if isinstance(self.wakeups, RQWakeups):  # Redis lost its data: the sweeps re-create the wakeups
+            worker.on_reregistered = lambda: self.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
+        return worker
 
     def close(self) -> None:
         """Release the database pool, and stop the embedded Redis server if this process

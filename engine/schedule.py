@@ -27,6 +27,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from engine import wakeups
+from engine.budget import Budget
 from engine.clock import parse_duration, to_utc_naive
 from engine.entry import enroll_select
 from engine.errors import CampaignCanvasError, InvalidInput
@@ -206,10 +207,12 @@ def reschedule(session: Session, campaign: Campaign, document: Mapping[str, Any]
         wakeups.request_campaign(session, campaign.id, campaign.next_run_at)
 
 
-def run_due(session: Session, now: datetime, *, campaign_id: int | None = None) -> int:
-    """Run every campaign whose next run is due (or only `campaign_id`); returns how many
-    journeys started. Rows are locked (skipping those another worker is running), so a job
-    and the sweeper never run the same run twice."""
+def run_due(session: Session, now: datetime, *, campaign_id: int | None = None, budget: Budget | None = None) -> int:
+    """Run every campaign whose next run is due (or only `campaign_id`), while the budget
+    lasts (at least one: the others stay due for the next sweep); returns how many journeys
+    started. Rows are locked (skipping those another worker is running), so a job and the
+    sweeper never run the same run twice."""
+    budget = budget or Budget.unlimited()
     query = (
         select(Campaign)
         .where(Campaign.next_run_at <= now, Campaign.status.in_(("active", "scheduled")))
@@ -220,7 +223,9 @@ def run_due(session: Session, now: datetime, *, campaign_id: int | None = None) 
         query = query.where(Campaign.id == campaign_id)
     tz = account_zone(session)
     started = 0
-    for campaign in session.scalars(query).all():
+    for n, campaign in enumerate(session.scalars(query).all()):
+        if n and budget.spent():
+            break
         try:
             with session.begin_nested():
                 started += _run(session, campaign, now, tz)

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from engine import schedule, wakeups
 from engine.batch import id_chunks
+from engine.budget import Budget
 from engine.controls import controls_of, exit_journeys, segment_exits
 from engine.db import upsert
 from engine.entry import enroll_select
@@ -229,23 +230,37 @@ def profiles_changed(session: Session, profile_ids: list[int], now: datetime) ->
     return started
 
 
-def refresh_watched(sessions: Any, now: datetime) -> dict[int, int]:
-    """Refresh every segment an active segment_entry campaign watches, each in a transaction
-    of its own (one broken segment does not hold back the others); returns {segment id:
-    journeys started}. Asks for the next refresh while any campaign still watches."""
+@dataclass(frozen=True)
+class Refreshed:
+    """What a refresh run did: {segment id: journeys started}, and the last segment it
+    refreshed when its budget ran out with segments left (None: it went through all)."""
+
+    started: dict[int, int]
+    left_after: int | None = None
+
+
+def refresh_watched(sessions: Any, now: datetime, *, after: int = 0, budget: Budget | None = None) -> Refreshed:
+    """Refresh every segment an active segment_entry campaign (or an exit rule) watches, with
+    an id above `after`, in id order, each in a transaction of its own (one broken segment
+    does not hold back the others), while the budget lasts (at least one). Having gone
+    through all, asks for the next refresh while any campaign still watches."""
     from engine import db
 
+    budget = budget or Budget.unlimited()
     with sessions() as session:
         segment_ids = sorted({w.segment_id for w in watchers(session, now)} | set(segment_exits(session)))
     started: dict[int, int] = {}
-    for segment_id in segment_ids:
+    for segment_id in (s for s in segment_ids if s > after):
+        if started and budget.spent():
+            return Refreshed(started, left_after=max(started))
+        started[segment_id] = 0
         try:
             with db.transaction(sessions) as session:
                 started[segment_id] = sum(refresh(session, segment_id, now).values())
         except CampaignCanvasError as exc:  # deleted, or its rules no longer compile
             log.warning("segment %s not refreshed: %s", segment_id, exc.message)
     keep_refreshing(sessions, now)
-    return started
+    return Refreshed(started)
 
 
 def keep_refreshing(sessions: Any, now: datetime) -> bool:

@@ -9,7 +9,9 @@ worker. Tests and benchmarks use it to run "wait 2 days" in seconds on a real Re
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
@@ -26,6 +28,10 @@ class TimeMachine:
         self.registry = ScheduledJobRegistry(queue=rt.queue)
         #: wake jobs run so far (each job a chunked batch, never a customer)
         self.jobs_run = 0
+        #: (job function, its return value) of every job run so far, in order
+        self.results: list[tuple[str, Any]] = []
+        #: job function -> the longest one of its jobs took, in wall seconds
+        self.longest: dict[str, float] = {}
         self._worker: _CountingWorker | None = None
 
     def next_scheduled(self) -> datetime | None:
@@ -40,7 +46,7 @@ class TimeMachine:
             if self.rt.queue.count == 0:
                 return ran
             worker = self._worker = self._worker or _CountingWorker([self.rt.queue], connection=self.rt.redis)
-            worker.ran, worker.failed = 0, []
+            worker.ran, worker.failed, worker.results, worker.longest = 0, [], self.results, self.longest
             worker.work(burst=True, logging_level=logging.WARNING)
             ran += worker.ran
             self.jobs_run += worker.ran
@@ -83,9 +89,16 @@ class _CountingWorker(BurstWorker):
         super().__init__(*args, **kwargs)
         self.ran = 0
         self.failed: list[str] = []
+        self.results: list[tuple[str, Any]] = []
+        self.longest: dict[str, float] = {}
 
     def execute_job(self, job, queue):  # type: ignore[no-untyped-def]
         self.ran += 1
+        began = time.perf_counter()
         super().execute_job(job, queue)
+        took = time.perf_counter() - began
+        self.longest[job.func_name] = max(self.longest.get(job.func_name, 0.0), took)
         if job.get_status(refresh=True) == JobStatus.FAILED:
             self.failed.append(job.id)
+        else:
+            self.results.append((job.func_name, job.return_value()))

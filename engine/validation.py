@@ -14,6 +14,11 @@ Each node is checked against the version of its type it names (`version`, the ne
 absent): its schema, its ports and its own `check`, exactly what the executor will run.
 
 Problem codes for the shape: `missing_field`, `unknown_field`, `invalid_field`.
+
+Durations are bounded by two schema keywords of ours (`DURATION_MAX`, `DURATION_PARTS`): a
+duration string (`"7d"`) or an amount and unit pair (`{"amount": 2, "unit": "days"}`) longer
+than its bound is refused when the campaign is saved, naming the field by its title. Why: a
+wait of 1e308 weeks would otherwise be saved, launched, and fail at every wakeup forever.
 """
 
 from __future__ import annotations
@@ -21,18 +26,21 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError
 
 from engine import registry
+from engine.clock import describe_duration, parse_duration
 from engine.errors import DocumentInvalid
 from engine.graph import to_networkx, with_defaults
-from engine.jsonschemas import schema_errors
+from engine.jsonschemas import schema_errors, show
 from engine.pointers import pointer
 from engine.registry import NodeType
 
@@ -40,6 +48,12 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "campaign.sch
 
 ERROR = "error"
 WARNING = "warning"
+
+#: on a duration string's schema: the longest duration it may name (itself a duration text)
+DURATION_MAX = "x-duration-max"
+#: on an object's schema: {"amount": field, "unit": field, "max": duration text}, for a
+#: duration given as a number and a unit (minutes, hours, days or weeks)
+DURATION_PARTS = "x-duration-parts"
 
 
 @dataclass(frozen=True)
@@ -118,7 +132,7 @@ def _document_validator() -> Draft202012Validator:
     """Loaded once per process: the schema file does not change while we run."""
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return _Validator(schema)
 
 
 def _shape_problems(document: object) -> list[Problem]:
@@ -257,7 +271,7 @@ def _unknown_version(node: _Node, type_name: str, version: int) -> Problem:
 def settings_errors(schema: Mapping[str, Any], settings: object) -> list[tuple[str, str]]:
     """(pointer from `/settings`, phrase) for each way `settings` break a settings schema:
     the sentences validation gives, for callers that check one node's settings alone."""
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator = _Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     return [(pointer(["settings", *path]), phrase) for path, _code, phrase in schema_errors(validator, settings)]
 
 
@@ -466,3 +480,56 @@ def _unconnected_port_problems(
                         WARNING,
                     )
                 )
+
+
+# --------------------------------------------------------------------------- bounded durations
+
+
+def _too_long(text: str, longest: str) -> str | None:
+    """The phrase for a duration text longer than `longest`; None when it is within (or not
+    a duration at all: the schema's pattern says so)."""
+    try:
+        if parse_duration(text) <= parse_duration(longest):
+            return None
+    except ValueError:
+        return None
+    except OverflowError:
+        pass  # longer than any date can take
+    return _at_most(longest)
+
+
+def _at_most(longest: str) -> str:
+    return f"must be at most {describe_duration(parse_duration(longest))}"
+
+
+def _duration_max(_validator: Any, longest: str, instance: Any, schema: Mapping[str, Any]) -> Iterable[ValidationError]:
+    if isinstance(instance, str) and (phrase := _too_long(instance, longest)):
+        yield ValidationError(_named(schema, phrase, repr(instance)))
+
+
+def _duration_parts(_validator: Any, parts: Mapping[str, str], instance: Any, schema: Mapping[str, Any]
+                    ) -> Iterable[ValidationError]:
+    if not isinstance(instance, Mapping):
+        return
+    amount, unit = instance.get(parts["amount"]), instance.get(parts["unit"])
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not isinstance(unit, str):
+        return  # the properties' own schemas report these
+    try:
+        finite = math.isfinite(amount)
+    except OverflowError:  # an integer beyond any float
+        finite = False
+    phrase = _too_long(f"{amount}{unit}", parts["max"]) if finite else _at_most(parts["max"])
+    if phrase:
+        field = schema.get("properties", {}).get(parts["amount"], {})
+        shown = f"{amount:g}" if finite else show(amount)
+        yield ValidationError(_named(field, phrase, f"{shown} {unit}"), path=[parts["amount"]], instance=amount)
+
+
+def _named(field: Mapping[str, Any], phrase: str, got: str) -> str:
+    """The phrase with the field's title (what the settings form calls it) and the value."""
+    title = field.get("title")
+    return f"{phrase}: '{title}' is {got}" if title else f"{phrase} (got {got})"
+
+
+#: JSON Schema 2020-12 with our duration keywords (every other `x-` keyword is an annotation)
+_Validator = validators.extend(Draft202012Validator, {DURATION_MAX: _duration_max, DURATION_PARTS: _duration_parts})

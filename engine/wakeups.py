@@ -153,13 +153,16 @@ class LocalWakeups:
 
 
 class RQWakeups:
-    """Wakeups as RQ jobs: `enqueue_at` for later buckets, a plain enqueue when due now."""
+    """Wakeups as RQ jobs: `enqueue_at` for later buckets, a plain enqueue when due now.
+    Every job carries an explicit timeout (`job_timeout`, CC_JOB_TIMEOUT_SECONDS), well above
+    the budget a job works within before it hands over (engine/budget.py)."""
 
     def __init__(self, queue, bucket_seconds: int = 60,  # type: ignore[no-untyped-def]
-                 segment_refresh_seconds: int = 300):
+                 segment_refresh_seconds: int = 300, job_timeout: int = 180):
         self.queue = queue
         self.bucket_seconds = bucket_seconds
         self.segment_refresh_seconds = segment_refresh_seconds
+        self.job_timeout = job_timeout
 
     def bucket_end(self, due: datetime, seconds: int | None = None) -> datetime:
         """Due times are rounded up to the end of their bucket: one job serves them all."""
@@ -194,25 +197,39 @@ class RQWakeups:
         at = self.bucket_end(after + timedelta(seconds=1), self.segment_refresh_seconds)
         self._enqueue_once("cc-segments", at, "engine.jobs.refresh_segments", bucket=1)
 
+    def continue_segment_refresh(self, after_segment_id: int) -> None:
+        """A refresh that ran out of budget: a fresh job refreshes the segments after this one."""
+        self._enqueue_once(f"cc-segments-after-{after_segment_id}", clock.now(), "engine.jobs.refresh_segments",
+                           after_segment_id)
+
     def schedule_sweep(self, after: timedelta) -> None:
+        """The next sweep, `after` from now (at once for 0: a worker starting, or finding Redis
+        emptied, sweeps without waiting for RQ's scheduler, whose lock a dead worker may hold
+        for another minute)."""
         at = self.bucket_end(clock.now() + after)
-        job_id = f"cc-sweep-{int(at.replace(tzinfo=UTC).timestamp())}"
-        self.queue.enqueue_at(at.replace(tzinfo=UTC), "engine.jobs.sweep", job_id=job_id, result_ttl=600)
+        kwargs = {"job_id": f"cc-sweep-{int(at.replace(tzinfo=UTC).timestamp())}", "result_ttl": 600,
+                  "job_timeout": self.job_timeout}
+        if after <= timedelta(0):
+            self.queue.enqueue("engine.jobs.sweep", **kwargs)
+        else:
+            self.queue.enqueue_at(at.replace(tzinfo=UTC), "engine.jobs.sweep", **kwargs)
 
     def _enqueue_once(self, prefix: str, due: datetime, func: str, *args: object, bucket: int | None = None) -> None:
         """Enqueue `func` for the bucket of `due` under a deterministic job id, unless a job
-        with that id is already waiting (it will see the same rows when it runs)."""
+        with that id is already waiting (it will see the same rows when it runs). A job that
+        is running may have passed its last look already (or is the one handing over): then
+        its `-again` id is used, and `-again2` when that one runs too."""
         now = clock.now()
         at = self.bucket_end(max(due, now), bucket)
-        job_id = f"{prefix}-{int(at.replace(tzinfo=UTC).timestamp())}"
-        existing = Job.fetch_many([job_id], connection=self.queue.connection)[0]
-        if existing is not None:
-            status = existing.get_status(refresh=False)
-            if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
-                return
-            if status == JobStatus.STARTED:
-                job_id += "-again"  # it may have passed its last look already
-        kwargs = {"job_id": job_id, "result_ttl": 600, "failure_ttl": 7 * 86400}
+        base = f"{prefix}-{int(at.replace(tzinfo=UTC).timestamp())}"
+        candidates = [base, f"{base}-again", f"{base}-again2"]
+        statuses = [job.get_status(refresh=False) if job is not None else None
+                    for job in Job.fetch_many(candidates, connection=self.queue.connection)]
+        if any(status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED) for status in statuses):
+            return
+        job_id = next((c for c, status in zip(candidates, statuses, strict=True) if status != JobStatus.STARTED),
+                      candidates[-1])
+        kwargs = {"job_id": job_id, "result_ttl": 600, "failure_ttl": 7 * 86400, "job_timeout": self.job_timeout}
         if due > now:
             self.queue.enqueue_at(at.replace(tzinfo=UTC), func, *args, **kwargs)
         else:

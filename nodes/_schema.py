@@ -1,9 +1,19 @@
 """Schema fragments the built-in node families share."""
 
+from engine.clock import LONGEST_DURATION
 from engine.models import MAX_ID
+from engine.validation import DURATION_MAX, DURATION_PARTS
 
+#: the bound of every duration setting, as a duration text
+LONGEST = f"{LONGEST_DURATION.days}d"
 DURATION = {"type": "string", "pattern": r"^\+?\d+(\.\d+)?(m|min|minutes|h|hours|d|days|w|weeks)$",
-            "description": "e.g. 30m, 2h, 7d, 1w"}
+            "description": "e.g. 30m, 2h, 7d, 1w (at most 10 years)", DURATION_MAX: LONGEST}
+
+
+def duration_parts(amount: str, unit: str) -> dict:
+    """On an object schema: its `amount` and `unit` fields (minutes, hours, days, weeks)
+    together name a duration, at most LONGEST."""
+    return {DURATION_PARTS: {"amount": amount, "unit": unit, "max": LONGEST}}
 ID_REF = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 

@@ -241,14 +241,23 @@ class Harness:
 
 @pytest.fixture
 def harness(database_url, redis_conn, engine):
+    with harness_on(database_url, redis_conn) as h:
+        yield h
+
+
+@contextmanager
+def harness_on(database_url: str, redis_conn: redis.Redis, **settings: Any) -> Iterator[Harness]:
+    """A Harness whose runtime has `settings` besides the usual (chunks of 500, a queue of
+    its own), installed as the process's runtime and clock until the block ends."""
     from engine import clock as clocks
     from engine import runtime
     from engine.config import Settings
     from engine.runtime import Runtime
     from engine.timemachine import TimeMachine
 
-    settings = Settings(database_url=database_url, queue_name=f"test-{uuid.uuid4().hex[:8]}", chunk_size=500)
-    rt = Runtime(settings, redis_conn=redis_conn)
+    settings = {"chunk_size": 500, **settings}
+    rt = Runtime(Settings(database_url=database_url, queue_name=f"test-{uuid.uuid4().hex[:8]}", **settings),
+                 redis_conn=redis_conn)
     virtual = clocks.VirtualClock(START)
     previous_clock = clocks.use(virtual)
     previous_rt = runtime.use(rt)

@@ -105,15 +105,16 @@ def dispatcher(env: dict[str, str], *, output: bool = False) -> subprocess.Popen
     return subprocess.Popen([CLI, "dispatcher", "--poll", "0.2"], env=env, **pipes)
 
 
-def kill_dispatchers_mid_send(env: dict[str, str], started: Any, pauses: tuple[float, ...]) -> None:
-    """Start a dispatcher, wait until `started(n)` (n: how many were killed before), let it
-    work `pause` seconds, SIGKILL it; once per pause."""
+def kill_dispatchers_mid_send(env: dict[str, str], progress: Any, pauses: tuple[float, ...]) -> None:
+    """Start a dispatcher, wait until `progress()` (what the provider received so far) grows,
+    which is this dispatcher sending, let it work `pause` seconds, SIGKILL it; once per pause."""
     import os
     import signal
 
-    for kills, pause in enumerate(pauses):
+    for pause in pauses:
+        before = progress()
         process = dispatcher(env)
-        wait_for(lambda k=kills: started(k), timeout=30, what="the dispatcher to start sending")
+        wait_for(lambda b=before: progress() > b, timeout=30, what="the dispatcher to start sending")
         time.sleep(pause)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()

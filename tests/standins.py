@@ -90,6 +90,9 @@ class Reply:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    #: headers and body go out as two writes: with Nagle's algorithm the body of each answer on
+    #: a kept-alive connection waited for the client's delayed ACK, 40 ms per request
+    disable_nagle_algorithm = True
     server: _Server
 
     def _any(self) -> None:

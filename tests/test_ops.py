@@ -92,7 +92,7 @@ def test_metrics_read_the_truth_at_scrape_time(harness, api):
         "cc_rq_queued_jobs": 0.0, "cc_rq_scheduled_jobs": 1.0, "cc_rq_failed_jobs": 0.0, "cc_rq_workers": 0.0,
         "cc_positions_active": 3.0, "cc_positions_overdue": 0.0,
         "cc_outbox_queued": 0.0, "cc_outbox_sending": 0.0, "cc_outbox_lag_seconds": 0.0,
-        "cc_outbox_failed": 0.0, "cc_outbox_uncertain": 0.0,
+        "cc_outbox_failed": 0.0, "cc_outbox_uncertain": 0.0, "cc_nodes_failing": 0.0,
         "cc_campaigns{draft}": 1.0, "cc_campaigns{scheduled}": 0.0, "cc_campaigns{active}": 1.0,
         "cc_campaigns{paused}": 0.0, "cc_campaigns{suspended}": 0.0, "cc_campaigns{stopped}": 0.0,
         "cc_campaigns{finished}": 0.0,
@@ -111,7 +111,7 @@ def test_metrics_read_the_truth_at_scrape_time(harness, api):
         "cc_rq_queued_jobs": 0.0, "cc_rq_scheduled_jobs": 1.0, "cc_rq_failed_jobs": 0.0, "cc_rq_workers": 0.0,
         "cc_positions_active": 3.0, "cc_positions_overdue": 3.0,
         "cc_outbox_queued": 3.0, "cc_outbox_sending": 1.0, "cc_outbox_lag_seconds": 600.0,
-        "cc_outbox_failed": 2.0, "cc_outbox_uncertain": 1.0,
+        "cc_outbox_failed": 2.0, "cc_outbox_uncertain": 1.0, "cc_nodes_failing": 0.0,
     }
 
     # the worker catches up: nobody is late any more, the wakeup ran

@@ -21,7 +21,7 @@ import pytest
 import redis.client
 from rq import Queue, Worker
 
-from tests.served import CLI, wait_for
+from tests.served import CLI, stop, wait_for
 
 PAUSE_AFTER_UNSUBSCRIBE = """
 import time, redis.client
@@ -80,3 +80,46 @@ def test_a_worker_process_stops_within_seconds_of_sigterm(harness, redis_url, da
     assert worker.returncode == 0, output
     assert took < 5.0, f"the worker took {took:.1f} s to stop after SIGTERM\n{output}"
     assert Worker.all(queue=queue) == [], "a stopped worker unregisters itself"
+
+
+@pytest.mark.processes
+def test_a_worker_counts_again_and_keeps_working_soon_after_redis_loses_its_data(harness, api, redis_url,
+                                                                                database_url):
+    """After a FLUSHALL (or a failover to an empty replica) a live worker is back in RQ's
+    registry, so `cc_rq_workers` and `campaign-canvas check` count it again, within one idle
+    heartbeat (15 s); its sweep chain, lost with the data, is back too."""
+    from engine import campaigns, clock
+    from tests.conftest import flush_keeping_claim
+    from tests.support import add_profiles, doc, positions
+    from tests.test_ops import ours, scrape
+
+    queue = harness.rt.settings.queue_name
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "CC_QUEUE": queue}
+    worker = subprocess.Popen([CLI, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    virtual = clock.use(clock.SystemClock())  # the worker runs on the wall clock
+
+    def metrics() -> dict[str, float]:
+        return ours(scrape(api), queue)
+
+    try:
+        wait_for(lambda: metrics()["cc_rq_workers"] == 1.0, what="the worker to register")
+        wait_for(lambda: metrics()["cc_rq_scheduled_jobs"] == 1.0, what="its first sweep to schedule the next")
+        flush_keeping_claim(harness.rt.redis)
+        assert (metrics()["cc_rq_workers"], metrics()["cc_rq_scheduled_jobs"]) == (0.0, 0.0)
+        flushed = time.monotonic()
+        wait_for(lambda: metrics()["cc_rq_workers"] == 1.0, timeout=40, what="the worker to register again")
+        assert time.monotonic() - flushed < 20, "within one idle heartbeat (15 s) and a little"
+        wait_for(lambda: metrics()["cc_rq_scheduled_jobs"] == 1.0, what="the sweep chain to be back")
+
+        with harness.transaction() as s:  # and it runs jobs
+            add_profiles(s, 30)
+            cid = campaigns.create(s, doc([("all", "select_segment", {"source": "all"}),
+                                           ("pts", "award_points", {"points": 2})], [("all", "out", "pts")])).id
+            campaigns.launch(s, cid, clock.now())
+        wait_for(lambda: positions(harness, cid) == {("pts", "done"): 30}, what="the worker to run the campaign")
+        assert metrics()["cc_rq_workers"] == 1.0
+    finally:
+        clock.use(virtual)
+        output = stop(worker)
+    assert "registered again" in output
+    assert "Traceback" not in output, output
