@@ -14,8 +14,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 
-from engine.campaigns import with_node_versions
-from engine.models import Campaign, CampaignVersion, Enrollment
+from engine.core.models import Campaign, CampaignVersion, Enrollment
+from engine.journeys.campaigns import with_node_versions
 from tests.support import add_profiles, doc, error_of
 
 BUILT_IN = {"select_segment", "event_trigger", "filter", "refresh_filter", "ab_test", "control_group", "limit",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import registry
-from engine.validation import errors, validate_document
+from engine.core import registry
+from engine.core.validation import errors, validate_document
 from tests.support import add_profiles, launch, points, stats
 
 ROOT = Path(__file__).resolve().parent.parent

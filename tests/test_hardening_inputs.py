@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from engine import auth
-from engine.runtime import Runtime
+from engine.ops import auth
+from engine.ops.runtime import Runtime
 from server import create_app
 from tests.served import CLI, answering, call, free_port, stop, wait_for
 from tests.support import doc, error_of, ok, snapshot

@@ -18,8 +18,10 @@ import pytest
 from rq.job import Job
 from sqlalchemy import func, select
 
-from engine import campaigns, clock, providers
-from engine.models import OutboxMessage, Profile, Segment
+from engine.core import clock
+from engine.core.models import OutboxMessage, Profile, Segment
+from engine.journeys import campaigns
+from engine.messaging import providers
 from tests.conftest import harness_on
 from tests.served import CLI, stop, wait_for
 from tests.standins import SendGridStandIn, TwilioStandIn

@@ -1,6 +1,6 @@
 """Live updates across processes: Socket.IO clients on one server receive the statistics a
 separate worker process produces and the status changes another server makes, through the
-Redis message queue (engine/live.py); the production gunicorn command, for real."""
+Redis message queue (engine/ops/live.py); the production gunicorn command, for real."""
 
 from __future__ import annotations
 
@@ -18,16 +18,16 @@ from pathlib import Path
 import pytest
 import socketio
 
-from engine import live
-from engine.config import Settings
-from engine.runtime import Runtime
+from engine.core.config import Settings
+from engine.ops import live
+from engine.ops.runtime import Runtime
 from tests.served import CLI, answering, api, api_key, free_port, wait_for
 from tests.support import add_profiles, doc, launch, stats
 
 BIN = Path(sys.executable).parent
-#: the documented production command (engine/wsgi.py), on a port chosen by the test
+#: the documented production command (engine/web/wsgi.py), on a port chosen by the test
 GUNICORN = [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "20",
-            "engine.wsgi:app"]
+            "engine.web.wsgi:app"]
 SIGNUP = doc([("t", "event_trigger", {"event": "signup"}), ("pts", "award_points", {"points": 1})],
              [("t", "out", "pts")], name="Signup points")
 

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from engine import campaigns, providers
-from engine.models import Campaign, OutboxMessage, ProviderConfig
+from engine.core.models import Campaign, OutboxMessage, ProviderConfig
+from engine.journeys import campaigns
+from engine.messaging import providers
 from tests.standins import (
     FCMStandIn,
     LoyaltyStandIn,

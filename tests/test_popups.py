@@ -10,10 +10,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine.batch import Batch, NodeContext
-from engine.models import Enrollment, Event, Popup
+from engine.core.batch import Batch, NodeContext
+from engine.core.models import Enrollment, Event, Popup
 from nodes.engagement import ShowPopup
-from tests.support import add_profiles, at_once, doc, error_of, launch, ok, points, stats
+from tests.support import (
+    add_profiles,
+    at_once,
+    doc,
+    error_of,
+    launch,
+    ok,
+    points,
+    stats,
+)
 
 ALL = ("all", "select_segment", {"source": "all"})
 HELLO = {"title": "Hello {{ profile.attributes.first_name }}", "body": "Your offer: {{ campaign.name }}"}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine.models import ImportJob, Profile
+from engine.core.models import ImportJob, Profile
 from tests.support import error_of, ok
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -261,7 +261,7 @@ def generated_csv(path: Path, rows: int, bad_every: int) -> int:
 
 def test_import_progress_is_visible_through_the_api_after_every_chunk(api, harness, tmp_path):
     """Deterministic: the import itself pauses after each chunk while the API is asked."""
-    from engine import imports
+    from engine.journeys import imports
 
     path = tmp_path / "steps.csv"
     generated_csv(path, 3_500, bad_every=10_000)

@@ -11,9 +11,14 @@ import pytest
 from jsonschema import Draft202012Validator
 from sqlalchemy import event, insert, select
 
-from engine.errors import RuleError
-from engine.models import Audience, AudienceMember, Event, Profile, Segment
-from engine.rules import RULES_SCHEMA, check_rules, compile_rules, matching_profiles
+from engine.core.errors import RuleError
+from engine.core.models import Audience, AudienceMember, Event, Profile, Segment
+from engine.core.rules import (
+    RULES_SCHEMA,
+    check_rules,
+    compile_rules,
+    matching_profiles,
+)
 
 NOW = datetime(2024, 6, 1, 12, 0)
 EVERYONE = {1, 2, 3, 4, 5}

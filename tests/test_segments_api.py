@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from engine.models import AudienceMember, Segment
+from engine.core.models import AudienceMember, Segment
 from tests.support import doc, error_of, ok
 
 GOLD = {"match": "all", "rules": [{"field": "attributes.plan", "op": "eq", "value": "gold"}]}

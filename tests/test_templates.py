@@ -15,10 +15,10 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from engine import templates
-from engine.errors import InvalidInput, TemplateError
-from engine.models import Template
-from engine.templates import Renderer, context_for, merge_tags, validate_content
+from engine.core import templates
+from engine.core.errors import InvalidInput, TemplateError
+from engine.core.models import Template
+from engine.core.templates import Renderer, context_for, merge_tags, validate_content
 from tests.support import add_profiles, error_of
 
 ALICE = {"external_id": "u-1", "email": "alice@example.com", "phone": "+15550001", "timezone": "Europe/Paris",

@@ -3,8 +3,8 @@
 from alembic import context
 from sqlalchemy import pool
 
-from engine.db import make_engine
-from engine.models import Base
+from engine.core.db import make_engine
+from engine.core.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine.batch import Batch
-from engine.models import Profile
-from engine.registry import Migration, NodeType, Result
-from engine.validation import Problem
+from engine.core.batch import Batch
+from engine.core.models import Profile
+from engine.core.registry import Migration, NodeType, Result
+from engine.core.validation import Problem
 
 __all__ = ["LoyaltyTierSplit", "LoyaltyTierSplitV1", "NODE_TYPES", "upgrade_1_to_2"]
 
