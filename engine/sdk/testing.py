@@ -44,8 +44,8 @@ class Run:
 
     result: SimulationResult
 
-    def node(self, node_id: str) -> dict[str, int]:
-        """{"entered": n, "waiting": n, <port>: n, ...} of one node (KeyError naming it)."""
+    def node(self, node_id: str) -> dict[str, Any]:
+        """{"entered": n, "waiting": n, "left": {port: n}} of one node (KeyError naming it)."""
         try:
             return dict(self.result.nodes[node_id])
         except KeyError:
@@ -53,7 +53,7 @@ class Run:
 
     def ports(self, node_id: str) -> dict[str, int]:
         """How many left `node_id` by each port (ports nobody took are absent)."""
-        return {k: v for k, v in self.node(node_id).items() if k not in ("entered", "waiting") and v}
+        return {port: n for port, n in self.node(node_id).get("left", {}).items() if n}
 
     def entered(self, node_id: str) -> int:
         return self.node(node_id).get("entered", 0)
