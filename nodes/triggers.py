@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from engine.sdk import (
     DURATION,
     Batch,
+    InvalidState,
     NodeType,
     Problem,
     Result,
@@ -36,7 +37,7 @@ from engine.sdk import (
     parse_duration,
     ref,
 )
-from engine.sdk.conditions import PROPERTY_PATTERN
+from engine.sdk.conditions import PROPERTY_PATTERN, matching_profiles
 from engine.sdk.data import ACTIVE, AudienceMember, Enrollment, Profile, Segment
 
 DATE_TIME = {"type": "string", "minLength": 1, "maxLength": 64,
@@ -81,16 +82,12 @@ class _FromAudience(_Entry):
 
     def audience(self, session: Session, now: datetime) -> Select[Any]:
         """The chosen customers now, as a one-column select of profile ids."""
-        from engine.core.rules import matching_profiles
-
         source = self.settings["source"]
         if source == "audience":
             return select(AudienceMember.profile_id).where(AudienceMember.audience_id == self.settings["audience_id"])
         if source == "segment":
             segment = session.get(Segment, self.settings["segment_id"])
             if segment is None:
-                from engine.core.errors import InvalidState
-
                 raise InvalidState(f"segment {self.settings['segment_id']} does not exist",
                                    [{"node_id": self.id, "pointer": "/settings/segment_id"}])
             return matching_profiles(session, segment.rules, now)

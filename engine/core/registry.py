@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from engine.core.batch import Batch
-    from engine.core.validation import Problem
+    from engine.core.problems import Problem
 
 ENTRY_POINT_GROUP = "campaign_canvas.nodes"
 #: the entry point of the nodes that ship with the product
@@ -152,7 +152,7 @@ class NodeType:
     @classmethod
     def summary(cls, settings: Mapping[str, Any]) -> str | None:
         """One line in the marketer's words saying what a node with these settings does,
-        shown under its label on the canvas (None: the label says enough)."""
+        shown with the node in its campaign's report (None: the label says enough)."""
         return None
 
     @classmethod

@@ -28,7 +28,7 @@ import functools
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,36 +42,17 @@ from engine.core.errors import DocumentInvalid
 from engine.core.graph import to_networkx, with_defaults
 from engine.core.jsonschemas import schema_errors, show
 from engine.core.pointers import pointer
+from engine.core.problems import ERROR, WARNING, Problem
 from engine.core.registry import NodeType
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "campaign.schema.json"
 
-ERROR = "error"
-WARNING = "warning"
 
 #: on a duration string's schema: the longest duration it may name (itself a duration text)
 DURATION_MAX = "x-duration-max"
 #: on an object's schema: {"amount": field, "unit": field, "max": duration text}, for a
 #: duration given as a number and a unit (minutes, hours, days or weeks)
 DURATION_PARTS = "x-duration-parts"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong (or worth knowing) about a campaign document.
-
-    `pointer` is the JSON pointer (RFC 6901) of the offending value so the canvas can
-    highlight the field; `node_id` names the node to highlight when there is one.
-    """
-
-    code: str
-    message: str
-    pointer: str
-    node_id: str | None = None
-    severity: str = ERROR
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------- public API

@@ -108,11 +108,18 @@ def _nodes(documents: Sequence[Mapping[str, Any]], stats: Mapping[str, Any]) -> 
             if node["id"] not in seen and (n == 0 or node["id"] in stats):
                 seen[node["id"]] = {"id": node["id"], "type": node["type"], "label": label(node),
                                     "channel": getattr(node_class(node), "channel", None), "removed": n > 0,
-                                    "_class": node_class(node), "_settings": node.get("settings", {})}
+                                    "summary": _summary(node), "_class": node_class(node),
+                                    "_settings": node.get("settings", {})}
     for node_id, info in seen.items():
         figures = stats.get(node_id, {"entered": 0, "waiting": 0, "left": {}})
         info.update(entered=figures["entered"], waiting=figures["waiting"], left=figures["left"])
     return list(seen.values())
+
+
+def _summary(node: Mapping[str, Any]) -> str | None:
+    """What the node's type says about a node with these settings, in the marketer's words."""
+    cls = node_class(node)
+    return cls.summary(node.get("settings", {})) if cls is not None else None
 
 
 def labels(session: Session, campaign_id: int) -> dict[str, tuple[str, str]]:

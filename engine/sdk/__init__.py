@@ -28,7 +28,12 @@ and a name leaving it stays for one release as a deprecated alias.
 
 from engine.core.batch import Batch, id_chunks
 from engine.core.clock import LONGEST_DURATION, iso, parse_duration, to_utc_naive
-from engine.core.errors import CampaignCanvasError, InvalidInput, RegistrationError
+from engine.core.errors import (
+    CampaignCanvasError,
+    InvalidInput,
+    InvalidState,
+    RegistrationError,
+)
 from engine.core.registry import (
     CAPABILITIES,
     Experiment,
@@ -48,7 +53,7 @@ SDK_VERSION = 1
 
 __all__ = [
     "CAPABILITIES", "DURATION", "ID_REF", "LONGEST", "LONGEST_DURATION", "SDK_VERSION", "Batch",
-    "CampaignCanvasError", "Experiment", "InvalidInput", "Migration", "NodeType", "Problem",
+    "CampaignCanvasError", "Experiment", "InvalidInput", "InvalidState", "Migration", "NodeType", "Problem",
     "RegistrationError", "Result", "Variant", "duration_parts", "id_chunks", "iso", "migration",
     "node_ref", "node_type", "parse_duration", "ref", "register", "to_utc_naive",
 ]

@@ -33,12 +33,13 @@ from engine.core.rules import (
     RuleError,
     check_rules,
     compile_rules,
+    matching_profiles,
 )
 from engine.core.validation import Problem
 
 __all__ = [
     "ALL_OPS", "PROPERTY_PATTERN", "RULES_SCHEMA", "RuleError", "attribute", "check_rules", "field", "group",
-    "matching", "rule_problems", "rules_property", "rules_schema", "where",
+    "matching", "matching_profiles", "rule_problems", "rules_property", "rules_schema", "where",
 ]
 
 

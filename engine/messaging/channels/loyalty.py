@@ -22,7 +22,7 @@ import httpx
 
 from engine.core import clock
 from engine.messaging import outbound
-from engine.messaging.channels import (
+from engine.messaging.channels.base import (
     TIMEOUT_SETTING,
     OutgoingMessage,
     Provider,

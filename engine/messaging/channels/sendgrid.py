@@ -33,7 +33,7 @@ import sendgrid as sendgrid_sdk
 from python_http_client.exceptions import HTTPError as SendGridHTTPError
 
 from engine.messaging import outbound, outbox_refs
-from engine.messaging.channels import (
+from engine.messaging.channels.base import (
     DEFAULT_TIMEOUT,
     TIMEOUT_SETTING,
     OutgoingMessage,

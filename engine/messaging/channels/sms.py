@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from engine.messaging import outbound
-from engine.messaging.channels import (
+from engine.messaging.channels.base import (
     TIMEOUT_SETTING,
     OutgoingMessage,
     Provider,

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
 from engine.messaging import outbound
-from engine.messaging.channels import (
+from engine.messaging.channels.base import (
     DEFAULT_TIMEOUT,
     TIMEOUT_SETTING,
     OutgoingMessage,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from engine.messaging import outbound
-from engine.messaging.channels import (
+from engine.messaging.channels.base import (
     DEFAULT_TIMEOUT,
     TIMEOUT_SETTING,
     OutgoingMessage,
