@@ -228,7 +228,7 @@ class SegmentEntry(_Entry):
 
     type = "segment_entry"
     label = "Customer enters segment"
-    capabilities = frozenset({"segment_entry"})
+    capabilities = frozenset({"segment_watch"})
     description = "Customers enter when they start matching the segment: each customer once."
     continuous = True
     schema = {

@@ -136,3 +136,14 @@ def test_the_old_plugin_paths_still_import_with_a_warning(old, name):
         value = getattr(module, name)
     assert value is not None
     assert any(issubclass(w.category, DeprecationWarning) and old in str(w.message) for w in caught)
+
+
+def test_the_core_and_the_sdk_name_no_built_in_node_type():
+    """Node types tell the engine what they are: no type name is written into the core or
+    the SDK (names that are plain words, like `limit`, are left out of the check)."""
+    names = {cls.type for cls in registry.all_types() if "_" in cls.type}
+    found = [f"{path.relative_to(ROOT)}:{node.lineno} {node.value}"
+             for folder in ("engine/core", "engine/sdk") for path in (ROOT / folder).rglob("*.py")
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Constant) and node.value in names]
+    assert found == []

@@ -60,7 +60,7 @@ CAPABILITIES: dict[str, tuple[str, str]] = {
     "holdout": ("holdout_ports", "holds customers out of the campaign: the report shows the uplift of the "
                                  "treated over the held-out"),
     "event_entry": ("starts_on", "an entry that starts a journey when a customer performs an event"),
-    "segment_entry": ("watched_segment", "an entry that starts a journey when a customer joins a segment"),
+    "segment_watch": ("watched_segment", "an entry that starts a journey when a customer joins a segment"),
 }
 
 
@@ -167,12 +167,12 @@ class NodeType:
 
     @classmethod
     def watched_segment(cls, settings: Mapping[str, Any]) -> int | None:
-        """`segment_entry`: the segment whose newcomers start journeys."""
+        """`segment_watch`: the segment whose newcomers start journeys."""
         return None
 
     @classmethod
     def includes_current(cls, settings: Mapping[str, Any]) -> bool:
-        """`segment_entry`: whether the segment's members at launch enter too."""
+        """`segment_watch`: whether the segment's members at launch enter too."""
         return False
 
     def closes_at(self, account_tz: ZoneInfo) -> datetime | None:
@@ -313,7 +313,7 @@ def _check_capabilities(cls: type[NodeType], where: str) -> None:
         hook = CAPABILITIES[name][0]
         if getattr(cls, hook).__func__ is getattr(NodeType, hook).__func__:
             raise RegistrationError(f"{where}: declares the {name!r} capability but not its hook {hook}()")
-    if cls.capabilities & {"event_entry", "segment_entry"} and not cls.entry:
+    if cls.capabilities & {"event_entry", "segment_watch"} and not cls.entry:
         raise RegistrationError(f"{where}: only an entry node (entry = True) can be an event or segment entry")
 
 

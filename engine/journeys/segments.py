@@ -1,5 +1,6 @@
 """Segment membership: who matches a segment now, and since when; and the "customer enters
-segment" trigger (nodes/triggers.py `segment_entry`) that enrolls newcomers.
+segment" trigger (an entry node with the `segment_watch` capability, e.g. the built-in
+segment entry) that enrolls newcomers.
 
 `segment_members` holds who matched at the last evaluation, each with `since` (when they
 started matching). A refresh brings it up to date with two set statements (insert the
@@ -64,7 +65,7 @@ from engine.journeys import schedule
 log = logging.getLogger(__name__)
 
 #: what an entry node says it is when segment newcomers start its journeys
-CAPABILITY = "segment_entry"
+CAPABILITY = "segment_watch"
 
 
 @dataclass(frozen=True)
