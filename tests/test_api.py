@@ -466,7 +466,7 @@ def test_anonymous_and_refused_answers_carry_them_too(app):
 
 
 def test_hashed_assets_are_cached_for_good_and_the_page_revalidated(client, monkeypatch, tmp_path):
-    import server
+    from engine.web import app as server
 
     (tmp_path / "assets").mkdir()
     (tmp_path / "index.html").write_text('<!doctype html><script type="module" src="/assets/index-Ab12.js"></script>')
@@ -485,7 +485,7 @@ def test_hashed_assets_are_cached_for_good_and_the_page_revalidated(client, monk
 
 
 def test_placeholder_page_never_inserts_names_as_html(client, monkeypatch, tmp_path):
-    import server
+    from engine.web import app as server
 
     monkeypatch.setattr(server, "UI_DIST", tmp_path / "no-build")  # the placeholder, built UI or not
     create(client, good_document('<img src=x onerror="alert(1)">'))

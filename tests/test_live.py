@@ -241,7 +241,7 @@ def test_the_campaigns_list_gets_every_status_change_once_and_the_totals_with_ea
     (None, None),
 ])
 def test_join_and_leave_name_a_campaign_or_the_campaigns_list(payload, room):
-    from server import live_room
+    from engine.web.app import live_room
 
     assert live_room(payload) == room
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from engine.core import calendar
 from engine.core.models import Campaign, Enrollment, Profile, Segment
 from engine.journeys import segments
 from tests.support import add_profiles, doc
@@ -489,12 +490,10 @@ def test_local_times_skipped_or_repeated_by_dst_run_once():
     2027-10-31 (runs once, the first time)."""
     from zoneinfo import ZoneInfo
 
-    from engine.journeys import schedule
-
     def runs(start: str, end: str) -> list[datetime]:
         settings = {"cron": "30 2 * * *", "start": start, "end": end, "timezone": "Europe/Paris"}
         found, after = [], _at("2027-01-01T00:00:00")
-        while (after := schedule.next_run(settings, after, ZoneInfo("UTC"))) is not None:
+        while (after := calendar.next_run(settings, after, ZoneInfo("UTC"))) is not None:
             found.append(after)
         return found
 
