@@ -32,6 +32,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from engine.core import db
@@ -57,35 +58,36 @@ SITE_ROLE = auth.SITE
 View = TypeVar("View", bound=Callable[..., Any])
 
 
+def _mark(view: View, flag: str) -> View:
+    """Set `flag` on `view` (read back with getattr by the door below)."""
+    setattr(view, flag, True)
+    return view
+
+
 def public(view: View) -> View:
     """Anyone may call this view (the login page, the API description)."""
-    view.public = True  # type: ignore[attr-defined]
-    return view
+    return _mark(view, "public")
 
 
 def page(view: View) -> View:
     """An HTML page for browsers (the UI, the login form): part of the site, not of the API
     or its description."""
-    view.page = True  # type: ignore[attr-defined]
-    return view
+    return _mark(view, "page")
 
 
 def read_only(view: View) -> View:
     """A POST that changes nothing (a validation, a preview): viewers may call it."""
-    view.read_only = True  # type: ignore[attr-defined]
-    return view
+    return _mark(view, "read_only")
 
 
 def admin_only(view: View) -> View:
-    view.admin_only = True  # type: ignore[attr-defined]
-    return view
+    return _mark(view, "admin_only")
 
 
 def site(view: View) -> View:
     """A `site` key may call this view (web pages call it from other origins, so its CORS
     preflight, which never carries credentials, is let through to Flask's OPTIONS answer)."""
-    view.site = True  # type: ignore[attr-defined]
-    return view
+    return _mark(view, "site")
 
 
 def is_site_key(who: auth.Principal | None) -> bool:
@@ -167,14 +169,14 @@ def _check_csrf() -> None:
 @bp.get("/login")
 @public
 @page
-def login_page():  # type: ignore[no-untyped-def]
+def login_page() -> ResponseReturnValue:
     return render_template("login.html", csrf_token=csrf_token(), next=_safe_next(), error=None)
 
 
 @bp.post("/login")
 @public
 @page
-def login_form():  # type: ignore[no-untyped-def]
+def login_form() -> ResponseReturnValue:
     try:
         _check_csrf()
         _sign_in(request.form.get("username"), request.form.get("password"))
@@ -186,7 +188,7 @@ def login_form():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout")
 @page
-def logout_form():  # type: ignore[no-untyped-def]
+def logout_form() -> ResponseReturnValue:
     session.clear()
     return redirect(url_for("access.login_page"))
 
@@ -226,20 +228,20 @@ def _safe_next() -> str:
 @bp.post("/api/auth/login")
 @public
 @accepts("Login")
-def api_login():  # type: ignore[no-untyped-def]
+def api_login() -> ResponseReturnValue:
     data = body()
     user = _sign_in(data.get("username"), data.get("password"))
     return jsonify({"user": _user_json(user), "csrf_token": csrf_token()})
 
 
 @bp.post("/api/auth/logout")
-def api_logout():  # type: ignore[no-untyped-def]
+def api_logout() -> ResponseReturnValue:
     session.clear()
     return jsonify(ok=True)
 
 
 @bp.get("/api/auth/me")
-def me():  # type: ignore[no-untyped-def]
+def me() -> ResponseReturnValue:
     who = principal()
     payload: dict[str, Any] = who.to_dict()
     if who.kind == "user":
@@ -252,7 +254,7 @@ def me():  # type: ignore[no-untyped-def]
 
 @bp.get("/api/users")
 @admin_only
-def list_users():  # type: ignore[no-untyped-def]
+def list_users() -> ResponseReturnValue:
     with runtime().sessions() as s:
         return jsonify(items=[_user_json(u) for u in s.scalars(select(User).order_by(User.id))])
 
@@ -261,7 +263,7 @@ def list_users():  # type: ignore[no-untyped-def]
 @admin_only
 @accepts("NewUser")
 @responds(201)
-def create_user():  # type: ignore[no-untyped-def]
+def create_user() -> ResponseReturnValue:
     data = body()
     with db.transaction(runtime().sessions) as s:
         user = auth.create_user(s, data.get("username"), data.get("password"), data.get("role", "marketer"))
@@ -272,7 +274,7 @@ def create_user():  # type: ignore[no-untyped-def]
 @bp.patch("/api/users/<int:user_id>")
 @admin_only
 @accepts("UserChange")
-def update_user(user_id: int):  # type: ignore[no-untyped-def]
+def update_user(user_id: int) -> ResponseReturnValue:
     data = body()
     with db.transaction(runtime().sessions) as s:
         user = s.get(User, user_id)
@@ -290,7 +292,7 @@ def update_user(user_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/api/api-keys")
 @admin_only
-def list_keys():  # type: ignore[no-untyped-def]
+def list_keys() -> ResponseReturnValue:
     with runtime().sessions() as s:
         return jsonify(items=[_key_json(k) for k in s.scalars(select(ApiKey).order_by(ApiKey.id))])
 
@@ -299,7 +301,7 @@ def list_keys():  # type: ignore[no-untyped-def]
 @admin_only
 @accepts("NewApiKey")
 @responds(201)
-def create_key():  # type: ignore[no-untyped-def]
+def create_key() -> ResponseReturnValue:
     data = body()
     who = principal()
     with db.transaction(runtime().sessions) as s:
@@ -311,7 +313,7 @@ def create_key():  # type: ignore[no-untyped-def]
 
 @bp.delete("/api/api-keys/<int:key_id>")
 @admin_only
-def revoke_key(key_id: int):  # type: ignore[no-untyped-def]
+def revoke_key(key_id: int) -> ResponseReturnValue:
     with db.transaction(runtime().sessions) as s:
         payload = _key_json(auth.revoke_api_key(s, key_id))
     return jsonify(payload)

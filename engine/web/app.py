@@ -17,6 +17,7 @@ from flask import (
     send_from_directory,
     session,
 )
+from flask.typing import ResponseReturnValue
 from flask_socketio import SocketIO, join_room, leave_room
 from werkzeug import exceptions as werkzeug_exceptions
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -152,15 +153,16 @@ def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, Socke
                 raise InvalidInput.field(name.replace("\x00", ""), "must not contain the NUL character (%00)")
 
     @app.errorhandler(CampaignCanvasError)
-    def on_error(exc: CampaignCanvasError):  # type: ignore[no-untyped-def]
+    def on_error(exc: CampaignCanvasError) -> ResponseReturnValue:
         return jsonify(error=exc.to_dict()), exc.status, exc.headers()
 
     @app.errorhandler(HTTPException)
-    def on_http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def on_http_error(exc: HTTPException) -> ResponseReturnValue:
         if isinstance(exc, RequestEntityTooLarge):
             return on_error(bodies.too_large())
         code = (exc.name or "error").lower().replace(" ", "_")
-        return jsonify(error={"code": code, "message": exc.description, "details": []}), exc.code
+        answer = jsonify(error={"code": code, "message": exc.description, "details": []})
+        return answer if exc.code is None else (answer, exc.code)
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
@@ -194,7 +196,7 @@ def create_app(rt: Runtime, *, message_queue: bool = True) -> tuple[Flask, Socke
     @app.get("/")
     @app.get("/<page:path>")
     @access.page
-    def ui(path: str = "index.html"):  # type: ignore[no-untyped-def]
+    def ui(path: str = "index.html") -> ResponseReturnValue:
         return ui_file(path)
 
     return app, socketio

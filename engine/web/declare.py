@@ -27,7 +27,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import current_app, g, request
 from flask.typing import ResponseReturnValue
@@ -118,25 +118,29 @@ def _known(schema: str) -> None:
 
 def _declare(update: Callable[[Declaration], None]) -> Callable[[View], View]:
     def decorate(view: View) -> View:
-        wrapped = view if declaration(view) is not None else _wrap(view)
-        update(declaration(wrapped))  # type: ignore[arg-type]
-        return wrapped
+        declared = declaration(view)
+        if declared is None:
+            declared = Declaration()
+            view = _wrap(view, declared)
+        update(declared)
+        return view
 
     return decorate
 
 
-def _wrap(view: View) -> View:
+def _wrap(view: View, declared: Declaration) -> View:
+    """`view`, checking its request and its answer against `declared` (which the view
+    carries as its `declaration`, for the decorators above it and the API description)."""
     @functools.wraps(view)
     def checked(*a: Any, **kw: Any) -> ResponseReturnValue:
-        declared = checked.declaration  # type: ignore[attr-defined]
         if declared.query is not None:
             g.cc_args = _check_query(declared.query)
         if declared.body is not None and declared.body.checked:
             g.cc_body = _check_body(declared.body)
         return _answer(view(*a, **kw), declared)
 
-    checked.declaration = Declaration()  # type: ignore[attr-defined]
-    return checked  # type: ignore[return-value]
+    vars(checked)["declaration"] = declared
+    return cast(View, checked)
 
 
 def _check_body(declared: Body) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -37,7 +38,7 @@ MEMBERS_MAX = 10_000
 
 @bp.get("")
 @query("NameSearch")
-def list_audiences():  # type: ignore[no-untyped-def]
+def list_audiences() -> ResponseReturnValue:
     """By name, each with its member count; `q` keeps the names containing it (any case)."""
     query = select(Audience).order_by(Audience.name, Audience.id)
     if q := args().get("q", "").strip():
@@ -52,7 +53,7 @@ def list_audiences():  # type: ignore[no-untyped-def]
 @bp.post("")
 @accepts("Audience")
 @responds(201)
-def create_audience():  # type: ignore[no-untyped-def]
+def create_audience() -> ResponseReturnValue:
     fields = _fields(body(), {"description": ""})
     with db.transaction(runtime().sessions) as session:
         AUDIENCES.check_free(session, fields["name"], None)
@@ -64,14 +65,14 @@ def create_audience():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:audience_id>")
-def get_audience(audience_id: int):  # type: ignore[no-untyped-def]
+def get_audience(audience_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         return jsonify(audience_json(AUDIENCES.get(session, audience_id), _count(session, audience_id)))
 
 
 @bp.patch("/<int:audience_id>")
 @accepts("AudienceChange")
-def update_audience(audience_id: int):  # type: ignore[no-untyped-def]
+def update_audience(audience_id: int) -> ResponseReturnValue:
     data = body()
     with db.transaction(runtime().sessions) as session:
         audience = AUDIENCES.get(session, audience_id)
@@ -85,7 +86,7 @@ def update_audience(audience_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/<int:audience_id>")
-def delete_audience(audience_id: int):  # type: ignore[no-untyped-def]
+def delete_audience(audience_id: int) -> ResponseReturnValue:
     """Refused while a live campaign or a segment uses the audience."""
     with db.transaction(runtime().sessions) as session:
         audience = AUDIENCES.get(session, audience_id)
@@ -96,7 +97,7 @@ def delete_audience(audience_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/<int:audience_id>/members")
 @query("Page")
-def list_members(audience_id: int):  # type: ignore[no-untyped-def]
+def list_members(audience_id: int) -> ResponseReturnValue:
     """Oldest membership first: each profile with `added_at`; `total` counts them all."""
     limit, offset = page_args()
     with runtime().sessions() as session:
@@ -112,7 +113,7 @@ def list_members(audience_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:audience_id>/members")
 @accepts("Members")
-def add_members(audience_id: int):  # type: ignore[no-untyped-def]
+def add_members(audience_id: int) -> ResponseReturnValue:
     """`{"profile_ids": [...], "profiles": [{"email": ...}, ...]}` (either or both). Adding
     a member again is harmless: `added` counts the new ones."""
     data = body()
@@ -130,7 +131,7 @@ def add_members(audience_id: int):  # type: ignore[no-untyped-def]
 
 @bp.delete("/<int:audience_id>/members")
 @accepts("Members")
-def remove_members(audience_id: int):  # type: ignore[no-untyped-def]
+def remove_members(audience_id: int) -> ResponseReturnValue:
     """The same body as adding; removing a customer who is not a member is harmless."""
     data = body()
     with db.transaction(runtime().sessions) as session:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -35,7 +36,7 @@ STATUS_LISTENERS = "campaign_canvas.status_listeners"
 
 @bp.get("")
 @query("CampaignList")
-def list_campaigns():  # type: ignore[no-untyped-def]
+def list_campaigns() -> ResponseReturnValue:
     """Filters: `status` (one or several, comma-separated), `tag`, `q` (name contains,
     any case); `sort` updated|created|name; paging with `limit` and `offset`."""
     limit, offset = page_args(default=50, maximum=200)
@@ -61,7 +62,7 @@ def list_campaigns():  # type: ignore[no-untyped-def]
 @accepts("CampaignDocument")
 @query("Launch")
 @responds(201)
-def create_campaign():  # type: ignore[no-untyped-def]
+def create_campaign() -> ResponseReturnValue:
     document = body()
     launch = args()["launch"]
     with db.transaction(runtime().sessions) as session:
@@ -74,7 +75,7 @@ def create_campaign():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:campaign_id>")
-def get_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
+def get_campaign(campaign_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         campaign = campaigns.get(session, campaign_id)
         version = session.get(CampaignVersion, campaign.version_id)
@@ -84,7 +85,7 @@ def get_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
 @bp.put("/<int:campaign_id>")
 @accepts("CampaignDocument")
 @query("Launch")
-def update_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
+def update_campaign(campaign_id: int) -> ResponseReturnValue:
     """A changed document becomes a new version; customers in flight stay on theirs."""
     document = body()
     launch = args()["launch"]
@@ -100,7 +101,7 @@ def update_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/<int:campaign_id>")
-def delete_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
+def delete_campaign(campaign_id: int) -> ResponseReturnValue:
     with db.transaction(runtime().sessions) as session:
         campaigns.delete(session, campaign_id)
     return jsonify(deleted=campaign_id)
@@ -109,7 +110,7 @@ def delete_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/<int:campaign_id>/clone")
 @accepts("Clone", required=False)
 @responds(201)
-def clone_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
+def clone_campaign(campaign_id: int) -> ResponseReturnValue:
     """A new draft with the same document and tags; body `{"name": ...}` optional."""
     data = body()
     with db.transaction(runtime().sessions) as session:
@@ -119,7 +120,7 @@ def clone_campaign(campaign_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:campaign_id>/versions")
-def list_versions(campaign_id: int):  # type: ignore[no-untyped-def]
+def list_versions(campaign_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         campaign = campaigns.get(session, campaign_id)
         in_flight = dict(session.execute(
@@ -134,7 +135,7 @@ def list_versions(campaign_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:campaign_id>/versions/<int:number>")
-def get_version(campaign_id: int, number: int):  # type: ignore[no-untyped-def]
+def get_version(campaign_id: int, number: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         version = _version(session, campaign_id, number)
         return jsonify(id=version.id, number=version.number, created_at=iso(version.created_at),
@@ -142,7 +143,7 @@ def get_version(campaign_id: int, number: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:campaign_id>/versions/<int:number>/restore")
-def restore_version(campaign_id: int, number: int):  # type: ignore[no-untyped-def]
+def restore_version(campaign_id: int, number: int) -> ResponseReturnValue:
     """Make an old version's document the newest version again (history is never rewritten)."""
     with db.transaction(runtime().sessions) as session:
         old = _version(session, campaign_id, number)
@@ -152,7 +153,7 @@ def restore_version(campaign_id: int, number: int):  # type: ignore[no-untyped-d
 
 
 @bp.post("/<int:campaign_id>/upgrade-nodes")
-def upgrade_nodes(campaign_id: int):  # type: ignore[no-untyped-def]
+def upgrade_nodes(campaign_id: int) -> ResponseReturnValue:
     """Run the registered migrations on the nodes behind their type's newest version and save
     the result as a new version (customers in flight stay on theirs). `upgraded` says, per
     node, from and to which version, or why it stayed."""
@@ -165,7 +166,7 @@ def upgrade_nodes(campaign_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/validate")
 @read_only
 @accepts("DocumentToCheck")
-def validate_unsaved():  # type: ignore[no-untyped-def]
+def validate_unsaved() -> ResponseReturnValue:
     """Every problem of a document not saved yet (errors and warnings), as saving would
     find them; nothing is stored."""
     problems = validate_document(campaigns.with_node_versions(body()))  # as saving would store it
@@ -174,7 +175,7 @@ def validate_unsaved():  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:campaign_id>/validate")
 @read_only
-def validate_saved(campaign_id: int):  # type: ignore[no-untyped-def]
+def validate_saved(campaign_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         campaign = campaigns.get(session, campaign_id)
         problems = validate_document(session.get(CampaignVersion, campaign.version_id).document)
@@ -182,7 +183,7 @@ def validate_saved(campaign_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:campaign_id>/launch")
-def launch(campaign_id: int):  # type: ignore[no-untyped-def]
+def launch(campaign_id: int) -> ResponseReturnValue:
     with db.transaction(runtime().sessions) as session:
         entered = campaigns.launch(session, campaign_id, clock.now())
         payload = _with_entered(campaign_json(campaigns.get(session, campaign_id)), entered)
@@ -191,7 +192,7 @@ def launch(campaign_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:campaign_id>/<any(pause, resume, stop):action>")
-def change_status(campaign_id: int, action: str):  # type: ignore[no-untyped-def]
+def change_status(campaign_id: int, action: str) -> ResponseReturnValue:
     with db.transaction(runtime().sessions) as session:
         if action == "pause":
             campaigns.pause(session, campaign_id)
@@ -205,7 +206,7 @@ def change_status(campaign_id: int, action: str):  # type: ignore[no-untyped-def
 
 
 @bp.get("/<int:campaign_id>/stats")
-def stats(campaign_id: int):  # type: ignore[no-untyped-def]
+def stats(campaign_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         campaigns.get(session, campaign_id)
         return jsonify(nodes=node_stats(session, campaign_id), **campaign_totals(session, [campaign_id])[campaign_id])

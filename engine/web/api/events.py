@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -31,7 +32,7 @@ HISTORY_PAGE, HISTORY_MAX = 50, 500
 @bp.post("/events")
 @accepts("Event", refuse=events.refuse)
 @responds(201)
-def post_event():  # type: ignore[no-untyped-def]
+def post_event() -> ResponseReturnValue:
     """One event; answers its id and what it did."""
     event = events.parse_event(body())
     with db.transaction(runtime().sessions) as session:
@@ -41,7 +42,7 @@ def post_event():  # type: ignore[no-untyped-def]
 
 @bp.post("/events/batch")
 @accepts("EventBatch", refuse=events.refuse)
-def post_batch():  # type: ignore[no-untyped-def]
+def post_batch() -> ResponseReturnValue:
     """Up to 10,000 events, all or nothing."""
     batch = events.parse_batch(body())
     with db.transaction(runtime().sessions) as session:
@@ -51,7 +52,7 @@ def post_batch():  # type: ignore[no-untyped-def]
 
 @bp.get("/events")
 @query("EventHistory")
-def list_events():  # type: ignore[no-untyped-def]
+def list_events() -> ResponseReturnValue:
     """Newest first. Filters: `event`, `profile_id`, `external_id`, `since`, `until` (ISO
     8601). Page on with `before` = the `next_before` of the previous page (keyset paging:
     events arriving meanwhile neither repeat nor hide one)."""
@@ -103,7 +104,7 @@ def _event_json(event: Event, external_id: str | None) -> dict[str, Any]:
 
 
 @bp.get("/event-types")
-def list_event_types():  # type: ignore[no-untyped-def]
+def list_event_types() -> ResponseReturnValue:
     with runtime().sessions() as session:
         types = list(session.scalars(select(EventType).order_by(EventType.name)))
         links = _campaign_links(session, [t.name for t in types])
@@ -111,7 +112,7 @@ def list_event_types():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/event-types/<path:name>")
-def get_event_type(name: str):  # type: ignore[no-untyped-def]
+def get_event_type(name: str) -> ResponseReturnValue:
     with runtime().sessions() as session:
         found = _event_type(session, name)
         return jsonify(_type_json(found, _campaign_links(session, [name]).get(name, [])))
@@ -120,7 +121,7 @@ def get_event_type(name: str):  # type: ignore[no-untyped-def]
 @bp.post("/event-types")
 @accepts("EventType")
 @responds(201)
-def create_event_type():  # type: ignore[no-untyped-def]
+def create_event_type() -> ResponseReturnValue:
     """Declare an event type before any event of it arrives (to describe it, or to pick it
     on the canvas)."""
     data = body()
@@ -140,7 +141,7 @@ def create_event_type():  # type: ignore[no-untyped-def]
 
 @bp.patch("/event-types/<path:name>")
 @accepts("EventTypeChange")
-def update_event_type(name: str):  # type: ignore[no-untyped-def]
+def update_event_type(name: str) -> ResponseReturnValue:
     description = body()["description"]
     with db.transaction(runtime().sessions) as session:
         found = _event_type(session, name)

@@ -8,6 +8,7 @@ description lists it, as text). Prometheus sends the key with `authorization: {c
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
+from flask.typing import ResponseReturnValue
 from prometheus_client.exposition import choose_encoder
 
 from engine.ops import metrics
@@ -19,7 +20,7 @@ bp = Blueprint("metrics", __name__)
 
 @bp.get("/metrics")
 @responds(200, media_type="text/plain", security=[{"bearer": []}, {"session": []}])
-def scrape():  # type: ignore[no-untyped-def]
+def scrape() -> ResponseReturnValue:
     """The Prometheus exposition (the OpenMetrics format when Accept asks for it)."""
     # the format Prometheus asks for in Accept (OpenMetrics, or the classic text format)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))

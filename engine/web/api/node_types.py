@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 
 from engine.core import registry
 from engine.core.errors import InvalidInput, NotFound
@@ -35,14 +36,14 @@ bp = Blueprint("node_types", __name__, url_prefix="/api/node-types")
 
 @bp.get("")
 @responds(200, schema={"type": "array", "items": {"type": "object"}})
-def list_node_types():  # type: ignore[no-untyped-def]
+def list_node_types() -> ResponseReturnValue:
     """The newest version of every registered node type, with its settings JSON Schema,
     its ports and `versions` (every installed version)."""
     return jsonify([cls.describe() for cls in registry.all_types()])
 
 
 @bp.get("/<type_name>/versions/<int:version>")
-def node_type_version(type_name: str, version: int):  # type: ignore[no-untyped-def]
+def node_type_version(type_name: str, version: int) -> ResponseReturnValue:
     """One version's declaration (schema, ports...): the form of a node saved on it."""
     _known(type_name)
     node_class = registry.get(type_name, version)
@@ -55,7 +56,7 @@ def node_type_version(type_name: str, version: int):  # type: ignore[no-untyped-
 @bp.post("/<type_name>/ports")
 @read_only
 @accepts("NodeSettings")
-def node_type_ports(type_name: str):  # type: ignore[no-untyped-def]
+def node_type_ports(type_name: str) -> ResponseReturnValue:
     """The output ports of a node of this type with these settings: `{"settings": {...}}`,
     and `"version"` for a node on an older version than the newest."""
     data = body()
@@ -68,7 +69,7 @@ def node_type_ports(type_name: str):  # type: ignore[no-untyped-def]
 @bp.post("/<type_name>/upgrade")
 @read_only
 @accepts("NodeUpgrade")
-def upgrade_node(type_name: str):  # type: ignore[no-untyped-def]
+def upgrade_node(type_name: str) -> ResponseReturnValue:
     """A node's settings upgraded to the newest version by the type's migrations:
     `{"version": 1, "settings": {...}}` in, `{"type", "from_version", "version", "settings",
     "ports", "port_renames"}` out. 409 when a migration step is missing (the node keeps working as it is)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,7 @@ POLLS: Named[Poll] = Named(Poll, "poll")
 
 @bp.get("")
 @query("NameSearch")
-def list_polls():  # type: ignore[no-untyped-def]
+def list_polls() -> ResponseReturnValue:
     """By name, each with its response count; `q` keeps the names containing it (any case)."""
     query = select(Poll).order_by(Poll.name, Poll.id)
     if q := args().get("q", "").strip():
@@ -43,7 +44,7 @@ def list_polls():  # type: ignore[no-untyped-def]
 @bp.post("")
 @accepts("Poll")
 @responds(201)
-def create_poll():  # type: ignore[no-untyped-def]
+def create_poll() -> ResponseReturnValue:
     """`{"name", "description", "questions": [{"id", "text", "answers": [{"id", "text"}],
     "multiple"}]}`: ids unique, at least one answer per question."""
     fields = polls.fields(body(), {"description": ""})
@@ -57,14 +58,14 @@ def create_poll():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:poll_id>")
-def get_poll(poll_id: int):  # type: ignore[no-untyped-def]
+def get_poll(poll_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         return jsonify(polls.poll_json(POLLS.get(session, poll_id), polls.count_responses(session, poll_id)))
 
 
 @bp.patch("/<int:poll_id>")
 @accepts("PollChange")
-def update_poll(poll_id: int):  # type: ignore[no-untyped-def]
+def update_poll(poll_id: int) -> ResponseReturnValue:
     """Fields left out keep their values; `questions` replaces them all. Once customers
     answered, questions and answers may be added and reworded, not removed (409)."""
     data = body()
@@ -82,7 +83,7 @@ def update_poll(poll_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/<int:poll_id>")
-def delete_poll(poll_id: int):  # type: ignore[no-untyped-def]
+def delete_poll(poll_id: int) -> ResponseReturnValue:
     """Deletes the poll and its responses; refused while a live campaign uses it."""
     with db.transaction(runtime().sessions) as session:
         poll = POLLS.get(session, poll_id)
@@ -94,7 +95,7 @@ def delete_poll(poll_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/<int:poll_id>/responses")
 @accepts("PollResponse")
 @responds(201)
-def post_response(poll_id: int):  # type: ignore[no-untyped-def]
+def post_response(poll_id: int) -> ResponseReturnValue:
     """`{"profile_id": n}` or `{"profile": {"external_id" | "email" | "phone": ...}}` (an
     unknown customer is created, as events do), and `"answers": {question id: [answer
     ids]}`. Records `poll.completed`. 409 `already_responded` for a second response."""
@@ -111,7 +112,7 @@ def post_response(poll_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/<int:poll_id>/responses")
 @query("Page")
-def list_responses(poll_id: int):  # type: ignore[no-untyped-def]
+def list_responses(poll_id: int) -> ResponseReturnValue:
     """Oldest first (`limit`, `offset`), each with the customer's external_id."""
     limit, offset = page_args()
     with runtime().sessions() as session:
@@ -125,7 +126,7 @@ def list_responses(poll_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:poll_id>/results")
-def poll_results(poll_id: int):  # type: ignore[no-untyped-def]
+def poll_results(poll_id: int) -> ResponseReturnValue:
     """How many responses picked each answer of each question."""
     with runtime().sessions() as session:
         return jsonify(polls.results(session, POLLS.get(session, poll_id)))

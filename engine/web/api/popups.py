@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, send_file
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from engine.core import clock, db
@@ -49,7 +50,7 @@ CORS_HEADERS = {
 @bp.get("/api/profiles/<bigid:profile_id>/popups")
 @site
 @query("PopupAction")
-def profile_popup(profile_id: int):  # type: ignore[no-untyped-def]
+def profile_popup(profile_id: int) -> ResponseReturnValue:
     """The popup to show this customer now for `action`, handed out once: `{"popup": {...}}`
     or `{"popup": null}` (also for an unknown customer: a page learns nothing from it)."""
     action = args()["action"].strip()
@@ -59,7 +60,7 @@ def profile_popup(profile_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/api/popups/next")
 @site
 @query("NextPopup")
-def next_popup():  # type: ignore[no-untyped-def]
+def next_popup() -> ResponseReturnValue:
     """The same, the customer named by `profile_id` or `external_id` (the site's own id)."""
     action = args()["action"].strip()
     profile_id, external_id = args().get("profile_id"), args().get("external_id")
@@ -76,7 +77,7 @@ def next_popup():  # type: ignore[no-untyped-def]
 @bp.post("/api/popups/report")
 @public
 @accepts("PopupReport")
-def report_popup():  # type: ignore[no-untyped-def]
+def report_popup() -> ResponseReturnValue:
     """`{"token": ..., "event": "view" | "click", "button": id (clicks)}`: records the
     view or click once, as a `popup.view` / `popup.click` event; a repeat changes nothing
     (`recorded: false`). The token (not a key) says which popup, and is all the proof asked."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -35,7 +36,7 @@ JOB_ID_MAX = 2**31 - 1
 
 @bp.get("")
 @query("ProfileSearch")
-def list_profiles():  # type: ignore[no-untyped-def]
+def list_profiles() -> ResponseReturnValue:
     """Ordered by id; `q` keeps the profiles whose external_id, email or phone starts with
     it (emails compare case-insensitively, as they are stored lowercased)."""
     limit, offset = page_args()
@@ -50,7 +51,7 @@ def list_profiles():  # type: ignore[no-untyped-def]
 
 @bp.post("")
 @accepts("ProfileUpsert", refuse=store.refuse)
-def upsert_profiles():  # type: ignore[no-untyped-def]
+def upsert_profiles() -> ResponseReturnValue:
     """`{"profiles": [...]}`: each item is matched by its identifiers (see
     `engine.journeys.profiles.Upsert`) and creates or updates one profile; all or nothing."""
     items = body()["profiles"]
@@ -63,7 +64,7 @@ def upsert_profiles():  # type: ignore[no-untyped-def]
 
 @bp.patch("/<bigid:profile_id>")
 @accepts("ProfileChange", refuse=store.refuse)
-def update_profile(profile_id: int):  # type: ignore[no-untyped-def]
+def update_profile(profile_id: int) -> ResponseReturnValue:
     """Fields left out keep their values; null clears an identifier or the time zone;
     attributes merge (a null attribute is removed)."""
     data = body()
@@ -76,7 +77,7 @@ def update_profile(profile_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/<bigid:profile_id>")
-def delete_profile(profile_id: int):  # type: ignore[no-untyped-def]
+def delete_profile(profile_id: int) -> ResponseReturnValue:
     """Deletes the profile with its journeys, events, messages, memberships and steps."""
     with db.transaction(runtime().sessions) as session:
         if not session.execute(delete(Profile).where(Profile.id == profile_id)).rowcount:
@@ -90,7 +91,7 @@ def delete_profile(profile_id: int):  # type: ignore[no-untyped-def]
 @accepts("ImportFile", media_type="multipart/form-data", checked=False)
 @query("ImportOptions")
 @responds(201, 202)
-def import_profiles():  # type: ignore[no-untyped-def]
+def import_profiles() -> ResponseReturnValue:
     """A CSV or JSON file (format: engine/journeys/imports.py) as the multipart field `file`, or as
     the body (text/csv, application/x-ndjson). Files under imports.SYNC_ROWS rows are
     imported before the answer (201, the finished job); larger ones in a thread of this
@@ -112,7 +113,7 @@ def import_profiles():  # type: ignore[no-untyped-def]
 
 @imports_bp.get("")
 @query("Page")
-def list_imports():  # type: ignore[no-untyped-def]
+def list_imports() -> ResponseReturnValue:
     """Newest first, without the refused rows (GET one job for those)."""
     limit, offset = page_args()
     with runtime().sessions() as session:
@@ -123,19 +124,19 @@ def list_imports():  # type: ignore[no-untyped-def]
 
 
 @imports_bp.get("/<int:import_id>")
-def get_import(import_id: int):  # type: ignore[no-untyped-def]
+def get_import(import_id: int) -> ResponseReturnValue:
     return jsonify(_job(import_id))
 
 
 @bp.get("/<bigid:profile_id>")
-def get_profile(profile_id: int):  # type: ignore[no-untyped-def]
+def get_profile(profile_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         return jsonify(profile_json(_profile(session, profile_id)))
 
 
 @bp.get("/<bigid:profile_id>/notifications")
 @query("NotificationPage")
-def list_notifications(profile_id: int):  # type: ignore[no-untyped-def]
+def list_notifications(profile_id: int) -> ResponseReturnValue:
     """Newest first. Page on with `before` = the `next_before` of the previous page (keyset
     paging: a notification arriving meanwhile neither repeats nor hides one)."""
     limit, unread = limit_arg(PAGE_SIZE, PAGE_MAX), args()["unread"]
@@ -155,7 +156,7 @@ def list_notifications(profile_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<bigid:profile_id>/notifications/<bigid:notification_id>/read")
-def mark_read(profile_id: int, notification_id: int):  # type: ignore[no-untyped-def]
+def mark_read(profile_id: int, notification_id: int) -> ResponseReturnValue:
     """Idempotent: reading again keeps the first read time."""
     with db.transaction(runtime().sessions) as session:
         _profile(session, profile_id)

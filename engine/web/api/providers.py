@@ -4,6 +4,7 @@ and delete. Secrets go in, never out: every response is built by `providers.publ
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 
 from engine.core import db
 from engine.messaging import providers
@@ -15,13 +16,13 @@ bp = Blueprint("providers", __name__, url_prefix="/api")
 
 @bp.get("/provider-kinds")
 @responds(200, schema={"type": "array", "items": {"type": "object"}})
-def provider_kinds():  # type: ignore[no-untyped-def]
+def provider_kinds() -> ResponseReturnValue:
     return jsonify(providers.describe_kinds())
 
 
 @bp.get("/providers")
 @query("ChannelFilter")
-def list_providers():  # type: ignore[no-untyped-def]
+def list_providers() -> ResponseReturnValue:
     with runtime().sessions() as session:
         items = [providers.public(c) for c in providers.list_providers(session, args().get("channel"))]
     return jsonify(items=items)
@@ -30,7 +31,7 @@ def list_providers():  # type: ignore[no-untyped-def]
 @bp.post("/providers")
 @accepts("Provider")
 @responds(201)
-def create_provider():  # type: ignore[no-untyped-def]
+def create_provider() -> ResponseReturnValue:
     data = body()
     with db.transaction(runtime().sessions) as session:
         payload = providers.public(providers.create_provider(session, data))
@@ -38,14 +39,14 @@ def create_provider():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/providers/<int:provider_id>")
-def get_provider(provider_id: int):  # type: ignore[no-untyped-def]
+def get_provider(provider_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         return jsonify(providers.public(providers.get_provider(session, provider_id)))
 
 
 @bp.put("/providers/<int:provider_id>")
 @accepts("ProviderChange")
-def update_provider(provider_id: int):  # type: ignore[no-untyped-def]
+def update_provider(provider_id: int) -> ResponseReturnValue:
     data = body()
     with db.transaction(runtime().sessions) as session:
         payload = providers.public(providers.update_provider(session, provider_id, data))
@@ -53,7 +54,7 @@ def update_provider(provider_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/providers/<int:provider_id>")
-def delete_provider(provider_id: int):  # type: ignore[no-untyped-def]
+def delete_provider(provider_id: int) -> ResponseReturnValue:
     """Answers which active campaigns were suspended because they named this config."""
     with db.transaction(runtime().sessions) as session:
         suspended = providers.delete_provider(session, provider_id)

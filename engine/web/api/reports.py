@@ -9,6 +9,7 @@ of millions of rows starts at once and never sits in memory.
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
+from flask.typing import ResponseReturnValue
 
 from engine.core import clock
 from engine.journeys import actions, report
@@ -21,7 +22,7 @@ bp = Blueprint("reports", __name__, url_prefix="/api/campaigns")
 
 @bp.get("/<int:campaign_id>/report")
 @query("ReportOptions")
-def get_report(campaign_id: int):  # type: ignore[no-untyped-def]
+def get_report(campaign_id: int) -> ResponseReturnValue:
     """`interval` hour|day (default: hourly for up to 72 hours of data), `tz` an IANA time
     zone for day boundaries (default: the account's)."""
     rt = runtime()
@@ -32,7 +33,7 @@ def get_report(campaign_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/<int:campaign_id>/actions")
 @query("ActionFilters")
-def list_actions(campaign_id: int):  # type: ignore[no-untyped-def]
+def list_actions(campaign_id: int) -> ResponseReturnValue:
     """Filters: `node`, `port`, `status` (message status, or `none`), `profile` (id, email,
     phone or external id), `since`, `until`; `limit` (50, at most 500), `before`."""
     filters = _filters()
@@ -45,7 +46,7 @@ def list_actions(campaign_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/<int:campaign_id>/report.csv")
 @query("ActionExport")
 @responds(200, media_type="text/csv")
-def export_actions(campaign_id: int):  # type: ignore[no-untyped-def]
+def export_actions(campaign_id: int) -> ResponseReturnValue:
     """The action tracking table as CSV: the same filters, and `columns` (comma-separated,
     any of `engine.journeys.actions.COLUMNS`, in the order wanted)."""
     filters, columns = _filters(), list(dict.fromkeys(args().get("columns") or actions.COLUMNS))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -37,7 +38,7 @@ FINISHED = ("stopped", "finished")
 
 @bp.get("")
 @query("NameSearch")
-def list_segments():  # type: ignore[no-untyped-def]
+def list_segments() -> ResponseReturnValue:
     """By name; `q` keeps the names containing it (any case)."""
     query = select(Segment).order_by(Segment.name, Segment.id)
     if q := args().get("q", "").strip():
@@ -49,7 +50,7 @@ def list_segments():  # type: ignore[no-untyped-def]
 @bp.post("")
 @accepts("Segment")
 @responds(201)
-def create_segment():  # type: ignore[no-untyped-def]
+def create_segment() -> ResponseReturnValue:
     fields = _fields(body(), {"description": ""})
     with db.transaction(runtime().sessions) as session:
         SEGMENTS.check_free(session, fields["name"], None)
@@ -62,14 +63,14 @@ def create_segment():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:segment_id>")
-def get_segment(segment_id: int):  # type: ignore[no-untyped-def]
+def get_segment(segment_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         return jsonify(segment_json(SEGMENTS.get(session, segment_id)))
 
 
 @bp.put("/<int:segment_id>")
 @accepts("SegmentChange")
-def update_segment(segment_id: int):  # type: ignore[no-untyped-def]
+def update_segment(segment_id: int) -> ResponseReturnValue:
     """Fields left out keep their stored values; what is given is validated as a whole."""
     data = body()
     with db.transaction(runtime().sessions) as session:
@@ -87,7 +88,7 @@ def update_segment(segment_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/<int:segment_id>")
-def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
+def delete_segment(segment_id: int) -> ResponseReturnValue:
     with db.transaction(runtime().sessions) as session:
         segment = SEGMENTS.get(session, segment_id)
         refuse_if_used(session, "segment", segment_id, segment.name)
@@ -96,7 +97,7 @@ def delete_segment(segment_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:segment_id>/preview")
-def preview_segment(segment_id: int):  # type: ignore[no-untyped-def]
+def preview_segment(segment_id: int) -> ResponseReturnValue:
     """How many customers match now, and the first PREVIEW_SIZE of them (by id)."""
     with runtime().sessions() as session:
         return jsonify(_preview(session, SEGMENTS.get(session, segment_id).rules))
@@ -105,7 +106,7 @@ def preview_segment(segment_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/preview")
 @read_only
 @accepts("RulesPreview")
-def preview_rules():  # type: ignore[no-untyped-def]
+def preview_rules() -> ResponseReturnValue:
     """The same for rules not saved yet: `{"rules": {...}}`."""
     data = body()
     with runtime().sessions() as session:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -36,7 +37,7 @@ ATTRIBUTE_SAMPLE = 200
 
 @bp.get("/templates")
 @query("ChannelFilter")
-def list_templates():  # type: ignore[no-untyped-def]
+def list_templates() -> ResponseReturnValue:
     query = select(Template).order_by(Template.channel, Template.name, Template.id)
     if (channel := args().get("channel")) is not None:
         query = query.where(Template.channel == channel)
@@ -47,7 +48,7 @@ def list_templates():  # type: ignore[no-untyped-def]
 @bp.post("/templates")
 @accepts("Template")
 @responds(201)
-def create_template():  # type: ignore[no-untyped-def]
+def create_template() -> ResponseReturnValue:
     fields = _fields(body(), {})
     with db.transaction(runtime().sessions) as session:
         _check_name(session, fields["channel"], fields["name"], None)
@@ -59,14 +60,14 @@ def create_template():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/templates/<int:template_id>")
-def get_template(template_id: int):  # type: ignore[no-untyped-def]
+def get_template(template_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         return jsonify(_template_json(_get(session, template_id)))
 
 
 @bp.put("/templates/<int:template_id>")
 @accepts("TemplateChange")
-def update_template(template_id: int):  # type: ignore[no-untyped-def]
+def update_template(template_id: int) -> ResponseReturnValue:
     """Fields left out keep their stored values; what is given is validated as a whole."""
     data = body()
     with db.transaction(runtime().sessions) as session:
@@ -82,7 +83,7 @@ def update_template(template_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.delete("/templates/<int:template_id>")
-def delete_template(template_id: int):  # type: ignore[no-untyped-def]
+def delete_template(template_id: int) -> ResponseReturnValue:
     with db.transaction(runtime().sessions) as session:
         session.delete(_get(session, template_id))
     return jsonify(deleted=template_id)
@@ -91,7 +92,7 @@ def delete_template(template_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/templates/<int:template_id>/preview")
 @read_only
 @accepts("TemplatePreview")
-def preview_template(template_id: int):  # type: ignore[no-untyped-def]
+def preview_template(template_id: int) -> ResponseReturnValue:
     """Body: {"profile_id": n} or {"profile": {...}}, optional "event" {"name", "properties"}
     and "campaign" {"id", "name"}. Answers the rendered content."""
     data = body()
@@ -105,7 +106,7 @@ def preview_template(template_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/templates/preview")
 @read_only
 @accepts("UnsavedPreview")
-def preview_unsaved():  # type: ignore[no-untyped-def]
+def preview_unsaved() -> ResponseReturnValue:
     """Preview content before saving it: the POST /templates body plus the preview fields."""
     data = body()
     channel, content = data.get("channel"), data.get("content")
@@ -119,7 +120,7 @@ def preview_unsaved():  # type: ignore[no-untyped-def]
 
 @bp.get("/merge-tags")
 @query("ChannelFilter")
-def list_merge_tags():  # type: ignore[no-untyped-def]
+def list_merge_tags() -> ResponseReturnValue:
     """The fixed tags plus the attribute names found on the newest profiles."""
     channel = args().get("channel", "email")
     with runtime().sessions() as session:

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
@@ -98,7 +99,7 @@ def _unconfigured(provider: str, keys: str) -> None:
 @bp.post("/sendgrid")
 @accepts("SendGridEvents", checked=False)  # the signature is checked before the body is read
 @responds(200, security=[{"sendgridSignature": []}, {}])
-def sendgrid():  # type: ignore[no-untyped-def]
+def sendgrid() -> ResponseReturnValue:
     raw = request.get_data()
     configured, keys = _sendgrid_keys()
     if configured:
@@ -118,7 +119,7 @@ def sendgrid():  # type: ignore[no-untyped-def]
 @bp.post("/twilio")
 @accepts("TwilioStatus", media_type="application/x-www-form-urlencoded", checked=False)
 @responds(200, security=[{"twilioSignature": []}, {}])
-def twilio():  # type: ignore[no-untyped-def]
+def twilio() -> ResponseReturnValue:
     form = request.form
     tokens = _twilio_tokens()
     if tokens:
@@ -137,7 +138,7 @@ def twilio():  # type: ignore[no-untyped-def]
 @bp.post("/push")
 @accepts("PushReceipts", checked=False)
 @responds(200, security=[{"pushToken": []}, {}])
-def push():  # type: ignore[no-untyped-def]
+def push() -> ResponseReturnValue:
     token = os.environ.get("CC_PUSH_WEBHOOK_TOKEN", "")
     if token:
         _verify_bearer(token)
