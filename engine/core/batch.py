@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, ColumnElement, Select, any_, bindparam, select
+from sqlalchemy import BigInteger, ColumnElement, Select, SQLColumnExpression, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,7 @@ from engine.core.models import NodeState
 IN_CHUNK = 10_000
 
 
-def id_chunks(session: Session, column: ColumnElement[Any], ids: Sequence[int]) -> Iterator[ColumnElement[bool]]:
+def id_chunks(session: Session, column: SQLColumnExpression[Any], ids: Sequence[int]) -> Iterator[ColumnElement[bool]]:
     """`column IN ids` as conditions to run one statement each: on PostgreSQL a single
     `= ANY(array)` parameter (one bind instead of thousands: much less parsing and
     planning), elsewhere IN lists of at most IN_CHUNK."""
@@ -119,7 +119,7 @@ class Batch:
             yield self.take(range(start, min(start + size, len(self))))
 
     # -- set work in SQL -----------------------------------------------------------------
-    def matching(self, query: Select[Any], profile_column: ColumnElement[Any]) -> Batch:
+    def matching(self, query: Select[Any], profile_column: SQLColumnExpression[Any]) -> Batch:
         """The members whose profile id `query` returns, `query` being restricted to this
         batch's profiles in SQL (chunked to stay within parameter limits)."""
         found: set[int] = set()

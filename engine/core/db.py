@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.dml import Insert
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -50,11 +49,21 @@ def _sqlite_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def upsert(session: Session, table: Any) -> Insert:
+#: an INSERT with ON CONFLICT clauses: the two dialects' constructs share that interface
+UpsertStatement = postgresql.Insert | sqlite.Insert
+
+
+def upsert(session: Session, table: Any) -> UpsertStatement:
     """An INSERT for `table` that supports ON CONFLICT on the session's database (PostgreSQL
     or SQLite, the two we run on)."""
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE, DELETE or INSERT matched: Session.execute types its result as a
+    plain Result, but for these statements it is a CursorResult."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

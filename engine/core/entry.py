@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from engine.core import wakeups
 from engine.core.counters import CAMPAIGN_NODE
-from engine.core.db import upsert
+from engine.core.db import rowcount, upsert
 from engine.core.executor import ENTERED, add_counts
 from engine.core.models import Enrollment
 
@@ -34,7 +34,7 @@ def enroll_select(session: Session, campaign_id: int, version_id: int, node_id: 
     )
     inserted = session.execute(insert(Enrollment).from_select(_COLUMNS, rows),
                                execution_options={"preserve_rowcount": True})
-    count = max(inserted.rowcount, 0)
+    count = max(rowcount(inserted), 0)
     _entered(session, campaign_id, version_id, node_id, count, now)
     return count
 

@@ -153,9 +153,9 @@ class Executor:
     def _graph(self, session: Session, version_id: int, node_id: str) -> CampaignGraph:
         """The version's graph; NodeFailed when a node's type is not installed (any more)."""
         try:
-            return self.graphs.get(version_id, lambda: session.get(CampaignVersion, version_id).document)
+            return self.graphs.get(version_id, lambda: session.get_one(CampaignVersion, version_id).document)
         except KeyError as exc:
-            document = session.get(CampaignVersion, version_id).document
+            document = session.get_one(CampaignVersion, version_id).document
             spec = next((n for n in document["nodes"] if n["id"] == node_id), {"id": node_id, "type": node_id})
             raise NodeFailed(node_id, label(spec), str(exc.args[0] if exc.args else exc)) from exc
 

@@ -7,7 +7,7 @@ here and nowhere else: RQ jobs only wake the executor up. Times are naive UTC.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -41,6 +42,10 @@ NAMING = {
 
 
 class Base(DeclarativeBase):
+    if TYPE_CHECKING:
+        # every model maps one Table (none a join or a select), which Core statements take
+        __table__: ClassVar[Table]
+
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime()}
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from engine.core.db import upsert
+from engine.core.db import rowcount, upsert
 from engine.core.models import Campaign, NodeFailure
 
 #: failed runs in a row of one node that suspend its campaign
@@ -41,9 +41,9 @@ def record(session: Session, campaign_id: int, node_id: str, label: str, error: 
         return False
     reason = (f"The node '{label}' failed {failures} times in a row: {error}. Its customers wait where they are; "
               "fix the cause, then resume the campaign.")
-    suspended = session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == "active")
-                                .values(status="suspended", status_reason=reason),
-                                execution_options={"synchronize_session": False}).rowcount
+    suspended = rowcount(session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == "active")
+                                         .values(status="suspended", status_reason=reason),
+                                         execution_options={"synchronize_session": False}))
     return bool(suspended)
 
 

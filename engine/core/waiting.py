@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from engine.core import wakeups
+from engine.core import db, wakeups
 from engine.core.batch import Batch, id_chunks
 from engine.core.graph import node_class
 from engine.core.models import ACTIVE, CampaignVersion, Enrollment, Event
@@ -175,7 +175,7 @@ def _make_due(session: Session, version_id: int, node_id: str, profiles: list[in
         result = session.execute(update(Enrollment).where(Enrollment.id.in_(waiting.scalar_subquery()))
                                  .values(due_at=due, updated_at=now),
                                  execution_options={"synchronize_session": False, "preserve_rowcount": True})
-        moved += max(result.rowcount, 0)
+        moved += max(db.rowcount(result), 0)
     if moved:
         wakeups.request(session, version_id, node_id, due)
     return moved

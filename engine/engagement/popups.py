@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from engine.core import db
 from engine.core.clock import iso
 from engine.core.engagement import new_token  # noqa: F401  (kept importable here)
 from engine.core.errors import InvalidInput, NotFound
@@ -75,8 +76,8 @@ def _mark(session: Session, popup: Popup, kind: str, now: datetime, button: str 
     """Set the kind's time if unset and record its event; False when it was set already.
     The conditional UPDATE is the guard: of two concurrent reports, one updates the row."""
     column, name = REPORTS[kind]
-    done = session.execute(update(Popup).where(Popup.id == popup.id, getattr(Popup, column).is_(None))
-                           .values({column: now}).execution_options(synchronize_session=False)).rowcount
+    done = db.rowcount(session.execute(update(Popup).where(Popup.id == popup.id, getattr(Popup, column).is_(None))
+                                      .values({column: now}).execution_options(synchronize_session=False)))
     if not done:
         return False
     properties: dict[str, Any] = {"popup_id": popup.id, "campaign_id": popup.campaign_id, "action": popup.action}

@@ -20,7 +20,7 @@ from sqlalchemy import delete as delete_rows
 from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from engine.core import clock, node_failures, registry, wakeups
+from engine.core import clock, db, node_failures, registry, wakeups
 from engine.core.entry import enroll_select
 from engine.core.errors import DocumentInvalid, InvalidInput, InvalidState, NotFound
 from engine.core.graph import entry_node, node_class, with_defaults
@@ -59,7 +59,7 @@ def save(session: Session, campaign_id: int, document: Mapping[str, Any], now: d
     document = with_node_versions(document)
     ensure_valid(document)
     _ensure_targets_allowed(session, document)
-    current = session.get(CampaignVersion, campaign.version_id)
+    current = session.get_one(CampaignVersion, campaign.version_id)
     if current is not None and current.document == dict(document):
         return current
     _describe(session, campaign, document)
@@ -139,7 +139,7 @@ def launch(session: Session, campaign_id: int, now: datetime) -> int:
     if campaign.status not in ("draft", "scheduled"):
         raise InvalidState(f"campaign {campaign_id} is {campaign.status}; only a draft or scheduled "
                            "campaign can be launched (resume a paused one)")
-    version = session.get(CampaignVersion, campaign.version_id)
+    version = session.get_one(CampaignVersion, campaign.version_id)
     ensure_valid(version.document)
     _ensure_targets_allowed(session, version.document)
     entry = entry_node(version.document)
@@ -172,7 +172,7 @@ def resume(session: Session, campaign_id: int, now: datetime) -> None:
         raise InvalidState(f"campaign {campaign_id} is {campaign.status}; only a paused or suspended one "
                            "can be resumed")
     if campaign.status == "suspended":
-        ensure_valid(session.get(CampaignVersion, campaign.version_id).document)
+        ensure_valid(session.get_one(CampaignVersion, campaign.version_id).document)
         _ensure_providers_exist(session, campaign)
     campaign.status, campaign.status_reason = "active", ""
     node_failures.forget(session, campaign_id)  # a node that failed gets its tries afresh
@@ -185,11 +185,11 @@ def stop(session: Session, campaign_id: int, now: datetime) -> int:
     if campaign.status in ("stopped", "draft"):
         raise InvalidState(f"campaign {campaign_id} is {campaign.status}; nothing to stop")
     campaign.status, campaign.finished_at = "stopped", now
-    return session.execute(
+    return db.rowcount(session.execute(
         update(Enrollment).where(Enrollment.campaign_id == campaign_id, Enrollment.state == "active")
         .values(state="exited", due_at=None, updated_at=now),
         execution_options={"synchronize_session": False},
-    ).rowcount or 0
+    )) or 0
 
 
 def request_due_wakeups(session: Session, campaign_id: int | None, now: datetime, *, overdue_by: Any = None) -> int:
@@ -216,7 +216,7 @@ def finish_completed(session: Session, now: datetime) -> list[int]:
     finished = []
     tz = schedule.account_zone(session)
     for campaign in session.scalars(select(Campaign).where(Campaign.status == "active")):
-        entry = entry_node(session.get(CampaignVersion, campaign.version_id).document)
+        entry = entry_node(session.get_one(CampaignVersion, campaign.version_id).document)
         if schedule.admits_later(campaign, entry, now, tz):
             continue
         in_flight = session.scalar(select(Enrollment.id).where(
@@ -271,7 +271,7 @@ def delete(session: Session, campaign_id: int) -> None:
 def clone(session: Session, campaign_id: int, name: object = None) -> Campaign:
     """A new draft with the current document (and its tags and settings) of another campaign."""
     source = get(session, campaign_id)
-    document = dict(session.get(CampaignVersion, source.version_id).document)
+    document = dict(session.get_one(CampaignVersion, source.version_id).document)
     if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
         raise InvalidInput.field("/name", "must be a non-empty string of at most 200 characters")
     document["name"] = name.strip() if isinstance(name, str) else f"{source.name} (copy)"[:200]
@@ -301,7 +301,7 @@ def upgrade_nodes(session: Session, campaign_id: int, now: datetime | None = Non
     migration path stays as it is and is reported with the reason. Nothing to upgrade:
     no new version."""
     campaign = get(session, campaign_id, lock=True)
-    current = session.get(CampaignVersion, campaign.version_id)
+    current = session.get_one(CampaignVersion, campaign.version_id)
     document, report = upgraded_document(current.document)
     if not any(step.to_version for step in report):
         return current, report

@@ -136,7 +136,7 @@ def run_due(session: Session, now: datetime, *, campaign_id: int | None = None, 
 
 
 def _run(session: Session, campaign: Campaign, now: datetime, tz: ZoneInfo) -> int:
-    version = session.get(CampaignVersion, campaign.version_id)
+    version = session.get_one(CampaignVersion, campaign.version_id)
     entry: Any = entry_node(version.document)
     starts = campaign.status == "scheduled"
     if starts:

@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import ColumnElement, TextClause, bindparam, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.core import clock, db, wakeups
@@ -212,7 +212,7 @@ class Dispatcher:
     @staticmethod
     def _content(session: Session, version_id: int, node_id: str) -> tuple[Any, str] | CampaignCanvasError:
         """A send node's compiled content and category (or why it cannot be rendered)."""
-        document = session.get(CampaignVersion, version_id).document
+        document = session.get_one(CampaignVersion, version_id).document
         settings = next(n for n in document["nodes"] if n["id"] == node_id).get("settings", {})
         try:
             return renderer_for(session, settings), settings.get("category", "")
@@ -229,7 +229,7 @@ class Dispatcher:
             not r.transient or by_id[r.outbox_id].attempts + 1 >= self.max_attempts)]
         retry = [r for r in results if not r.ok and not r.unknown and r not in final]
         with db.transaction(self.sessions) as session:
-            mine = [OutboxMessage.batch_key == batch.batch_key, SENDING]
+            mine: list[ColumnElement[bool] | TextClause] = [OutboxMessage.batch_key == batch.batch_key, SENDING]
             if sent:
                 session.execute(
                     update(OutboxMessage.__table__).where(OutboxMessage.id == bindparam("b_id"), *mine)
@@ -252,7 +252,7 @@ class Dispatcher:
         self.stats.retried += len(retry)
         self.stats.unsettled += len(unsettled)
 
-    def _finish(self, session: Session, rows: list[Any], status: str, now: datetime, *, error: str = "") -> None:
+    def _finish(self, session: Session, rows: Sequence[Any], status: str, now: datetime, *, error: str = "") -> None:
         for chosen in id_chunks(session, OutboxMessage.id, [r.id for r in rows]):
             session.execute(update(OutboxMessage).where(chosen).values(status=status, error=error, lease_until=None),
                             execution_options={"synchronize_session": False})
@@ -261,7 +261,7 @@ class Dispatcher:
             self.stats.failed += len(rows)
 
     @staticmethod
-    def _wake_senders(session: Session, rows: list[Any], now: datetime) -> None:
+    def _wake_senders(session: Session, rows: Sequence[Any], now: datetime) -> None:
         """The customers whose message is settled are due at their send node now."""
         by_node: dict[tuple[int, str], list[int]] = defaultdict(list)
         for row in rows:
@@ -296,8 +296,9 @@ class Dispatcher:
                 if not rows:
                     continue  # another dispatcher got there first
                 provider = self.resolve(session, provider_id, channel)
-                accepted = provider.accepted(batch_key) if provider is not None else None
-                if accepted is None:
+                # a row is only ever sending with the batch key it was claimed under
+                accepted = provider.accepted(cast(str, batch_key)) if provider is not None else None
+                if provider is None or accepted is None:
                     self._finish(session, rows, "uncertain", now,
                                  error="the dispatcher stopped during the provider call and the provider cannot "
                                        "say whether it was sent; not resent")

@@ -74,7 +74,7 @@ def _purchases(rt: Runtime, campaign_id: int) -> int:
     """Run the win-back campaign's first steps now (the worker would, a moment later) and
     record purchases for a share of each path, so a new user's report has conversions."""
     with rt.sessions() as session:
-        version_id = session.get(Campaign, campaign_id).version_id
+        version_id = session.get_one(Campaign, campaign_id).version_id
     rt.executor.run(version_id, "all")
     with db.transaction(rt.sessions) as session:
         buyers = []

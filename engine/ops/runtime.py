@@ -121,15 +121,15 @@ class Runtime:
             if (days := self.settings.event_retention_days) > 0:
                 old = (select(Event.id).where(Event.occurred_at < now - timedelta(days=days))
                        .limit(EXPIRE_BATCH).scalar_subquery())
-                events = session.execute(delete(Event).where(Event.id.in_(old)),
-                                         execution_options={"synchronize_session": False}).rowcount or 0
+                events = db.rowcount(session.execute(delete(Event).where(Event.id.in_(old)),
+                                                     execution_options={"synchronize_session": False})) or 0
             if (days := self.settings.step_retention_days) > 0:
                 # steps are written in time order and have no index on their time (every
                 # write would pay for it): the old ones are among the first rows by id
                 head = select(JourneyStep.id, JourneyStep.at).order_by(JourneyStep.id).limit(EXPIRE_BATCH).subquery()
                 old = select(head.c.id).where(head.c.at < now - timedelta(days=days)).scalar_subquery()
-                steps = session.execute(delete(JourneyStep).where(JourneyStep.id.in_(old)),
-                                        execution_options={"synchronize_session": False}).rowcount or 0
+                steps = db.rowcount(session.execute(delete(JourneyStep).where(JourneyStep.id.in_(old)),
+                                                    execution_options={"synchronize_session": False})) or 0
         return {"events_expired": events, "steps_expired": steps}
 
     def wake_helpers(self) -> int:

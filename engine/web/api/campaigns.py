@@ -68,7 +68,7 @@ def create_campaign() -> ResponseReturnValue:
     with db.transaction(runtime().sessions) as session:
         campaign = campaigns.create(session, document)
         entered = campaigns.launch(session, campaign.id, clock.now()) if launch else None
-        stored = session.get(CampaignVersion, campaign.version_id).document  # with each node's version
+        stored = session.get_one(CampaignVersion, campaign.version_id).document  # with each node's version
         payload = _with_entered(campaign_json(campaign, stored), entered)
     _announce(payload) if launch else None
     return jsonify(payload)
@@ -78,7 +78,7 @@ def create_campaign() -> ResponseReturnValue:
 def get_campaign(campaign_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         campaign = campaigns.get(session, campaign_id)
-        version = session.get(CampaignVersion, campaign.version_id)
+        version = session.get_one(CampaignVersion, campaign.version_id)
         return jsonify(campaign_json(campaign, version.document if version else None, session))
 
 
@@ -115,7 +115,7 @@ def clone_campaign(campaign_id: int) -> ResponseReturnValue:
     data = body()
     with db.transaction(runtime().sessions) as session:
         copy = campaigns.clone(session, campaign_id, data.get("name"))
-        payload = campaign_json(copy, session.get(CampaignVersion, copy.version_id).document)
+        payload = campaign_json(copy, session.get_one(CampaignVersion, copy.version_id).document)
     return jsonify(payload)
 
 
@@ -178,7 +178,7 @@ def validate_unsaved() -> ResponseReturnValue:
 def validate_saved(campaign_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         campaign = campaigns.get(session, campaign_id)
-        problems = validate_document(session.get(CampaignVersion, campaign.version_id).document)
+        problems = validate_document(session.get_one(CampaignVersion, campaign.version_id).document)
     return jsonify(problems=[p.to_dict() for p in problems])
 
 

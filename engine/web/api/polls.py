@@ -105,8 +105,8 @@ def post_response(poll_id: int) -> ResponseReturnValue:
         answers = polls.check_answers(poll, data.get("answers"))
         profile_id = _customer(session, data)
         response_id = polls.respond(session, poll, profile_id, answers, clock.now())
-        row = session.get(PollResponse, response_id)
-        payload = _response_json(row, session.get(Profile, profile_id).external_id)
+        row = session.get_one(PollResponse, response_id)
+        payload = _response_json(row, session.get_one(Profile, profile_id).external_id)
     return jsonify(payload)
 
 

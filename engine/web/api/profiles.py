@@ -80,7 +80,7 @@ def update_profile(profile_id: int) -> ResponseReturnValue:
 def delete_profile(profile_id: int) -> ResponseReturnValue:
     """Deletes the profile with its journeys, events, messages, memberships and steps."""
     with db.transaction(runtime().sessions) as session:
-        if not session.execute(delete(Profile).where(Profile.id == profile_id)).rowcount:
+        if not db.rowcount(session.execute(delete(Profile).where(Profile.id == profile_id))):
             raise NotFound(f"profile {profile_id} does not exist")
         session.execute(delete(JourneyStep).where(JourneyStep.profile_id == profile_id))  # no cascade there
     return jsonify(deleted=profile_id)
