@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, true
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, true
 
 from engine.sdk import DURATION, ref
 from engine.sdk.data import Profile
@@ -55,7 +55,7 @@ class AccrueBonusPoints(SendNode):
     def __init__(self, node_id: str, settings: Mapping[str, Any]):
         super().__init__(node_id, {**settings, "deliver_immediately": True})  # no quiet hours for points
 
-    def address_column(self) -> ColumnElement[Any]:
+    def address_column(self) -> SQLColumnExpression[Any]:
         return func.coalesce(Profile.external_id, Profile.email)
 
     def reachable(self) -> ColumnElement[bool]:

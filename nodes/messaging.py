@@ -18,6 +18,7 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     ColumnElement,
+    SQLColumnExpression,
     and_,
     bindparam,
     func,
@@ -129,7 +130,7 @@ class SendNode(NodeType):
             found.update((pid, (address, tz)) for pid, address, tz in rows if address)
         return found
 
-    def address_column(self) -> ColumnElement[Any]:
+    def address_column(self) -> SQLColumnExpression[Any]:
         raise NotImplementedError
 
     def reachable(self) -> ColumnElement[bool]:
@@ -182,7 +183,7 @@ class SendEmail(SendNode):
     channel = "email"
     schema = _settings(EMAIL_CONTENT)
 
-    def address_column(self) -> ColumnElement[Any]:
+    def address_column(self) -> SQLColumnExpression[Any]:
         return Profile.email
 
     def reachable(self) -> ColumnElement[bool]:
@@ -197,7 +198,7 @@ class SendSMS(SendNode):
                                                                    "maxLength": 1600, "title": "Text"}},
                         "required": ["body"]})
 
-    def address_column(self) -> ColumnElement[Any]:
+    def address_column(self) -> SQLColumnExpression[Any]:
         return Profile.phone
 
     def reachable(self) -> ColumnElement[bool]:

@@ -41,6 +41,7 @@ import os
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 
 def _int(name: str, default: int) -> int:
@@ -100,7 +101,7 @@ class Settings:
             return self.job_timeout_seconds
         return max(math.ceil(3 * self.job_budget_seconds), 1)
 
-    def with_(self, **changes: object) -> Settings:
+    def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
 

@@ -54,6 +54,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    SQLColumnExpression,
     and_,
     case,
     false,
@@ -472,7 +473,8 @@ def _check_last(last: Any, pointer: str, problems: list[Problem]) -> None:
             _add(problems, f"{pointer}/{_token(key)}", f"unknown key {key!r} in last (use within, before)")
     bounds = {key: _check_duration(last[key], f"{pointer}/{key}", problems)
               for key in ("within", "before") if key in last}
-    if bounds.get("within") and bounds.get("before") and bounds["within"] <= bounds["before"]:
+    within, before = bounds.get("within"), bounds.get("before")
+    if within and before and within <= before:
         _add(problems, pointer, "within must be longer than before, or nothing can match")
 
 
@@ -526,7 +528,9 @@ class _Sql:
 
     postgresql: bool
 
-    def json_is(self, column: ColumnElement[Any], keys: tuple[str, ...], kinds: Sequence[str]) -> ColumnElement[bool]:
+    def json_is(
+        self, column: SQLColumnExpression[Any], keys: tuple[str, ...], kinds: Sequence[str]
+    ) -> ColumnElement[bool]:
         """True when the value at `keys` has one of these JSON types; false when missing
         (never NULL, so NOT of a rule is its exact complement)."""
         if self.postgresql:
@@ -537,11 +541,11 @@ class _Sql:
             names = [name for k in kinds for name in _SQLITE_JSON_TYPES[k]]
         return func.coalesce(kind, "missing").in_(names)
 
-    def ordered(self, text: ColumnElement[Any]) -> ColumnElement[Any]:
+    def ordered(self, text: SQLColumnExpression[Any]) -> SQLColumnExpression[Any]:
         """Text compared by code point, whatever the database's locale."""
         return text.collate("C") if self.postgresql else text
 
-    def position(self, text: ColumnElement[Any], part: str) -> ColumnElement[int]:
+    def position(self, text: SQLColumnExpression[Any], part: str) -> ColumnElement[int]:
         """1-based position of `part` in `text`, 0 if absent; case-sensitive on both
         (SQLite's LIKE ignores ASCII case, PostgreSQL's does not)."""
         return func.strpos(text, part) if self.postgresql else func.instr(text, part)
@@ -637,7 +641,8 @@ class _Compiler:
 
     # -- fields and attributes -----------------------------------------------------------
     def field(self, rule: Mapping[str, Any], pointer: str) -> ColumnElement[bool]:
-        field, op, value = rule["field"], rule["op"], rule.get("value")
+        field, op = rule["field"], rule["op"]
+        value: Any = rule.get("value")
         if field.startswith("attributes."):
             return self.json_condition(Profile.attributes, tuple(field.split(".")[1:]), op, value)
         column: InstrumentedAttribute[Any] = getattr(Profile, field)
@@ -660,7 +665,7 @@ class _Compiler:
             raise self.fail(pointer, f"{text!r} is too far from now") from None
 
     def json_condition(
-        self, column: ColumnElement[Any], keys: tuple[str, ...], op: str, value: Any
+        self, column: SQLColumnExpression[Any], keys: tuple[str, ...], op: str, value: Any
     ) -> ColumnElement[bool]:
         """A condition on the JSON value at `keys`: typed by the rule's value, and false
         (not NULL) when the value is missing or of another type."""
@@ -681,7 +686,7 @@ class _Compiler:
         safe = case((guard, typed))
         return and_(guard, self.compare(safe, op, value, text=kind == "string"))
 
-    def compare(self, left: ColumnElement[Any], op: str, value: Any, text: bool = False) -> ColumnElement[bool]:
+    def compare(self, left: SQLColumnExpression[Any], op: str, value: Any, text: bool = False) -> ColumnElement[bool]:
         """`left <op> value` for a non-NULL `left`."""
         if op in ORDER_OPS and text:
             left = self.sql.ordered(left)

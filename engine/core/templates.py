@@ -32,11 +32,11 @@ import json
 import re
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import (
     ChainableUndefined,
@@ -225,15 +225,16 @@ class _Blank(ChainableUndefined):
     def _blank(self, *args: Any, **kwargs: Any) -> _Blank:
         return self
 
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __div__ = __rdiv__ = _blank
-    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _blank
-    __pos__ = __neg__ = __call__ = __getitem__ = __pow__ = __rpow__ = _blank
-    __lt__ = __le__ = __gt__ = __ge__ = _blank
+    # Jinja's Undefined declares these as raising (-> NoReturn); a blank answers instead
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __div__ = __rdiv__ = _blank  # type: ignore[assignment]
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _blank  # type: ignore[assignment]
+    __pos__ = __neg__ = __call__ = __getitem__ = __pow__ = __rpow__ = _blank  # type: ignore[assignment]
+    __lt__ = __le__ = __gt__ = __ge__ = _blank  # type: ignore[assignment]
 
-    def __int__(self) -> int:
+    def __int__(self) -> int:  # type: ignore[override]
         return 0
 
-    def __float__(self) -> float:
+    def __float__(self) -> float:  # type: ignore[override]
         return 0.0
 
 
@@ -656,7 +657,8 @@ def _add_charges(ast: nodes.Template, env: _Sandbox) -> None:
     each loop, macro and call-block body: every iteration or call counts against the step
     cap, its literal text against the work cap, and checks the clock, even when it outputs
     nothing."""
-    for node in list(ast.find_all((nodes.For, nodes.Macro, nodes.CallBlock))):
+    for found in list(ast.find_all((nodes.For, nodes.Macro, nodes.CallBlock))):
+        node = cast("nodes.For | nodes.Macro | nodes.CallBlock", found)
         chars = sum(len(data.data) for body in node.body for data in body.find_all(nodes.TemplateData))
         charge = nodes.ExprStmt(nodes.Filter(nodes.Const(chars), "_charge", [], [], None, None))
         node.body.insert(0, charge.set_lineno(node.lineno))
@@ -725,7 +727,7 @@ def _render_field(field: _Field, context: dict[str, Any], budget: _Budget) -> st
     budget.start_field()
     parts: list[str] = []
     size = 0
-    chunks = field.template.generate(context)
+    chunks = cast("Generator[str, None, None]", field.template.generate(context))  # closed below
     try:
         for chunk in chunks:
             size += len(chunk)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, SQLColumnExpression, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.core.clock import iso
@@ -34,7 +34,7 @@ NUMBER = re.compile(r"[+-]?[0-9][0-9 .]*")
 
 s, p, o = JourneyStep, Profile, OutboxMessage
 MESSAGE_STATUS = func.coalesce(o.delivery_status, o.status)
-_SELECTED = {
+_SELECTED: dict[str, SQLColumnExpression[Any]] = {
     "id": s.id, "at": s.at, "profile_id": s.profile_id, "external_id": p.external_id, "email": p.email,
     "phone": p.phone, "node_id": s.node_id, "port": s.port, "message_status": MESSAGE_STATUS,
 }

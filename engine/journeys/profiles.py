@@ -236,7 +236,9 @@ def _identifier(kind: str, value: Any) -> str | None:
     text = normalize(kind, value)
     if "\x00" in text:
         raise _Bad("must not contain NUL characters")
-    limit = Profile.__table__.c[kind].type.length
+    column_type = Profile.__table__.c[kind].type
+    assert isinstance(column_type, String) and column_type.length is not None  # identifiers are VARCHAR(n)
+    limit = column_type.length
     if len(text) > limit:
         raise _Bad(f"is longer than {limit} characters")
     if kind == "email" and not EMAIL.match(text):

@@ -78,7 +78,7 @@ _UNIQUE_LOCAL = ipaddress.ip_network("fc00::/7")
 _SITE_LOCAL = ipaddress.ip_network("fec0::/10")
 
 #: what httpx's own transport allows (httpx.HTTPTransport's defaults)
-_LIMITS = {"max_connections": 100, "max_keepalive_connections": 20, "keepalive_expiry": 5.0}
+_LIMITS: dict[str, Any] = {"max_connections": 100, "max_keepalive_connections": 20, "keepalive_expiry": 5.0}
 
 
 class OutboundRefused(Exception):

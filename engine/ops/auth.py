@@ -54,7 +54,7 @@ class Principal:
 def check_role(role: object, pointer: str = "/role", allowed: tuple[str, ...] = ROLES) -> str:
     if role not in allowed:
         raise InvalidInput.field(pointer, f"must be one of {', '.join(allowed)}")
-    return role  # type: ignore[return-value]
+    return role
 
 
 def check_password(password: object, pointer: str = "/password") -> str:
@@ -106,7 +106,7 @@ def create_api_key(session: Session, name: object, role: object = "marketer",
     check_role(role, allowed=KEY_ROLES)
     prefix = secrets.token_hex(4)
     key = f"cc_{prefix}_{secrets.token_urlsafe(24)}"
-    row = ApiKey(name=name.strip(), prefix=prefix, key_hash=_digest(key), role=role,  # type: ignore[arg-type]
+    row = ApiKey(name=name.strip(), prefix=prefix, key_hash=_digest(key), role=role,
                  created_by=created_by)
     session.add(row)
     session.flush()

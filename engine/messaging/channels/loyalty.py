@@ -108,7 +108,7 @@ class LoyaltyProgram(Provider):
 def accrual(message: OutgoingMessage, batch_key: str) -> dict[str, Any]:
     """The request body for one rendered accrual (amount, expiry, legal entity, description)."""
     content = message.content
-    amount = content.get("amount")
+    amount: Any = content.get("amount")
     try:
         points = float(amount) if not isinstance(amount, bool) else float("nan")
     except (TypeError, ValueError):

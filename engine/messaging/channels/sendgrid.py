@@ -228,7 +228,8 @@ class SendGridEmail(Provider):
             groups.setdefault(key, []).append(message)
 
         for (_, _, has_text, has_html), group in groups.items():
-            shared, alone = [], []
+            shared: list[tuple[OutgoingMessage, dict[str, str]]] = []
+            alone: list[tuple[OutgoingMessage, dict[str, str]]] = []
             for message in group:
                 subs = _substitutions(message)
                 (alone if _size(subs) > SUBSTITUTIONS_LIMIT else shared).append((message, subs))
