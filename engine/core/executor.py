@@ -300,7 +300,7 @@ class _Cascade:
             self._arrive(target, _Members(forked, subset.profile_ids, arrivals))
 
     def _fork(self, subset: Batch) -> list[int]:
-        by_id = {}
+        by_id: dict[int, Any] = {}
         for chosen in id_chunks(self.session, Enrollment.id, subset.enrollment_ids):
             parents = select(Enrollment.id, Enrollment.entered_at, Enrollment.context).where(chosen)
             by_id.update((r.id, r) for r in self.session.execute(parents))

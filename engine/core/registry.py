@@ -252,7 +252,7 @@ def node_type(
 ) -> Callable[[Callable[..., Result]], type[NodeType]]:
     """Declare a node type from a function `process(batch, settings) -> {port: subset}`."""
 
-    def wrap(fn: Callable[..., Result]) -> type[NodeType]:
+    def wrap(fn: Callable[..., Result]) -> builtins.type[NodeType]:  # `type` is the node type's name here
         def process(self: NodeType, batch: Batch) -> Result:
             return fn(batch, self.settings)
 
@@ -560,8 +560,8 @@ def load() -> None:
         declared = [item for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_builtin_first)
                     for item in _entry_items(ep.name, ep.load())]
         for item in declared:
-            if isinstance(item, type) and _types.get(getattr(item, "type", ""), {}).get(
-                    getattr(item, "version", None)) is None:
+            version: Any = getattr(item, "version", None)
+            if isinstance(item, type) and _types.get(getattr(item, "type", ""), {}).get(version) is None:
                 register(item)  # checks the declaration (a missing `type` or `version` included)
         for item in declared:
             if isinstance(item, Migration):
@@ -582,11 +582,13 @@ def _builtin_first(ep: metadata.EntryPoint) -> tuple[int, str]:
 def _entry_items(name: str, obj: object) -> list[type[NodeType] | Migration]:
     """What one entry point declares, each item checked to be a node class or a migration."""
     items = list(obj) if isinstance(obj, Iterable) and not isinstance(obj, (str, type, Mapping)) else [obj]
+    checked: list[type[NodeType] | Migration] = []
     for item in items:
         if not isinstance(item, Migration) and not (isinstance(item, type) and issubclass(item, NodeType)):
             raise RegistrationError(f"entry point {name!r} of {ENTRY_POINT_GROUP}: {item!r} is neither a NodeType "
                                     "subclass nor a Migration")
-    return items
+        checked.append(item)
+    return checked
 
 
 def reload_plugins() -> None:

@@ -922,7 +922,7 @@ def _tag(path: str, label: str, group: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- validation
 
 
-def validate_content(channel: str, content: Any) -> None:
+def validate_content(channel: object, content: Any) -> None:
     """Check content before it is stored: InvalidInput for a missing, unknown or mistyped
     field, TemplateError (every syntax error and forbidden construct, with field and line)."""
     if channel not in CHANNEL_FIELDS:

@@ -330,7 +330,8 @@ class _Reactions:
 
     def run(self) -> None:
         if self.starts:  # first: this campaign's admissions lock before any of its journey rows
-            entry_node(self.linked.document).hold_admissions(self.session, self.linked.id)
+            trigger: Any = entry_node(self.linked.document)  # an event entry (EventTrigger.hold_admissions)
+            trigger.hold_admissions(self.session, self.linked.id)
         if self.stops:
             self._stop_existing()
         if self.goals:

@@ -81,7 +81,11 @@ class Simulation:
         self._tmp = (tempfile.TemporaryDirectory(prefix="cc-sim-")
                      if database_dir is None and database_url is None else None)
         folder = Path(self._tmp.name) if self._tmp else database_dir
-        url = database_url or f"sqlite:///{folder / 'simulation.db'}"
+        if database_url:
+            url = database_url
+        else:
+            assert folder is not None  # database_dir, or the temporary directory made above
+            url = f"sqlite:///{folder / 'simulation.db'}"
         db.upgrade(url)
         self.engine = db.make_engine(url)
         self.sessions = db.session_factory(self.engine)
@@ -138,6 +142,7 @@ class Simulation:
                 self.clock.set(next_event)
                 self._fire_due_events()
                 continue
+            assert wake is not None  # no event is due before it, and one of the two is there
             due, version_id, node_id = wake
             if due > end:
                 return steps

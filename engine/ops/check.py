@@ -56,7 +56,7 @@ def checks(settings: Settings, *, min_workers: int = 0) -> Iterator[Line]:
     engine = _open_database(settings.database_url)
     try:
         database_ok = yield from _database(engine, settings.database_url)
-        if database_ok:
+        if database_ok and engine is not None:  # _database says no without an engine
             yield from _providers(engine)
         else:
             yield Line("problem", "providers", "not checked: the database is not usable (see above)")

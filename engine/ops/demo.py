@@ -75,9 +75,10 @@ def _purchases(rt: Runtime, campaign_id: int) -> int:
     record purchases for a share of each path, so a new user's report has conversions."""
     with rt.sessions() as session:
         version_id = session.get_one(Campaign, campaign_id).version_id
+    assert version_id is not None  # the demo campaign was just saved
     rt.executor.run(version_id, "all")
     with db.transaction(rt.sessions) as session:
-        buyers = []
+        buyers: list[int] = []
         for (node_id, port), every in PURCHASE_EVERY.items():
             path = session.scalars(select(JourneyStep.profile_id).where(
                 JourneyStep.campaign_id == campaign_id, JourneyStep.node_id == node_id, JourneyStep.port == port)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rq.job import Job, JobStatus
+from rq.queue import Queue
 from rq.registry import ScheduledJobRegistry
 
 from engine.core.clock import VirtualClock
@@ -29,14 +30,14 @@ class TimeMachine:
         #: wake jobs run so far (each job a chunked batch, never a customer)
         self.jobs_run = 0
         #: (job function, its return value) of every job run so far, in order
-        self.results: list[tuple[str, Any]] = []
+        self.results: list[tuple[str | None, Any]] = []
         #: job function -> the longest one of its jobs took, in wall seconds
-        self.longest: dict[str, float] = {}
+        self.longest: dict[str | None, float] = {}
         self._worker: _CountingWorker | None = None
 
     def next_scheduled(self) -> datetime | None:
         first = self.rt.redis.zrange(self.registry.key, 0, 0, withscores=True)
-        return datetime.fromtimestamp(first[0][1], UTC).replace(tzinfo=None) if first else None
+        return datetime.fromtimestamp(float(first[0][1]), UTC).replace(tzinfo=None) if first else None
 
     def run_due(self) -> int:
         """Release every job scheduled up to the virtual now and run the queue empty."""
@@ -47,7 +48,7 @@ class TimeMachine:
                 return ran
             worker = self._worker = self._worker or _CountingWorker([self.rt.queue], connection=self.rt.redis)
             worker.ran, worker.failed, worker.results, worker.longest = 0, [], self.results, self.longest
-            worker.work(burst=True, logging_level=logging.WARNING)
+            worker.work(burst=True, logging_level=logging.getLevelName(logging.WARNING))
             ran += worker.ran
             self.jobs_run += worker.ran
             if worker.failed:
@@ -85,14 +86,14 @@ class TimeMachine:
 class _CountingWorker(BurstWorker):
     """An in-process burst worker that remembers what it ran and what failed."""
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ran = 0
         self.failed: list[str] = []
-        self.results: list[tuple[str, Any]] = []
-        self.longest: dict[str, float] = {}
+        self.results: list[tuple[str | None, Any]] = []
+        self.longest: dict[str | None, float] = {}
 
-    def execute_job(self, job, queue):  # type: ignore[no-untyped-def]
+    def execute_job(self, job: Job, queue: Queue) -> None:
         self.ran += 1
         began = time.perf_counter()
         super().execute_job(job, queue)

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
+from sqlalchemy import UnaryExpression, func, select
 from sqlalchemy.orm import Session
 
 from engine.core import clock, db
@@ -29,7 +29,7 @@ bp = Blueprint("campaigns", __name__, url_prefix="/api/campaigns")
 
 #: the lifecycle actions; each emits a `status` event to the campaign's Socket.IO room
 ACTIONS = ("pause", "resume", "stop")
-SORTS = {"updated": Campaign.updated_at.desc(), "created": Campaign.created_at.desc(), "name": Campaign.name.asc()}
+SORTS: dict[str, UnaryExpression[Any]] = {"updated": Campaign.updated_at.desc(), "created": Campaign.created_at.desc(), "name": Campaign.name.asc()}
 #: app.extensions key: callables given the campaign's JSON after each status change
 STATUS_LISTENERS = "campaign_canvas.status_listeners"
 

@@ -68,7 +68,7 @@ def list_events() -> ResponseReturnValue:
                    next_before=page[-1][0].id if len(rows) > limit else None)
 
 
-def _history_filters(query: Select[Any]) -> Select[Any]:
+def _history_filters(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
     if name := args().get("event"):
         query = query.where(Event.name == name)
     if (profile_id := args().get("profile_id")) is not None:

@@ -160,7 +160,7 @@ def _sendgrid_keys() -> tuple[bool, list[Any]]:
     """(whether any key is configured, the ones that load). Every configured key is tried,
     so several SendGrid accounts (or a key rotation) can post to one endpoint; a configured
     key that does not load is logged and rejects everything rather than nothing."""
-    texts = [os.environ.get("CC_SENDGRID_WEBHOOK_PUBLIC_KEY", "")]
+    texts: list[Any] = [os.environ.get("CC_SENDGRID_WEBHOOK_PUBLIC_KEY", "")]
     for config in _configs("sendgrid"):
         texts += [config.settings.get("webhook_public_key"), config.secrets.get("webhook_public_key")]
     texts = [t.strip() for t in texts if isinstance(t, str) and t.strip()]
@@ -207,7 +207,7 @@ def _check_fresh(timestamp: str) -> None:
 
 
 def _twilio_tokens() -> list[str]:
-    tokens = [os.environ.get("CC_TWILIO_AUTH_TOKEN", "")]
+    tokens: list[Any] = [os.environ.get("CC_TWILIO_AUTH_TOKEN", "")]
     tokens += [config.secrets.get("auth_token") for config in _configs("twilio")]
     return [t for t in tokens if isinstance(t, str) and t]
 
