@@ -12,10 +12,13 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from engine.core import clock, registry
 from engine.core.errors import CampaignCanvasError
+
+if TYPE_CHECKING:
+    from engine.core.wakeups import RQWakeups
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +159,7 @@ def _worker(_args: argparse.Namespace) -> int:
     install_redaction(rt)
     _log_outbound_rule()  # workers run dispatch jobs too
     live.install_emitter(rt)  # stats of the chunks this worker commits reach every server's canvases
-    rt.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
+    cast("RQWakeups", rt.wakeups).schedule_sweep(timedelta(0))  # serve and worker run on RQ
     try:
         rt.worker().work(with_scheduler=True)
     finally:
@@ -226,7 +229,7 @@ def _serve(args: argparse.Namespace) -> int:
                            kwargs={"host": args.host, "port": args.port, "allow_unsafe_werkzeug": True,
                                    "use_reloader": False, "log_output": False})
     web.start()
-    rt.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
+    cast("RQWakeups", rt.wakeups).schedule_sweep(timedelta(0))  # serve and worker run on RQ
     helpers = [subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"]) for _ in range(workers - 1)]
     try:
         rt.worker().work(with_scheduler=True)  # main thread: owns the signal handlers

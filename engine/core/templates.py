@@ -36,7 +36,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from jinja2 import (
     ChainableUndefined,
@@ -305,10 +305,10 @@ def _sum(environment: _Sandbox, iterable: Any, attribute: str | int | None = Non
     return total
 
 
-def _round(value: Any, precision: int = 0, method: str = "common") -> float:
+def _round(value: Any, precision: int = 0, method: Literal["common", "ceil", "floor"] = "common") -> float:
     if not -20 <= int(precision) <= 20:  # round(5, -10**9) computes 10**10**9
         raise SecurityError("round precision must be between -20 and 20")
-    return jfilters.do_round(value, precision, method)  # type: ignore[arg-type]
+    return jfilters.do_round(value, precision, method)  # Jinja refuses another method (FilterArgumentError)
 
 
 @pass_eval_context

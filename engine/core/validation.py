@@ -130,10 +130,10 @@ def _shape_problems(document: object) -> list[Problem]:
     return problems
 
 
-def _locate(document: object, path: list[Any]) -> tuple[str, str, str | None]:
+def _locate(document: Any, path: list[Any]) -> tuple[str, str, str | None]:
     """Who a document-level error is about, the rest of its path, and the node id if any."""
     if len(path) >= 2 and path[0] in ("nodes", "edges") and isinstance(path[1], int):
-        item = document[path[0]][path[1]]  # type: ignore[index]
+        item = document[path[0]][path[1]]
         ident = item.get("id") if isinstance(item, Mapping) else None
         kind = "Node" if path[0] == "nodes" else "Edge"
         who = f"{kind} '{ident}'" if isinstance(ident, str) and ident else f"{kind} #{path[1] + 1}"

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import redis
 from rq.job import Job, JobStatus
+from rq.queue import Queue
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -157,8 +158,8 @@ class RQWakeups:
     Every job carries an explicit timeout (`job_timeout`, CC_JOB_TIMEOUT_SECONDS), well above
     the budget a job works within before it hands over (engine/core/budget.py)."""
 
-    def __init__(self, queue, bucket_seconds: int = 60,  # type: ignore[no-untyped-def]
-                 segment_refresh_seconds: int = 300, job_timeout: int = 180):
+    def __init__(self, queue: Queue, bucket_seconds: int = 60,
+                 segment_refresh_seconds: int = 300, job_timeout: int = 180) -> None:
         self.queue = queue
         self.bucket_seconds = bucket_seconds
         self.segment_refresh_seconds = segment_refresh_seconds

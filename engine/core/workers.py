@@ -27,7 +27,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rq import SimpleWorker, Worker, worker_registration
 from rq.timeouts import BaseDeathPenalty, JobTimeoutException
@@ -62,7 +62,13 @@ class OutOfTimePenalty(BaseDeathPenalty):
         raise kind(f"Task exceeded maximum timeout value ({self._timeout} seconds)")
 
 
-class _LongLived:
+if TYPE_CHECKING:  # the mixin's methods run on an RQ worker, whose methods they call
+    _Worker = Worker
+else:
+    _Worker = object
+
+
+class _LongLived(_Worker):
     """Subscribes exactly as RQ does (RQ 2 and 3 alike), with a short wait per message, and
     writes itself back into RQ's registry when Redis lost it."""
 
@@ -79,22 +85,22 @@ class _LongLived:
 
     def subscribe(self) -> None:
         self.pubsub = self.connection.pubsub()
-        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})  # type: ignore[attr-defined]
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
         self.pubsub_thread = self.pubsub.run_in_thread(
             sleep_time=LISTEN_SECONDS, daemon=True,
-            exception_handler=self._pubsub_exception_handler)  # type: ignore[attr-defined]
+            exception_handler=self._pubsub_exception_handler)
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-        super().heartbeat(timeout, pipeline)  # type: ignore[misc]
+        super().heartbeat(timeout, pipeline)
         if self.connection.sismember(self.redis_workers_keys, self.key):
             return
         with self.connection.pipeline() as again:
-            again.hset(self.key, mapping=self.serialize())  # type: ignore[attr-defined]
-            worker_registration.register(self, again)  # type: ignore[arg-type]
+            again.hset(self.key, mapping=self.serialize())
+            worker_registration.register(self, again)
             again.expire(self.key, timeout or self.worker_ttl + 60)
             again.execute()
-        self.log.warning("Worker %s: Redis had lost this worker's registration; registered again",  # type: ignore[attr-defined]
-                         self.name)  # type: ignore[attr-defined]
+        self.log.warning("Worker %s: Redis had lost this worker's registration; registered again",
+                         self.name)
         if self.on_reregistered is not None:
             self.on_reregistered()
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 from zoneinfo import available_timezones
 
 from sqlalchemy import (
@@ -97,7 +97,7 @@ def resolve(session: Session, identities: Sequence[Identity]) -> tuple[list[int]
     _match(session, identities, ids)
     missing = [i for i, found in enumerate(ids) if found is None]
     if not missing:
-        return ids, 0  # type: ignore[return-value]
+        return cast("list[int]", ids), 0  # every identity matched
     now = clock.now()
     rows, seen = [], set()
     for i in missing:
@@ -114,7 +114,7 @@ def resolve(session: Session, identities: Sequence[Identity]) -> tuple[list[int]
         first = identities[unresolved[0]]
         raise InvalidInput.field("profile", f"cannot create a profile for {dict(first)}: one of its identifiers "
                                             "belongs to a different customer")
-    return ids, before  # type: ignore[return-value]
+    return cast("list[int]", ids), before  # every identity matched (unresolved is empty)
 
 
 def _first_key(identity: Identity) -> tuple[str, str]:
@@ -384,7 +384,7 @@ class Upsert:
         except IntegrityError as exc:
             raise ConcurrentChange("another request stored some of these identifiers meanwhile; send the "
                                    "profiles again") from exc
-        return [r.id for r in stored + new]  # type: ignore[misc]
+        return cast("list[int]", [r.id for r in stored + new])  # _insert gave the new rows their ids
 
     # -- helpers ---------------------------------------------------------------------------
     def _insert(self, new: list[Row], now: datetime) -> None:
@@ -412,7 +412,7 @@ class Upsert:
 
     def _remember(self, row: Row) -> None:
         self.rows.append(row)
-        self.by_id[row.id] = row  # type: ignore[index]
+        self.by_id[cast(int, row.id)] = row  # read from the table: it has its id
         for kind in IDENTIFIERS:
             if row.values[kind] is not None:
                 self.owner[(kind, row.values[kind])] = row
@@ -521,7 +521,8 @@ def upsert_profiles(session: Session, items: Sequence[Any], now: datetime,
     if problems:
         raise _invalid([(f"{pointer}/{i}", p) for i, p in problems], len({i for i, _ in problems}))
     plan.write(now)
-    return [a.row.id for a in applied], sum(a.created for a in applied)  # type: ignore[union-attr,misc]
+    written = [cast(Row, a.row) for a in applied]  # none refused: each wrote its row, which has its id now
+    return cast("list[int]", [row.id for row in written]), sum(a.created for a in applied)
 
 
 def patch_profile(session: Session, profile_id: int, raw: Any, now: datetime) -> None:

@@ -79,7 +79,9 @@ class Watcher:
 
     @property
     def segment_id(self) -> int:
-        return int(self.entry.watched_segment(self.entry.settings))  # type: ignore[arg-type]
+        watched = self.entry.watched_segment(self.entry.settings)
+        assert watched is not None  # a segment entry (registry: the segment_entry capability's hook)
+        return int(watched)
 
 
 def watchers(session: Session, now: datetime, segment_id: int | None = None) -> list[Watcher]:

@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -332,7 +332,7 @@ def _apply(session: Session, channel: str, reports: list[_Report], same_address:
         if message is None:
             counts["ignored"] += 1
             continue
-        new = _apply_fact(message, report.fact, report.at)  # type: ignore[arg-type]
+        new = _apply_fact(message, cast(Fact, report.fact), report.at)  # a usable report has its fact
         counts["applied" if new else "duplicates"] += 1
         _note(changes, message, new, report)
     _write(session, by_id.values(), changes)

@@ -66,11 +66,11 @@ def check_password(password: object, pointer: str = "/password") -> str:
 def create_user(session: Session, username: object, password: object, role: object = "marketer") -> User:
     if not isinstance(username, str) or not _USERNAME.match(username):
         raise InvalidInput.field("/username", "must be 1 to 64 letters, digits, '.', '_', '@' or '-'")
-    check_password(password)
-    check_role(role)
+    password = check_password(password)
+    role = check_role(role)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise NameTaken(f"a user named {username} already exists", [{"pointer": "/username"}])
-    user = User(username=username, password_hash=generate_password_hash(password), role=role)  # type: ignore[arg-type]
+    user = User(username=username, password_hash=generate_password_hash(password), role=role)
     session.add(user)
     session.flush()
     return user

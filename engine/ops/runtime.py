@@ -150,8 +150,8 @@ class Runtime:
         cls = InProcessWorker if simple or self.engine.dialect.name == "sqlite" else ForkingWorker
         worker = cls([self.queue], connection=self.redis, worker_ttl=WORKER_TTL_SECONDS,
                      maintenance_interval=MAINTENANCE_SECONDS)
-        if isinstance(self.wakeups, RQWakeups):  # Redis lost its data: the sweeps re-create the wakeups
-            worker.on_reregistered = lambda: self.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
+        if isinstance(rq_wakeups := self.wakeups, RQWakeups):  # Redis lost its data: the sweeps re-create the wakeups
+            worker.on_reregistered = lambda: rq_wakeups.schedule_sweep(timedelta(0))
         return worker
 
     def close(self) -> None:
