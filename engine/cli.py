@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--role", default="marketer", choices=["admin", "marketer", "viewer", "site"],
                    help="site: a key for web pages, accepted only by the popup endpoints")
 
-    p = sub.add_parser("import-profiles", help="import customers from a CSV or JSON file (format: engine/journeys/imports.py)")
+    p = sub.add_parser("import-profiles",
+                       help="import customers from a CSV or JSON file (format: engine/journeys/imports.py)")
     p.add_argument("file", type=Path)
 
     p = sub.add_parser("demo", help="seed example profiles, segments and campaigns")
@@ -196,7 +197,7 @@ def _sweep_safely(rt: Any, log: logging.Logger) -> None:
     idempotent, so several sweepers only repeat each other's harmless work."""
     try:
         rt.sweep()
-    except Exception:  # noqa: BLE001 - a failed sweep must not stop the sending
+    except Exception:  # a failed sweep must not stop the sending
         log.exception("sweep failed; sending goes on")
 
 

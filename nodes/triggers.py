@@ -174,10 +174,10 @@ class ScheduleTrigger(_FromAudience):
         except ValueError as exc:
             problems.append(Problem(code="unknown_timezone", node_id=node_id, pointer="/settings/timezone",
                                     message=f"Node {node_id!r}: {exc}."))
-        if tz is not None and not problems and settings.get("end"):
-            if calendar.local_instant(settings["end"], tz) < calendar.local_instant(settings["start"], tz):
-                problems.append(Problem(code="end_before_start", node_id=node_id, pointer="/settings/end",
-                                        message=f"Node {node_id!r}: the end is before the start."))
+        if (tz is not None and not problems and settings.get("end")
+                and calendar.local_instant(settings["end"], tz) < calendar.local_instant(settings["start"], tz)):
+            problems.append(Problem(code="end_before_start", node_id=node_id, pointer="/settings/end",
+                                    message=f"Node {node_id!r}: the end is before the start."))
         return problems
 
     def scheduled(self) -> bool:

@@ -105,7 +105,8 @@ def load_definition(name: str) -> dict[str, Any]:
 def registry(extra: Mapping[str, Mapping[str, Any]]) -> Registry:
     """The API files, the campaign schema and `extra` (uri -> schema), for `$ref`s."""
     resources = {**api_files(), f"{BASE}campaign.schema.json": load("campaign.schema.json"), **extra}
-    return Registry().with_resources((uri, DRAFT202012.create_resource(dict(schema))) for uri, schema in resources.items())
+    return Registry().with_resources((uri, DRAFT202012.create_resource(dict(schema)))
+                                     for uri, schema in resources.items())
 
 
 def references(schema: Any, base: str) -> Iterator[str]:
@@ -165,7 +166,8 @@ def _failing_items(instance: Mapping[str, Any], refused: list[Any]) -> tuple[dic
     reduced, origins = dict(instance), {}
     for key, value in instance.items():
         if isinstance(value, list) and len(value) > LONG_LIST:
-            kept = sorted({e.instance_path[1] for e in refused if len(e.instance_path) > 1 and e.instance_path[0] == key})
+            kept = sorted({e.instance_path[1] for e in refused
+                           if len(e.instance_path) > 1 and e.instance_path[0] == key})
             reduced[key], origins[key] = [value[i] for i in kept], kept
     return reduced, origins
 

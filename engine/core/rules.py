@@ -250,7 +250,8 @@ def _membership(key: str) -> dict[str, Any]:
     return {
         "type": "object",
         "title": f"In {key}",
-        "properties": {key: {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "negate": {"type": "boolean", "default": False}},
+        "properties": {key: {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                       "negate": {"type": "boolean", "default": False}},
         "required": [key],
         "additionalProperties": False,
     }

@@ -469,7 +469,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return isinstance(obj, (Macro, LoopContext, Undefined)) or (
             isinstance(obj, types.MethodType) and isinstance(obj.__self__, LoopContext))
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _check_time()
         if not __self.is_safe_callable(__obj):
             raise SecurityError(f"a {type(__obj).__name__!r} object cannot be called in a template")
@@ -523,9 +523,9 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
         _check_format(left)
     elif operator == "*":
         _check_product(left, right)
-    elif operator == "**" and _is_int(left) and _is_int(right) and right > 0:
-        if max(abs(left).bit_length(), 1) * right > MAX_INT_BITS:
-            raise SecurityError("number too large")
+    elif (operator == "**" and _is_int(left) and _is_int(right) and right > 0
+          and max(abs(left).bit_length(), 1) * right > MAX_INT_BITS):
+        raise SecurityError("number too large")
 
 
 def _check_product(left: Any, right: Any) -> None:

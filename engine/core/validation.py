@@ -267,9 +267,9 @@ def _check_settings(node: _Node, problems: list[Problem]) -> dict[str, Any] | No
         return None  # reported by the schema
     settings = with_defaults(node.cls.schema, raw)
     found = settings_errors(node.cls.schema, settings)
-    for pointer, phrase in found:
-        message = f"{node.name}: {pointer.lstrip('/')} {phrase}."
-        problems.append(Problem("invalid_settings", message, node.pointer + pointer, node.id))
+    for at, phrase in found:
+        message = f"{node.name}: {at.lstrip('/')} {phrase}."
+        problems.append(Problem("invalid_settings", message, node.pointer + at, node.id))
     return None if found else settings
 
 

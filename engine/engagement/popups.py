@@ -69,7 +69,8 @@ def report(session: Session, token: str, kind: str, button: str | None, now: dat
 def _check_button(popup: Popup, button: str | None) -> None:
     ids: list[Any] = [b.get("id") for b in popup.buttons if isinstance(b, Mapping)]  # strings, checked when saved
     if button not in ids:
-        raise InvalidInput.field("/button", f"must be the id of one of the popup's buttons ({', '.join(ids) or 'none'})")
+        raise InvalidInput.field("/button",
+                                 f"must be the id of one of the popup's buttons ({', '.join(ids) or 'none'})")
 
 
 def _mark(session: Session, popup: Popup, kind: str, now: datetime, button: str | None) -> bool:

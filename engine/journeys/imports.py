@@ -209,7 +209,8 @@ class Source:
                 unreadable += 1
                 if unreadable > UNREADABLE_MAX:
                     raise ValueError(f"more than {UNREADABLE_MAX} rows cannot be read as CSV (quotes that are never "
-                                     f"closed?): is the file separated by {self._delimiter!r}, with '\"' quotes?") from None
+                                     f"closed?): is the file separated by {self._delimiter!r}, "
+                                     "with '\"' quotes?") from None
                 line, self.line = self._lines.first, self._lines.first
                 yield Record(line, problems=[(None, _unreadable(exc, self._lines, self._delimiter))])
                 self._lines.read_again_after_first()
@@ -525,7 +526,7 @@ def run(sessions: sessionmaker[Session], job_id: int, source: Source,
         error = f"after line {source.line}: {exc}" if isinstance(exc, csv.Error) else str(exc)
     except CampaignCanvasError as exc:
         error = exc.message
-    except Exception as exc:  # noqa: BLE001 - kept on the job for the user, logged for us
+    except Exception as exc:  # kept on the job for the user, logged for us
         log.exception("import %s failed", job_id)
         error = f"{exc.__class__.__name__}: {exc}"
     return _finish(sessions, job_id, error)

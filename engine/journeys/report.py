@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -284,7 +284,7 @@ def series(session: Session, campaign_id: int, *, interval: str | None = None, t
         interval = "hour" if not hours or max(hours) - min(hours) <= HOURLY_SPAN else "day"
     buckets: dict[datetime, dict[str, int]] = defaultdict(lambda: {"entered": 0, "converted": 0})
     for hour, figures in hours.items():
-        start = _bucket(hour.replace(tzinfo=timezone.utc).astimezone(zone), interval)
+        start = _bucket(hour.replace(tzinfo=UTC).astimezone(zone), interval)
         for key, value in figures.items():
             buckets[start][key] += value
     points = _filled(buckets, interval, zone)
@@ -312,7 +312,7 @@ def _filled(buckets: Mapping[datetime, Mapping[str, int]], interval: str, zone: 
         figures = buckets.get(at, {"entered": 0, "converted": 0})
         points.append({"start": _iso_local(at), "entered": figures["entered"], "converted": figures["converted"]})
         if interval == "hour":
-            at = (at.astimezone(timezone.utc) + timedelta(hours=1)).astimezone(zone)
+            at = (at.astimezone(UTC) + timedelta(hours=1)).astimezone(zone)
         else:
             day = at.date() + timedelta(days=1)
             at = datetime(day.year, day.month, day.day, tzinfo=zone)

@@ -152,7 +152,7 @@ class Publisher:
             with self.sessions() as session:
                 nodes = node_stats(session, campaign_id)
                 totals = campaign_totals(session, [campaign_id])[campaign_id]
-        except Exception:  # noqa: BLE001 - a statistics event is never worth a failed job
+        except Exception:  # a statistics event is never worth a failed job
             log.exception("live stats for campaign %s could not be read", campaign_id)
             return
         self._emit("stats", {"campaign_id": campaign_id, "nodes": nodes, **totals}, room(campaign_id), campaign_id)
@@ -162,7 +162,7 @@ class Publisher:
     def _emit(self, event: str, data: dict[str, Any], to: str | list[str], campaign_id: int) -> None:
         try:
             self.emit(event, data, to)
-        except Exception:  # noqa: BLE001 - Redis away: the canvas misses one update, nothing else
+        except Exception:  # Redis away: the canvas misses one update, nothing else
             log.exception("live %s event for campaign %s could not be published", event, campaign_id)
 
     def _run(self) -> None:
@@ -204,9 +204,8 @@ def install(rt: Any, emit: Emit) -> Publisher:
     with `os._exit`, which would drop a pending trailing event). Installing again replaces
     the previous publisher."""
     previous: Publisher | None = getattr(rt, "_live_publisher", None)
-    if previous is not None:
-        if previous.stats_changed in rt.executor.listeners:
-            rt.executor.listeners.remove(previous.stats_changed)
+    if previous is not None and previous.stats_changed in rt.executor.listeners:
+        rt.executor.listeners.remove(previous.stats_changed)
     publisher = Publisher(rt.sessions, emit)
     rt._live_publisher = publisher
     rt.executor.listeners.append(publisher.stats_changed)

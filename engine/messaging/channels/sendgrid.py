@@ -133,7 +133,7 @@ class _GuardedClient(python_http_client.Client):
 
     def _build_client(self, name: str | None = None) -> _GuardedClient:
         return _GuardedClient(host=self.host, version=self._version, request_headers=self.request_headers,
-                              url_path=self._url_path + [name] if name else self._url_path,
+                              url_path=[*self._url_path, name] if name else self._url_path,
                               append_slash=self.append_slash, timeout=self.timeout)
 
     def _make_request(self, opener: Any, request: Any, timeout: float | None = None) -> Any:

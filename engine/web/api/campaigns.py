@@ -29,7 +29,9 @@ bp = Blueprint("campaigns", __name__, url_prefix="/api/campaigns")
 
 #: the lifecycle actions; each emits a `status` event to the campaign's Socket.IO room
 ACTIONS = ("pause", "resume", "stop")
-SORTS: dict[str, UnaryExpression[Any]] = {"updated": Campaign.updated_at.desc(), "created": Campaign.created_at.desc(), "name": Campaign.name.asc()}
+SORTS: dict[str, UnaryExpression[Any]] = {
+    "updated": Campaign.updated_at.desc(), "created": Campaign.created_at.desc(), "name": Campaign.name.asc(),
+}
 #: app.extensions key: callables given the campaign's JSON after each status change
 STATUS_LISTENERS = "campaign_canvas.status_listeners"
 
