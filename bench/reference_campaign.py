@@ -116,7 +116,8 @@ def _stand_ins(conn: Any) -> None:
             return reply
 
     with SendGrid() as sendgrid, Twilio() as twilio:
-        conn.send({"sendgrid": (sendgrid.settings(), sendgrid.secrets()), "twilio": (twilio.settings(), twilio.secrets())})
+        conn.send({"sendgrid": (sendgrid.settings(), sendgrid.secrets()),
+                   "twilio": (twilio.settings(), twilio.secrets())})
         conn.recv()
         conn.send({"emails": SendGrid.tally.summary(), "sms": Twilio.tally.summary()})
 

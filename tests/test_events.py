@@ -234,7 +234,8 @@ def test_event_names_and_timestamps_are_checked(api, harness):
     assert refused(huge) == ["/properties"]
     nul = api.post("/api/events", json={"event": "order", "profile": {"external_id": "a\x00b"}})
     assert refused(nul) == ["/profile/external_id"]
-    nul_property = api.post("/api/events", json={"event": "order", "profile": customer, "properties": {"nul": "a\x00b"}})
+    nul_property = api.post("/api/events",
+                            json={"event": "order", "profile": customer, "properties": {"nul": "a\x00b"}})
     assert refused(nul_property) == ["/properties/nul"]  # no text column anywhere takes NUL
     soon = send(api, "order", customer, timestamp=at(harness, 4.9))
     earlier = send(api, "order", customer, timestamp="2026-11-30T09:30:00+01:00")

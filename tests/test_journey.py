@@ -131,8 +131,10 @@ def test_the_node_decides_from_stored_events_when_a_wakeup_was_lost(api, harness
     cid = _launched(api, harness, _wait_flow("1h"))
     with harness.transaction() as s:
         s.execute(insert(Event), [
-            {"profile_id": ids[0], "name": "order", "properties": {"total": 80}, "occurred_at": START + timedelta(minutes=30)},
-            {"profile_id": ids[1], "name": "order", "properties": {"total": 80}, "occurred_at": START + timedelta(hours=1)},
+            {"profile_id": ids[0], "name": "order", "properties": {"total": 80},
+             "occurred_at": START + timedelta(minutes=30)},
+            {"profile_id": ids[1], "name": "order", "properties": {"total": 80},
+             "occurred_at": START + timedelta(hours=1)},
             {"profile_id": ids[2], "name": "order", "properties": {"total": 80},
              "occurred_at": START + timedelta(hours=1, seconds=30)},
         ])

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ class _Processes:
         clients: list[socketio.Client] = []
         try:
             yield clients
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - any failure, with the processes' output
             for client in clients:
                 client.disconnect()
             outputs = self.stop()
@@ -194,7 +195,7 @@ def test_stats_are_throttled_and_the_last_event_carries_the_final_counts(harness
               what="the trailing event")
     time.sleep(live.STATS_INTERVAL + 0.2)  # nothing more comes
     assert sent[-1][1]["nodes"] == truth and sent[-1][1]["entered"] == 4000
-    gaps = [later - earlier for (earlier, _), (later, _) in zip(sent, sent[1:])]
+    gaps = [later - earlier for (earlier, _), (later, _) in pairwise(sent)]
     assert all(gap >= live.STATS_INTERVAL * 0.9 for gap in gaps), gaps  # however slow the machine
 
     # a burst of 200 changes: at most the first goes out on its own, the rest fold into one

@@ -154,7 +154,7 @@ def test_patch_changes_given_fields_and_refuses_conflicts(api):
 
 
 def test_delete_removes_the_profile(api, harness):
-    a, b = upsert(api, {"external_id": "a"}, {"external_id": "b"})["ids"]
+    a, _b = upsert(api, {"external_id": "a"}, {"external_id": "b"})["ids"]
     assert ok(api.delete(f"/api/profiles/{a}")) == {"deleted": a}
     error_of(api.get(f"/api/profiles/{a}"), 404, "not_found")
     error_of(api.delete(f"/api/profiles/{a}"), 404, "not_found")

@@ -302,7 +302,7 @@ def _run_counting(sessions, rules: dict[str, Any]) -> tuple[set[int], list[str]]
     """The ids `matching_profiles` finds, and the SQL statements it took."""
     statements: list[str] = []
 
-    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def count(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement)
 
     with sessions() as session:

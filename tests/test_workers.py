@@ -40,7 +40,7 @@ def loaded_machine(monkeypatch, tmp_path):
     RQ worker is as slow as on a busy machine."""
     (tmp_path / "sitecustomize.py").write_text(PAUSE_AFTER_UNSUBSCRIBE)
     monkeypatch.setattr(redis.client.PubSub, "unsubscribe", redis.client.PubSub.unsubscribe)  # restored after
-    exec(PAUSE_AFTER_UNSUBSCRIBE, {})  # noqa: S102 - the same text the children run
+    exec(PAUSE_AFTER_UNSUBSCRIBE, {})  # the same text the children run
     return os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
 
 

@@ -14,15 +14,15 @@ button (and `campaigns.upgrade_nodes`) runs to move a version 1 node to version 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import hashlib
+from collections.abc import Mapping
+from itertools import pairwise
+from typing import Any
 
 from engine.sdk import Batch, Migration, NodeType, Problem, Result
 from engine.sdk.conditions import field, group, matching
 
-__all__ = ["LoyaltyHoldout", "LoyaltyTierSplit", "LoyaltyTierSplitV1", "NODE_TYPES", "upgrade_1_to_2"]
+__all__ = ["NODE_TYPES", "LoyaltyHoldout", "LoyaltyTierSplit", "LoyaltyTierSplitV1", "upgrade_1_to_2"]
 
 TYPE = "loyalty_tier.split"
 
@@ -144,7 +144,7 @@ def _ordered(node_id: str, settings: Mapping[str, Any], names: tuple[str, ...]) 
     return [Problem(code="tiers_out_of_order", node_id=node_id, pointer=f"/settings/{upper}",
                     message=f"Node {node_id!r}: {upper} ({settings[upper]} points) must be more than "
                             f"{lower} ({settings[lower]} points).")
-            for lower, upper in zip(present, present[1:]) if settings[upper] <= settings[lower]]
+            for lower, upper in pairwise(present) if settings[upper] <= settings[lower]]
 
 
 def _split(batch: Batch, starts: Mapping[str, int]) -> Result:

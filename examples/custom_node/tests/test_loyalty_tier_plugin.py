@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from campaign_canvas_loyalty_tier import NODE_TYPES, LoyaltyHoldout, LoyaltyTierSplit, LoyaltyTierSplitV1
+
 from engine.sdk import Migration
 from engine.sdk.testing import DocumentInvalid, registered, run
 
