@@ -115,7 +115,7 @@ def test_a_capability_without_its_hook_is_refused_naming_the_hook():
 
 
 def test_an_unknown_capability_is_refused_listing_the_known_ones():
-    with registry.snapshot(), pytest.raises(RegistrationError, match="unknown capability 'teleport'.*holdout"):
+    with registry.snapshot(), pytest.raises(RegistrationError, match=r"unknown capability 'teleport'.*holdout"):
         registry.register(_router(capabilities=frozenset({"teleport"})))
 
 

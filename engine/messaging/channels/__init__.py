@@ -23,4 +23,7 @@ from engine.messaging.channels.base import (
     provider_kinds,
 )
 
-__all__ = ["CHANNELS", "DEFAULT_TIMEOUT", "OutgoingMessage", "Provider", "ProviderKinds", "SendResult", "TIMEOUT_SETTING", "TransientError", "provider_kinds"]
+__all__ = [
+    "CHANNELS", "DEFAULT_TIMEOUT", "TIMEOUT_SETTING", "OutgoingMessage", "Provider", "ProviderKinds", "SendResult",
+    "TransientError", "provider_kinds",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from acme_nodes import HighValue
+
 from engine.sdk.testing import registered, run
 
 DOCUMENT = {
