@@ -24,6 +24,7 @@ import re
 from typing import Any
 
 from engine.core.errors import InvalidInput
+from engine.core.pointers import token
 
 #: containers inside containers: a campaign document needs about a dozen levels, a rule
 #: set two per nested group; deeper than this a body is a mistake or an attack
@@ -159,4 +160,4 @@ def _first_problem(value: Any, depth: int) -> tuple[list[Any], str] | None:
 def _token(key: Any) -> str:
     """A JSON pointer reference token (RFC 6901); a lone surrogate in a key is shown as
     U+FFFD, the replacement character, or the answer naming it could not be encoded."""
-    return _SURROGATE.sub("\ufffd", str(key).replace("~", "~0").replace("/", "~1"))
+    return _SURROGATE.sub("\ufffd", token(key))
