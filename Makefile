@@ -13,19 +13,26 @@ NEED_NPM := command -v npm >/dev/null 2>&1 || { echo "npm not found: install Nod
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast test-latest chaos install ui-test lock lock-upgrade ui browser services demo bench clean
+.PHONY: check run test test-fast test-latest chaos install ui-test lock lock-upgrade ui browser services demo bench clean
 
 run: install ui
 	$(BIN)/campaign-canvas migrate
 	$(BIN)/campaign-canvas demo
 	$(BIN)/campaign-canvas serve
 
-# The whole suite, as CI runs it: both databases, real processes, the browser.
-test: install ui ui-test browser services
+# The whole suite, as CI runs it: the code's own checks, both databases, real processes,
+# the browser.
+test: install ui ui-test browser services check
 	$(BIN)/pytest
 
+# Imports go one way (.importlinter), lint (pyproject.toml [tool.ruff]), types (setup.cfg [mypy]).
+check: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check engine nodes server.py tests bench examples
+	$(BIN)/mypy
+
 # The edit-test loop: SQLite only, no browser, no real serve/worker/dispatcher processes.
-test-fast: install ui-test services
+test-fast: install ui-test services check
 	CC_TEST_DATABASES=sqlite $(BIN)/pytest -m "not processes" --ignore=tests/browser -q
 
 # The fault suite: killed workers and dispatchers, a flushed Redis, racing requests, forged
@@ -49,6 +56,7 @@ install: $(STAMP)
 
 $(STAMP): requirements-dev.lock setup.cfg pyproject.toml examples/custom_node/setup.cfg
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	rm -rf campaign_canvas.egg-info  # an old build's metadata would hide the entry points
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check

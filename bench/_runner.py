@@ -1,5 +1,6 @@
-"""What every benchmark here shares: a real `serve` process with an API key; each size runs in a fresh process (so its peak RSS is its
-own) against a fresh database (a throwaway PostgreSQL database when DATABASE_URL names one)."""
+"""What every benchmark here shares: a real `serve` process with an API key; each size runs in a
+fresh process (so its peak RSS is its own) against a fresh database (a throwaway PostgreSQL
+database when DATABASE_URL names one)."""
 
 from __future__ import annotations
 

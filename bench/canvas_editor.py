@@ -33,7 +33,7 @@ from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _runner import CLI, Server, api_key  # noqa: E402
+from _runner import CLI, Server, api_key
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -41,7 +41,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 PASSWORD = "bench-password-1"
 
 FRAMES_JS = """() => { window.__frames = []; let last = performance.now();
-  const tick = (t) => { window.__frames.push(t - last); last = t; if (window.__recording) requestAnimationFrame(tick); };
+  const tick = (t) => {
+    window.__frames.push(t - last); last = t; if (window.__recording) requestAnimationFrame(tick); };
   window.__recording = true; requestAnimationFrame(tick); }"""
 
 
@@ -55,8 +56,10 @@ def campaign(size: int) -> dict[str, Any]:
         x, y = (row // 10) * 700, (row % 10) * 360  # ten steps a column, then the next column
         nodes += [
             {"id": check, "type": "filter", "position": {"x": x, "y": y},
-             "settings": {"rules": {"match": "all", "rules": [{"field": "attributes.vip", "op": "eq", "value": True}]}}},
-            {"id": points, "type": "award_points", "settings": {"points": row}, "position": {"x": x + 320, "y": y + 180}},
+             "settings": {"rules": {"match": "all",
+                                    "rules": [{"field": "attributes.vip", "op": "eq", "value": True}]}}},
+            {"id": points, "type": "award_points", "settings": {"points": row},
+             "position": {"x": x + 320, "y": y + 180}},
             {"id": wait, "type": "wait", "settings": {"amount": 1, "unit": "days"}, "position": {"x": x, "y": y + 180}},
         ]
         edges += [
@@ -162,7 +165,8 @@ def _layout(page: Page) -> float:
     started = time.perf_counter()
     page.get_by_role("button", name="Auto-layout").click()
     page.wait_for_function(f"() => {{ const b = document.querySelector('[data-node-id=p1]').getBoundingClientRect();"
-                           f" return Math.abs(b.x - {before['x'] if before else 0}) > 1 || Math.abs(b.y - {before['y'] if before else 0}) > 1; }}")
+                           f" return Math.abs(b.x - {before['x'] if before else 0}) > 1"
+                           f" || Math.abs(b.y - {before['y'] if before else 0}) > 1; }}")
     return (time.perf_counter() - started) * 1000
 
 

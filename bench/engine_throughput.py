@@ -63,12 +63,14 @@ def run_campaign(size: int, database_url: str, redis_url: str, chunk_size: int) 
     Returns the runtime (still open: the caller closes it), the campaign id and the figures."""
     from sqlalchemy import func, insert, select
 
-    from engine import campaigns, clock, db, registry, runtime
-    from engine.config import Settings
-    from engine.generate import profiles
-    from engine.models import Audience, Enrollment, Profile
-    from engine.runtime import Runtime
-    from engine.timemachine import TimeMachine
+    from engine.core import clock, db, registry
+    from engine.core.config import Settings
+    from engine.core.models import Audience, Enrollment, Profile
+    from engine.journeys import campaigns
+    from engine.journeys.generate import profiles
+    from engine.ops import runtime
+    from engine.ops.runtime import Runtime
+    from engine.ops.timemachine import TimeMachine
 
     registry.load()
     workdir = Path(tempfile.mkdtemp(prefix="cc-bench-"))

@@ -133,7 +133,7 @@ def _warm_up(client: httpx.Client, events: Events, database_url: str, totals: Co
     times as long until the next autoanalyze.)"""
     start = time.perf_counter()
     figures = _batches(client, events, 10_000, 2, totals)
-    from engine.db import make_engine
+    from engine.core.db import make_engine
 
     engine = make_engine(database_url)
     with engine.begin() as conn:

@@ -116,7 +116,8 @@ def _stand_ins(conn: Any) -> None:
             return reply
 
     with SendGrid() as sendgrid, Twilio() as twilio:
-        conn.send({"sendgrid": (sendgrid.settings(), sendgrid.secrets()), "twilio": (twilio.settings(), twilio.secrets())})
+        conn.send({"sendgrid": (sendgrid.settings(), sendgrid.secrets()),
+                   "twilio": (twilio.settings(), twilio.secrets())})
         conn.recv()
         conn.send({"emails": SendGrid.tally.summary(), "sms": Twilio.tally.summary()})
 
@@ -127,12 +128,15 @@ def _stand_ins(conn: Any) -> None:
 def run_one(size: int, database_url: str, redis_url: str) -> dict:
     from sqlalchemy import func, insert, select
 
-    from engine import campaigns, clock, db, providers, registry, runtime
-    from engine.config import Settings
-    from engine.generate import profiles
-    from engine.models import Enrollment, OutboxMessage, Profile
-    from engine.runtime import Runtime
-    from engine.timemachine import TimeMachine
+    from engine.core import clock, db, registry
+    from engine.core.config import Settings
+    from engine.core.models import Enrollment, OutboxMessage, Profile
+    from engine.journeys import campaigns
+    from engine.journeys.generate import profiles
+    from engine.messaging import providers
+    from engine.ops import runtime
+    from engine.ops.runtime import Runtime
+    from engine.ops.timemachine import TimeMachine
 
     ours, theirs = multiprocessing.get_context("fork").Pipe()
     stand_ins = multiprocessing.get_context("fork").Process(target=_stand_ins, args=(theirs,), daemon=True)

@@ -48,8 +48,9 @@ def _timed(call, runs: int = 3) -> float:  # type: ignore[no-untyped-def]
 def run_one(size: int, database_url: str, redis_url: str) -> dict:
     from sqlalchemy import func, select
 
-    from engine import auth, db
-    from engine.models import JourneyStep
+    from engine.core import db
+    from engine.core.models import JourneyStep
+    from engine.ops import auth
     from server import create_app
 
     rt, campaign_id, figures = run_campaign(size, database_url, redis_url, 5000)

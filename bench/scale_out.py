@@ -59,12 +59,13 @@ def campaign() -> dict:
 def _empty(database_url: str) -> None:
     from sqlalchemy import text
 
-    from engine import db
-    from engine.models import Base
+    from engine.core import db
+    from engine.core.models import Base
 
     engine = db.make_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(t.name for t in Base.metadata.sorted_tables)} RESTART IDENTITY CASCADE"))
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
 
 
@@ -73,11 +74,13 @@ def run_one(workers: int, size: int, database_url: str, redis_url: str, chunk_si
     from rq import Worker
     from sqlalchemy import func, insert, select
 
-    from engine import campaigns, clock, db, runtime
-    from engine.config import Settings
-    from engine.generate import profiles
-    from engine.models import Audience, Enrollment, Profile
-    from engine.runtime import Runtime
+    from engine.core import clock, db
+    from engine.core.config import Settings
+    from engine.core.models import Audience, Enrollment, Profile
+    from engine.journeys import campaigns
+    from engine.journeys.generate import profiles
+    from engine.ops import runtime
+    from engine.ops.runtime import Runtime
 
     db.upgrade(database_url)
     queue = f"bench-scale-{uuid.uuid4().hex[:8]}"
@@ -139,7 +142,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=int(os.environ.get("CC_CHUNK_SIZE", 5000)))
     parser.add_argument("--database-url", default="", help="use (and empty per run) this database")
     args = parser.parse_args()
-    from engine import registry
+    from engine.core import registry
 
     registry.load()
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -147,7 +150,7 @@ def main() -> None:
     for workers in (int(n) for n in args.workers.split(",")):
         if args.database_url:
             database_url, drop = args.database_url, None
-            from engine import db
+            from engine.core import db
 
             db.upgrade(database_url)
             _empty(database_url)

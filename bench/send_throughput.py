@@ -37,13 +37,15 @@ def run_one(size: int, database_url: str) -> dict:
 
     from sqlalchemy import insert
 
-    from engine import campaigns, clock, db, providers, registry
-    from engine.budget import Budget
-    from engine.dispatcher import Dispatcher
-    from engine.executor import Executor
-    from engine.generate import profiles
-    from engine.models import Profile
-    from engine.wakeups import LocalWakeups, bind
+    from engine.core import clock, db, registry
+    from engine.core.budget import Budget
+    from engine.core.executor import Executor
+    from engine.core.models import Profile
+    from engine.core.wakeups import LocalWakeups, bind
+    from engine.journeys import campaigns
+    from engine.journeys.generate import profiles
+    from engine.messaging import providers
+    from engine.messaging.dispatcher import Dispatcher
     from tests.standins import LOOPBACK_ALLOW, SendGridStandIn
 
     os.environ["CC_OUTBOUND_ALLOW"] = LOOPBACK_ALLOW  # the stand-in is on 127.0.0.1

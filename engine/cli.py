@@ -12,10 +12,13 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from engine import clock, registry
-from engine.errors import CampaignCanvasError
+from engine.core import clock, registry
+from engine.core.errors import CampaignCanvasError
+
+if TYPE_CHECKING:
+    from engine.core.wakeups import RQWakeups
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--role", default="marketer", choices=["admin", "marketer", "viewer", "site"],
                    help="site: a key for web pages, accepted only by the popup endpoints")
 
-    p = sub.add_parser("import-profiles", help="import customers from a CSV or JSON file (format: engine/imports.py)")
+    p = sub.add_parser("import-profiles",
+                       help="import customers from a CSV or JSON file (format: engine/journeys/imports.py)")
     p.add_argument("file", type=Path)
 
     p = sub.add_parser("demo", help="seed example profiles, segments and campaigns")
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from engine.validation import errors, format_problems, validate_document
+    from engine.core.validation import errors, format_problems, validate_document
 
     document = _load_json(args.file)
     problems = validate_document(document)
@@ -90,9 +94,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from engine.generate import profiles
-    from engine.simulate import Simulation
-    from engine.validation import ensure_valid
+    from engine.core.validation import ensure_valid
+    from engine.journeys.generate import profiles
+    from engine.journeys.simulate import Simulation
 
     document = _load_json(args.file)
     ensure_valid(document)  # every problem at once, before anything below reads the document
@@ -104,22 +108,33 @@ def _simulate(args: argparse.Namespace) -> int:
         until = clock.parse_duration(args.until)
     except ValueError as exc:
         raise SystemExit(f"error: --until: {exc}") from None
-    from engine.config import Settings
+    from engine.core.config import Settings
 
     with Simulation(document, start=start, account_timezone=Settings().account_timezone) as sim:
         sim.add_profiles(list(profiles(args.profiles, seed=args.seed)))
-        trigger = next((n for n in document["nodes"] if n["type"] == "event_trigger"), None)
-        if trigger is not None:  # every generated customer performs the trigger event at the start
-            sim.add_events([{"at": "+0m", "event": trigger["settings"]["event"], "profile": i}
-                            for i in range(args.profiles)])
+        event = _entry_event(document)
+        if event is not None:  # every generated customer performs the entry event at the start
+            sim.add_events([{"at": "+0m", "event": event, "profile": i} for i in range(args.profiles)])
         result = sim.run(until=until)
     print(json.dumps(result.to_dict(), indent=2))
     return 0
 
 
+def _entry_event(document: dict[str, Any]) -> str | None:
+    """The event that starts journeys, when the entry node is an event entry."""
+    from engine.core import registry
+    from engine.core.graph import node_class
+
+    for spec in document["nodes"]:
+        cls = node_class(spec)
+        if registry.has(cls, "event_entry") and cls is not None:
+            return cls.starts_on(spec.get("settings", {}))
+    return None
+
+
 def _migrate(_args: argparse.Namespace) -> int:
-    from engine import db
-    from engine.config import Settings
+    from engine.core import db
+    from engine.core.config import Settings
 
     settings = Settings()
     db.upgrade(settings.database_url)
@@ -129,8 +144,8 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     """One line per check (ok / problem and what to do); exit 1 when something is a problem."""
-    from engine import check
-    from engine.config import Settings
+    from engine.core.config import Settings
+    from engine.ops import check
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # only our lines, not Alembic's
     settings = Settings()
@@ -139,13 +154,13 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _worker(_args: argparse.Namespace) -> int:
-    from engine import live, runtime
+    from engine.ops import live, runtime
 
     rt = runtime.current()
     install_redaction(rt)
     _log_outbound_rule()  # workers run dispatch jobs too
     live.install_emitter(rt)  # stats of the chunks this worker commits reach every server's canvases
-    rt.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
+    cast("RQWakeups", rt.wakeups).schedule_sweep(timedelta(0))  # serve and worker run on RQ
     try:
         rt.worker().work(with_scheduler=True)
     finally:
@@ -156,12 +171,12 @@ def _worker(_args: argparse.Namespace) -> int:
 def _dispatcher(args: argparse.Namespace) -> int:
     import time
 
-    from engine import runtime
-    from engine.dispatcher import Dispatcher
+    from engine.messaging.dispatcher import Dispatcher
+    from engine.ops import runtime
 
     rt = runtime.current()
     install_redaction(rt)
-    log = logging.getLogger("engine.dispatcher")
+    log = logging.getLogger("engine.messaging.dispatcher")
     log.info("dispatcher started (lease %ss)", rt.settings.dispatch_lease_seconds)
     _log_outbound_rule()
     next_sweep = 0.0
@@ -182,18 +197,19 @@ def _sweep_safely(rt: Any, log: logging.Logger) -> None:
     idempotent, so several sweepers only repeat each other's harmless work."""
     try:
         rt.sweep()
-    except Exception:  # noqa: BLE001 - a failed sweep must not stop the sending
+    except Exception:  # a failed sweep must not stop the sending
         log.exception("sweep failed; sending goes on")
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from engine import db, runtime
+    from engine.core import db
+    from engine.ops import runtime
 
     rt = runtime.current()
     db.upgrade(rt.settings.database_url)
     install_redaction(rt)
-    from engine.api.webhooks import warn_if_insecure
-    from server import create_app
+    from engine.web.api.webhooks import warn_if_insecure
+    from engine.web.app import create_app
 
     warn_if_insecure()
     _log_outbound_rule()
@@ -214,7 +230,7 @@ def _serve(args: argparse.Namespace) -> int:
                            kwargs={"host": args.host, "port": args.port, "allow_unsafe_werkzeug": True,
                                    "use_reloader": False, "log_output": False})
     web.start()
-    rt.wakeups.schedule_sweep(timedelta(0))  # type: ignore[attr-defined]
+    cast("RQWakeups", rt.wakeups).schedule_sweep(timedelta(0))  # serve and worker run on RQ
     helpers = [subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"]) for _ in range(workers - 1)]
     try:
         rt.worker().work(with_scheduler=True)  # main thread: owns the signal handlers
@@ -239,7 +255,8 @@ def _create_user(args: argparse.Namespace) -> int:
     import getpass
     import os
 
-    from engine import auth, db
+    from engine.core import db
+    from engine.ops import auth
 
     password = args.password or os.environ.get("CC_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
     with _store() as sessions, db.transaction(sessions) as session:
@@ -249,7 +266,8 @@ def _create_user(args: argparse.Namespace) -> int:
 
 
 def _create_api_key(args: argparse.Namespace) -> int:
-    from engine import auth, db
+    from engine.core import db
+    from engine.ops import auth
 
     with _store() as sessions, db.transaction(sessions) as session:
         row, key = auth.create_api_key(session, args.name, args.role)
@@ -261,8 +279,8 @@ def _create_api_key(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _store() -> Iterator[Any]:
     """Sessions on the configured database (migrated first), without starting Redis."""
-    from engine import db
-    from engine.config import Settings
+    from engine.core import db
+    from engine.core.config import Settings
 
     settings = Settings()
     db.upgrade(settings.database_url)
@@ -274,8 +292,9 @@ def _store() -> Iterator[Any]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from engine import db, runtime
-    from engine.demo import seed
+    from engine.core import db
+    from engine.ops import runtime
+    from engine.ops.demo import seed
 
     rt = runtime.current()
     db.upgrade(rt.settings.database_url)
@@ -297,7 +316,7 @@ def _exit_on_sigterm() -> None:
 
 
 def _print_demo_login(rt: Any) -> None:
-    from engine.demo import saved_login
+    from engine.ops.demo import saved_login
 
     if login := saved_login(rt):
         print(f"Log in as {login['username']} / {login['password']}  (demo credentials, kept in "
@@ -307,7 +326,9 @@ def _print_demo_login(rt: Any) -> None:
 def _import_profiles(args: argparse.Namespace) -> int:
     """Progress on stderr after every 1,000 rows, the finished import job as JSON on stdout;
     exit 1 when rows were refused, 2 when the import failed."""
-    from engine import db, imports, runtime
+    from engine.core import db
+    from engine.journeys import imports
+    from engine.ops import runtime
 
     rt = runtime.current()
     try:
@@ -319,7 +340,7 @@ def _import_profiles(args: argparse.Namespace) -> int:
 
 def install_redaction(rt: Any) -> None:
     """Long-running processes mask every configured provider secret in their logs."""
-    from engine.providers import install_redaction as install
+    from engine.messaging.providers import install_redaction as install
 
     install(rt)
 
@@ -327,14 +348,14 @@ def install_redaction(rt: Any) -> None:
 def _log_outbound_rule() -> None:
     """Processes that send say what outbound calls may reach, and do not start on a
     malformed CC_OUTBOUND_ALLOW (every send would fail)."""
-    from engine import outbound
+    from engine.messaging import outbound
 
-    logging.getLogger("engine.outbound").info(outbound.describe())
+    logging.getLogger("engine.messaging.outbound").info(outbound.describe())
 
 
 def _load_json(path: Path) -> Any:
-    from engine import json_input
-    from engine.errors import InvalidInput
+    from engine.core import json_input
+    from engine.core.errors import InvalidInput
 
     try:
         return json_input.loads(path.read_text(encoding="utf-8"))

@@ -1,8 +1,8 @@
 """RQ job functions. Kept tiny: they find the process runtime and call into the engine.
 
-Every job works within the runtime's time budget (CC_JOB_BUDGET_SECONDS, engine/budget.py)
+Every job works within the runtime's time budget (CC_JOB_BUDGET_SECONDS, engine/core/budget.py)
 and hands what is left to a fresh job under a deterministic id; each is enqueued with an
-explicit timeout well above the budget (engine/wakeups.py). A job killed anyway loses
+explicit timeout well above the budget (engine/core/wakeups.py). A job killed anyway loses
 nothing: positions and the outbox are the truth, and the sweeper re-asks for whatever is
 overdue or stranded.
 """
@@ -13,8 +13,10 @@ import functools
 from datetime import timedelta
 from typing import Any
 
-from engine import clock, db, runtime, schedule, segments
-from engine.wakeups import RQWakeups
+from engine.core import clock, db
+from engine.core.wakeups import RQWakeups
+from engine.journeys import schedule, segments
+from engine.ops import runtime
 
 
 def wake(version_id: int, node_id: str) -> int:
@@ -66,7 +68,7 @@ def refresh_segments(after_segment_id: int = 0) -> dict[int, int]:
 def dispatch() -> dict[str, Any]:
     """Send what the outbox has due, within the budget (and recover batches of dispatchers
     that died)."""
-    from engine.dispatcher import Dispatcher
+    from engine.messaging.dispatcher import Dispatcher
 
     rt = runtime.current()
     return Dispatcher.from_runtime(rt).run(budget=rt.budget()).to_dict()

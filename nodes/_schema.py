@@ -1,29 +1,14 @@
-"""Schema fragments the built-in node families share."""
+"""Deprecated path of engine.sdk.schema (`ref`, `node_ref`, `DURATION`): kept for one
+release so plugins that imported it keep loading."""
 
-from engine.clock import LONGEST_DURATION
-from engine.models import MAX_ID
-from engine.validation import DURATION_MAX, DURATION_PARTS
+import warnings
+from typing import Any
 
-#: the bound of every duration setting, as a duration text
-LONGEST = f"{LONGEST_DURATION.days}d"
-DURATION = {"type": "string", "pattern": r"^\+?\d+(\.\d+)?(m|min|minutes|h|hours|d|days|w|weeks)$",
-            "description": "e.g. 30m, 2h, 7d, 1w (at most 10 years)", DURATION_MAX: LONGEST}
+from engine.sdk import schema as _moved
 
-
-def duration_parts(amount: str, unit: str) -> dict:
-    """On an object schema: its `amount` and `unit` fields (minutes, hours, days, weeks)
-    together name a duration, at most LONGEST."""
-    return {DURATION_PARTS: {"amount": amount, "unit": unit, "max": LONGEST}}
-ID_REF = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+warnings.warn("nodes._schema is deprecated and will be removed in the next release: import from engine.sdk",
+              DeprecationWarning, stacklevel=2)
 
 
-def ref(resource: str, title: str) -> dict:
-    """The id of a stored thing the canvas offers as a dropdown: `x-resource` names the API
-    collection (`/api/<resource>`) it lists. Custom node types may use it too."""
-    return {**ID_REF, "title": title, "x-resource": resource}
-
-
-def node_ref(node_type: str, title: str) -> dict:
-    """The id of another node of this campaign (of `node_type`): the canvas offers the
-    document's nodes of that type, and renames it when nodes are pasted with new ids."""
-    return {"type": "string", "minLength": 1, "title": title, "x-node-ref": node_type}
+def __getattr__(name: str) -> Any:
+    return getattr(_moved, name)

@@ -6,17 +6,13 @@ from collections import Counter
 
 from sqlalchemy import delete, literal, select, update
 
-from engine.batch import Batch, id_chunks
-from engine.db import upsert
-from engine.models import AudienceMember, Profile
-from engine.registry import NodeType, Result, register
-from nodes._schema import ref
+from engine.sdk import Batch, NodeType, Result, id_chunks, ref
+from engine.sdk.data import AudienceMember, Profile, upsert
 
 _AUDIENCE = {"type": "object", "properties": {"audience_id": ref("audiences", "Audience")},
              "required": ["audience_id"]}
 
 
-@register
 class AddToAudience(NodeType):
     type = "add_to_audience"
     label = "Add to audience"
@@ -32,7 +28,6 @@ class AddToAudience(NodeType):
         return {"out": batch}
 
 
-@register
 class ExcludeFromAudience(NodeType):
     type = "exclude_from_audience"
     label = "Exclude from audience"
@@ -51,7 +46,6 @@ class ExcludeFromAudience(NodeType):
 MAX_POINTS = 1_000_000_000
 
 
-@register
 class AwardPoints(NodeType):
     """Adds (or, negative, takes away) points; a customer who passes twice gets them twice."""
 

@@ -1,7 +1,7 @@
 """Engagement nodes: a popup on the customer's next visit, and a cap on who is asked a poll.
 
 - `show_popup` writes one popup per customer, in the batch's transaction, for the site to
-  show on the customer's next matching action (engine/popups.py hands it out once).
+  show on the customer's next matching action (engine/engagement/popups.py hands it out once).
 - `limit_poll` asks customers a poll until enough of them completed it (in total, or per
   day, week or month in the account time zone), never more at once than `max_open`.
 """
@@ -14,16 +14,18 @@ from typing import Any
 
 from sqlalchemy import distinct, exists, func, select
 
-from engine.batch import Batch
-from engine.clock import parse_duration
-from engine.db import upsert
-from engine.merge import load_contexts, renderer_for
-from engine.models import JourneyStep, Poll, PollResponse, Popup, Profile
-from engine.polls import PERIODS, count_responses, period_start
-from engine.popups import new_token
-from engine.registry import NodeType, Result, register
-from engine.validation import Problem
-from nodes._schema import DURATION, ref
+from engine.sdk import (
+    DURATION,
+    Batch,
+    NodeType,
+    Problem,
+    Result,
+    parse_duration,
+    ref,
+)
+from engine.sdk.data import JourneyStep, Poll, PollResponse, Popup, Profile, upsert
+from engine.sdk.engagement import PERIODS, count_responses, new_token, period_start
+from engine.sdk.messaging import load_contexts, renderer_for
 from nodes.messaging import _content_problems
 
 _URL = {"type": "string", "maxLength": 2000, "pattern": r"^https?://\S+$"}
@@ -33,7 +35,6 @@ _BUTTON = {"type": "object", "additionalProperties": False, "required": ["id", "
     "url": {**_URL, "title": "Opens (http or https URL; closes the popup when empty)"}}}
 
 
-@register
 class ShowPopup(NodeType):
     """Creates a popup for each customer, shown once on their next `action` on the site
     (e.g. page_view) while it lasts (`lifetime`). With "only customers who allow app
@@ -104,7 +105,6 @@ class ShowPopup(NodeType):
 RECHECK = timedelta(minutes=10)
 
 
-@register
 class LimitPoll(NodeType):
     """Caps how many customers complete a poll: customers are sent to `ask` (to a node that
     asks them) while the poll has fewer than `max_completions` completed responses in the

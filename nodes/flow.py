@@ -12,44 +12,36 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import and_, case, exists, func, insert, literal, select
 from sqlalchemy.orm import Session
 
-from engine.batch import Batch, id_chunks
-from engine.clock import parse_duration, to_utc_naive
-from engine.models import AbAssignment, Event, NodeState, Profile
-from engine.registry import NodeType, Result, register
-from engine.rules import RULES_SCHEMA, check_rules, compile_rules
-from engine.validation import Problem
-from engine.waiting import performed
-from nodes._schema import DURATION, duration_parts
-
-
-def _rules_ref(title: str) -> dict[str, Any]:
-    """A rule set property; its `$ref`s resolve once the settings schema carries the rule
-    language's `$defs` at its root (see `_rules_schema`)."""
-    rules = {k: v for k, v in RULES_SCHEMA.items() if k not in ("$defs", "$schema", "$id")}
-    return {**rules, "title": title}
-
-
-def _rules_schema(title: str) -> dict[str, Any]:
-    """A settings schema with one `rules` property (the rule language's `$defs` hoisted to
-    the root, where its `$ref`s resolve)."""
-    return {"type": "object", "$defs": RULES_SCHEMA.get("$defs", {}),
-            "properties": {"rules": _rules_ref(title)}, "required": ["rules"]}
-
-
-def _rule_problems(node_id: str, rules: Any, pointer: str) -> list[Problem]:
-    """`check_rules` problems as node problems under `pointer` (e.g. /settings/rules)."""
-    return [Problem(code="invalid_rules", message=f"Node {node_id!r}: {p['message']}",
-                    pointer=f"{pointer}{p['pointer']}", node_id=node_id)
-            for p in check_rules(rules)]
+from engine.sdk import (
+    DURATION,
+    Batch,
+    Experiment,
+    NodeType,
+    Problem,
+    Result,
+    Variant,
+    duration_parts,
+    id_chunks,
+    parse_duration,
+    to_utc_naive,
+)
+from engine.sdk.conditions import (
+    RULES_SCHEMA,
+    rule_problems,
+    rules_property,
+    rules_schema,
+    where,
+)
+from engine.sdk.data import AbAssignment, Event, NodeState, Profile
+from engine.sdk.events import performed
 
 
 def _filter(batch: Batch, rules: Mapping[str, Any]) -> Result:
-    condition = compile_rules(dict(rules), batch.session, batch.now)
+    condition = where(batch.session, dict(rules), batch.now)
     yes = batch.matching(select(Profile.id).where(condition), Profile.id)
     return {"yes": yes, "no": batch.without(yes)}
 
 
-@register
 class Filter(NodeType):
     """Splits customers by rules over profile fields, attributes, points, membership and past
     events; evaluated by one SQL statement for the whole batch."""
@@ -58,17 +50,16 @@ class Filter(NodeType):
     label = "Filter customers"
     category = "flow"
     ports = ("yes", "no")
-    schema = _rules_schema("Customers who match")
+    schema = rules_schema("Customers who match")
 
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
-        return _rule_problems(node_id, settings["rules"], "/settings/rules")
+        return rule_problems(node_id, settings["rules"], "/settings/rules")
 
     def process(self, batch: Batch) -> Result:
         return _filter(batch, self.settings["rules"])
 
 
-@register
 class RefreshFilter(NodeType):
     """Re-applies an earlier filter node's rules, by reference: edit the filter, both change."""
 
@@ -98,7 +89,6 @@ class RefreshFilter(NodeType):
 METRIC_EVENTS = {"opens": ("email.open", "push.open"), "clicks": ("email.click", "push.click")}
 
 
-@register
 class ABTest(NodeType):
     """Splits the first N customers evenly across variants; after the evaluation period the
     variant with the best open, click or conversion rate wins and everyone later goes to it.
@@ -106,6 +96,7 @@ class ABTest(NodeType):
 
     type = "ab_test"
     label = "A/B test"
+    capabilities = frozenset({"experiment"})
     category = "flow"
     ports = ()
     schema = {
@@ -142,6 +133,26 @@ class ABTest(NodeType):
                                     message=f"Node {node_id!r}: the winner is chosen by conversions, "
                                             "so the campaign needs a goal."))
         return problems
+
+    @classmethod
+    def experiment(cls, session: Session, campaign_id: int, node_id: str, settings: Mapping[str, Any],
+                   document: Mapping[str, Any], now: datetime) -> Experiment:
+        """Each variant's test group score on the node's metric: frozen at the decision once
+        made, live until then."""
+        state = session.get(NodeState, (campaign_id, node_id))
+        data = dict(state.data) if state else {}
+        names = {v["id"]: v.get("name") or v["id"] for v in settings.get("variants", [])}
+        metric = data.get("metric") or settings.get("metric", "conversions")
+        winner = data.get("winner")
+        scores = data.get("scores") if winner else None
+        if scores is None:
+            scores = score_variants(session, campaign_id, node_id, data.get("round", 1), list(names),
+                                    metric_events(metric, document), now)
+        variants = [Variant(v, name, int(scores.get(v, {}).get("size", 0)), int(scores.get(v, {}).get("hits", 0)))
+                    for v, name in names.items()]
+        return Experiment(metric=metric, variants=variants, winner=winner,
+                          state="decided" if winner else ("evaluating" if data.get("completed_at") else "testing"),
+                          decided_at=data.get("decided_at"))
 
     def process(self, batch: Batch) -> Result:
         variants = self.ports_for(self.settings)
@@ -223,12 +234,12 @@ def _spread(batch: Batch, salt: str) -> list[int]:
     return sorted(range(len(batch)), key=key)
 
 
-@register
 class ControlGroup(NodeType):
     """Holds out a share of customers (or a fixed number) so the campaign's uplift can be
     measured against them. The share is kept exact over time, not just on average."""
 
     type = "control_group"
+    capabilities = frozenset({"holdout"})
     label = "Control group"
     category = "flow"
     ports = ("out", "control")
@@ -240,6 +251,10 @@ class ControlGroup(NodeType):
             "count": {"type": "integer", "minimum": 0, "default": 100, "title": "Number of customers"},
         },
     }
+
+    @classmethod
+    def holdout_ports(cls, settings: Mapping[str, Any]) -> tuple[str, str]:
+        return ("control", "out")
 
     def process(self, batch: Batch) -> Result:
         state = batch.state()
@@ -260,7 +275,6 @@ class ControlGroup(NodeType):
 _PERIODS = {"campaign": None, "day": "%Y-%m-%d", "week": "%G-W%V", "month": "%Y-%m"}
 
 
-@register
 class LimitParticipants(NodeType):
     """Lets at most N customers through per campaign, day, week or month (account time zone);
     the others leave by `over_limit`."""
@@ -292,7 +306,6 @@ class LimitParticipants(NodeType):
 _UNITS = {"minutes": "m", "hours": "h", "days": "d", "weeks": "w"}
 
 
-@register
 class Wait(NodeType):
     """Holds each customer for a fixed time from when they reached this node."""
 
@@ -315,7 +328,6 @@ class Wait(NodeType):
         return _release_at(batch, [entered + delta for entered in batch.node_entered_at])
 
 
-@register
 class WaitUntilDate(NodeType):
     """Holds customers until a date (00:00 in the account time zone unless a time is given)."""
 
@@ -363,11 +375,10 @@ def _release_at(batch: Batch, due: list[datetime]) -> Result:
 PROPERTY_CONDITION = {**RULES_SCHEMA["$defs"]["rules_property"], "title": "Property condition"}
 
 
-@register
 class WaitForEvent(NodeType):
     """Holds each customer until they perform an event (optionally with matching properties)
     after reaching this node, or until the timeout passes: they leave by `event` or by
-    `timeout`. Event ingestion makes the waiting customers due at once (engine/waiting.py);
+    `timeout`. Event ingestion makes the waiting customers due at once (engine/core/waiting.py);
     the decision itself reads the stored events between arrival and the timeout, so a lost
     or late wakeup or a replay gives the same answer."""
 
@@ -390,14 +401,14 @@ class WaitForEvent(NodeType):
 
     @classmethod
     def waits_for(cls, settings: Mapping[str, Any]) -> set[str]:
-        """The events whose ingestion wakes this node's customers (engine/waiting.py)."""
+        """The events whose ingestion wakes this node's customers (engine/core/waiting.py)."""
         return {settings["event"]} if isinstance(settings.get("event"), str) else set()
 
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
         rule = {"event": settings["event"], "where": settings["where"]}  # checked as the rule language's own
         problems = [replace(p, pointer=p.pointer.replace("/settings/rules/0", "/settings", 1))
-                    for p in _rule_problems(node_id, {"rules": [rule]}, "/settings")]
+                    for p in rule_problems(node_id, {"rules": [rule]}, "/settings")]
         return problems + _duration_problems(node_id, settings["timeout"], "/settings/timeout")
 
     def process(self, batch: Batch) -> Result:
@@ -425,7 +436,6 @@ ELSE = "else"
 PORT_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "title": "Port id"}
 
 
-@register
 class MultiSplit(NodeType):
     """Routes each customer by the first path whose rules they match (paths are tried in
     order), and the others by `else`. One statement decides for the whole batch: a CASE
@@ -444,7 +454,7 @@ class MultiSplit(NodeType):
                 "items": {"type": "object", "title": "Path", "properties": {
                     "id": PORT_ID,
                     "name": {"type": "string", "maxLength": 100, "title": "Name"},
-                    "rules": _rules_ref("Customers who match")}, "required": ["id", "rules"]},
+                    "rules": rules_property("Customers who match")}, "required": ["id", "rules"]},
                 "default": [{"id": "path_1", "name": "Path 1", "rules": {"match": "all", "rules": []}}],
             },
         },
@@ -465,7 +475,7 @@ class MultiSplit(NodeType):
                                         message=f"Node {node_id!r}: path id {path['id']!r} {why}; "
                                                 "each path needs its own id."))
             seen.add(path["id"])
-            problems += _rule_problems(node_id, path["rules"], f"/settings/paths/{i}/rules")
+            problems += rule_problems(node_id, path["rules"], f"/settings/paths/{i}/rules")
         return problems
 
     def process(self, batch: Batch) -> Result:
@@ -482,7 +492,7 @@ def _first_match(batch: Batch, rule_sets: Sequence[Mapping[str, Any]]) -> dict[i
     """profile id -> the index of the first rule set the customer matches (-1: none)."""
     if not len(batch):
         return {}
-    whens = [(compile_rules(dict(rules), batch.session, batch.now), k) for k, rules in enumerate(rule_sets)]
+    whens = [(where(batch.session, dict(rules), batch.now), k) for k, rules in enumerate(rule_sets)]
     query = select(Profile.id, case(*whens, else_=literal(-1)))
     found: dict[int, int] = {}
     for chosen in id_chunks(batch.session, Profile.id, list(dict.fromkeys(batch.profile_ids))):
@@ -490,7 +500,6 @@ def _first_match(batch: Batch, rule_sets: Sequence[Mapping[str, Any]]) -> dict[i
     return found
 
 
-@register
 class Merge(NodeType):
     """Joins branches into one path (any node accepts several incoming edges; this one makes
     the join visible on the canvas)."""

@@ -3,7 +3,7 @@
 Unlike `award_points` (our own points column, written in the step's transaction), an accrual
 calls the loyalty program's API. It goes through the outbox with the exactly-once rules of a
 send: one row per journey and node, an idempotency key on every call, and after a crash the
-program is asked what it already holds (see engine/channels/loyalty.py). The customer waits
+program is asked what it already holds (see engine/messaging/channels/loyalty.py). The customer waits
 here until the program answered, so "accrue bonus points -> wait -> send message" tells them
 about points that are really there.
 """
@@ -13,15 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, true
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, true
 
-from engine.models import Profile
-from engine.registry import register
-from nodes._schema import DURATION, ref
+from engine.sdk import DURATION, ref
+from engine.sdk.data import Profile
 from nodes.messaging import SendNode
 
 
-@register
 class AccrueBonusPoints(SendNode):
     """Accrues points through the loyalty program's HTTP API (provider config of channel
     `loyalty`); `sent` once the program confirmed, `failed` if it refused, `skipped` for a
@@ -57,7 +55,7 @@ class AccrueBonusPoints(SendNode):
     def __init__(self, node_id: str, settings: Mapping[str, Any]):
         super().__init__(node_id, {**settings, "deliver_immediately": True})  # no quiet hours for points
 
-    def address_column(self) -> ColumnElement[Any]:
+    def address_column(self) -> SQLColumnExpression[Any]:
         return func.coalesce(Profile.external_id, Profile.email)
 
     def reachable(self) -> ColumnElement[bool]:

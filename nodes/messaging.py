@@ -14,20 +14,41 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, and_, bindparam, func, insert, select, true
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    SQLColumnExpression,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    true,
+)
 
-from engine import wakeups
-from engine.batch import Batch, id_chunks
-from engine.controls import Controls, controls_of, over_cap, rate_slots
-from engine.db import upsert
-from engine.errors import CampaignCanvasError
-from engine.merge import load_contexts, renderer_for
-from engine.models import Notification, OutboxMessage, Profile
-from engine.registry import NodeType, Result, register
-from engine.templates import validate_content
-from engine.validation import Problem
-from engine.window import send_times
-from nodes._schema import node_ref, ref
+from engine.sdk import (
+    Batch,
+    CampaignCanvasError,
+    NodeType,
+    Problem,
+    Result,
+    id_chunks,
+    node_ref,
+    ref,
+)
+from engine.sdk.data import Notification, OutboxMessage, Profile, upsert
+from engine.sdk.messaging import (
+    Controls,
+    controls_of,
+    load_contexts,
+    over_cap,
+    rate_slots,
+    renderer_for,
+    request_dispatch,
+    send_times,
+    validate_content,
+)
 
 #: a held sender is looked at again at least this often, so a lost wakeup strands nobody
 BACKSTOP = timedelta(hours=1)
@@ -109,7 +130,7 @@ class SendNode(NodeType):
             found.update((pid, (address, tz)) for pid, address, tz in rows if address)
         return found
 
-    def address_column(self) -> ColumnElement[Any]:
+    def address_column(self) -> SQLColumnExpression[Any]:
         raise NotImplementedError
 
     def reachable(self) -> ColumnElement[bool]:
@@ -136,7 +157,7 @@ class SendNode(NodeType):
         batch.session.execute(upsert(batch.session, OutboxMessage).on_conflict_do_nothing(), rows)
         batch.hold(batch, [at + BACKSTOP for at in due])
         for at in set(due):
-            wakeups.request_dispatch(batch.session, at)
+            request_dispatch(batch.session, at)
 
 
 def _outbox_statuses(batch: Batch, node_id: str) -> dict[int, str]:
@@ -156,21 +177,19 @@ EMAIL_CONTENT = {"type": "object", "properties": {
     "required": ["subject"], "anyOf": [{"required": ["html"]}, {"required": ["text"]}]}
 
 
-@register
 class SendEmail(SendNode):
     type = "send_email"
     label = "Send email"
     channel = "email"
     schema = _settings(EMAIL_CONTENT)
 
-    def address_column(self) -> ColumnElement[Any]:
+    def address_column(self) -> SQLColumnExpression[Any]:
         return Profile.email
 
     def reachable(self) -> ColumnElement[bool]:
         return and_(Profile.email.is_not(None), Profile.email_opt_out.is_(False), Profile.email_bounced_at.is_(None))
 
 
-@register
 class SendSMS(SendNode):
     type = "send_sms"
     label = "Send SMS"
@@ -179,7 +198,7 @@ class SendSMS(SendNode):
                                                                    "maxLength": 1600, "title": "Text"}},
                         "required": ["body"]})
 
-    def address_column(self) -> ColumnElement[Any]:
+    def address_column(self) -> SQLColumnExpression[Any]:
         return Profile.phone
 
     def reachable(self) -> ColumnElement[bool]:
@@ -194,7 +213,6 @@ PUSH_CONTENT = {"type": "object", "properties": {
     "anyOf": [{"required": ["title"]}, {"required": ["body"]}]}
 
 
-@register
 class SendPush(SendNode):
     """Sends to the customer's newest push token."""
 
@@ -212,7 +230,6 @@ class SendPush(SendNode):
         return found
 
 
-@register
 class CallWebAPI(SendNode):
     """Calls the web API of the chosen provider config with a JSON body per customer (merge
     tags allowed in its strings); `sent` on a 2xx answer."""
@@ -228,7 +245,6 @@ class CallWebAPI(SendNode):
         return {pid: ("", None) for pid in batch.profile_ids}
 
 
-@register
 class NotifyManager(SendNode):
     """Emails a team member about each customer who gets here (e.g. a VIP needs a call)."""
 
@@ -244,7 +260,6 @@ class NotifyManager(SendNode):
         return {pid: (self.settings["manager_email"], None) for pid in batch.profile_ids}
 
 
-@register
 class SendInApp(NodeType):
     """Stores a notification for the customer's app to read (GET /api/profiles/<id>/notifications).
     Written in the batch's own transaction: nothing to dispatch, nothing to send twice."""
@@ -281,7 +296,6 @@ class SendInApp(NodeType):
 EMAIL_STATUSES = ("opened", "clicked", "delivered_not_opened", "bounced", "not_delivered")
 
 
-@register
 class CheckEmailStatus(NodeType):
     """Routes customers by what happened to the email an earlier send-email node sent them:
     clicked (which implies opened), else opened, else bounced, else delivered but not

@@ -3,9 +3,9 @@
 - `select_segment`: a segment, an audience or everyone, once: at launch, or at `send_at`
   (a scheduled single send);
 - `schedule_trigger`: the same choice of customers, again at every run of a recurring
-  schedule (engine/schedule.py computes the runs);
+  schedule (engine.sdk.calendar computes the runs);
 - `segment_entry`: each customer who starts matching a segment after launch, once ever
-  (engine/segments.py keeps the memberships and enrolls);
+  (engine/journeys/segments.py keeps the memberships and enrolls);
 - `event_trigger`: each time (or once, or once per period) a customer performs an event.
 
 Date-times in settings are ISO 8601 as people type them: local to the node's time zone (the
@@ -24,14 +24,21 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
-from engine import schedule
-from engine.batch import Batch, id_chunks
-from engine.clock import iso, parse_duration
-from engine.models import ACTIVE, AudienceMember, Enrollment, Profile, Segment
-from engine.registry import NodeType, Result, register
-from engine.rules import PROPERTY_PATTERN
-from engine.validation import Problem
-from nodes._schema import DURATION, ref
+from engine.sdk import (
+    DURATION,
+    Batch,
+    InvalidState,
+    NodeType,
+    Problem,
+    Result,
+    calendar,
+    id_chunks,
+    iso,
+    parse_duration,
+    ref,
+)
+from engine.sdk.conditions import PROPERTY_PATTERN, matching_profiles
+from engine.sdk.data import ACTIVE, AudienceMember, Enrollment, Profile, Segment
 
 DATE_TIME = {"type": "string", "minLength": 1, "maxLength": 64,
              "description": "ISO date and time, e.g. 2026-12-24T09:00 (local time unless it ends with Z or an "
@@ -51,7 +58,7 @@ def _date_problems(node_id: str, settings: Mapping[str, Any], keys: tuple[str, .
     for key in keys:
         if settings.get(key):
             try:
-                schedule.parse_local(settings[key])
+                calendar.parse_local(settings[key])
             except ValueError as exc:
                 problems.append(Problem(code="invalid_date", node_id=node_id, pointer=f"/settings/{key}",
                                         message=f"Node {node_id!r}: {exc}."))
@@ -75,23 +82,18 @@ class _FromAudience(_Entry):
 
     def audience(self, session: Session, now: datetime) -> Select[Any]:
         """The chosen customers now, as a one-column select of profile ids."""
-        from engine.rules import matching_profiles
-
         source = self.settings["source"]
         if source == "audience":
             return select(AudienceMember.profile_id).where(AudienceMember.audience_id == self.settings["audience_id"])
         if source == "segment":
             segment = session.get(Segment, self.settings["segment_id"])
             if segment is None:
-                from engine.errors import InvalidState
-
                 raise InvalidState(f"segment {self.settings['segment_id']} does not exist",
                                    [{"node_id": self.id, "pointer": "/settings/segment_id"}])
             return matching_profiles(session, segment.rules, now)
         return select(Profile.id)
 
 
-@register
 class SelectFromSegment(_FromAudience):
     """Enrolls every customer of a segment, an audience, or all, once: when the campaign
     launches, or at `send_at` (the campaign is `scheduled` until then)."""
@@ -122,21 +124,20 @@ class SelectFromSegment(_FromAudience):
         return bool(self.settings.get("send_at"))
 
     def launch_problem(self, now: datetime, account_tz: ZoneInfo) -> tuple[str, str] | None:
-        earliest = now + schedule.MIN_LEAD
-        if schedule.local_instant(self.settings["send_at"], account_tz) < earliest:
+        earliest = now + calendar.MIN_LEAD
+        if calendar.local_instant(self.settings["send_at"], account_tz) < earliest:
             return ("send_at", f"must be at least 1 hour from now (on or after {iso(earliest)}); leave it empty "
                                "to send at launch")
         return None
 
     def next_run(self, after: datetime, account_tz: ZoneInfo, *, inclusive: bool = False) -> datetime | None:
-        at = schedule.local_instant(self.settings["send_at"], account_tz)
+        at = calendar.local_instant(self.settings["send_at"], account_tz)
         return at if at > after or (inclusive and at == after) else None
 
     def run_audience(self, session: Session, campaign_id: int, now: datetime) -> Select[Any]:
         return self.audience(session, now)
 
 
-@register
 class ScheduleTrigger(_FromAudience):
     """Enrolls a segment, an audience or everyone at every run of a recurring schedule."""
 
@@ -169,14 +170,14 @@ class ScheduleTrigger(_FromAudience):
         problems += _timing_problems(node_id, settings)
         tz = None
         try:
-            tz = schedule.zone(settings.get("timezone")) if settings.get("timezone") else ZoneInfo("UTC")
+            tz = calendar.zone(settings.get("timezone")) if settings.get("timezone") else ZoneInfo("UTC")
         except ValueError as exc:
             problems.append(Problem(code="unknown_timezone", node_id=node_id, pointer="/settings/timezone",
                                     message=f"Node {node_id!r}: {exc}."))
-        if tz is not None and not problems and settings.get("end"):
-            if schedule.local_instant(settings["end"], tz) < schedule.local_instant(settings["start"], tz):
-                problems.append(Problem(code="end_before_start", node_id=node_id, pointer="/settings/end",
-                                        message=f"Node {node_id!r}: the end is before the start."))
+        if (tz is not None and not problems and settings.get("end")
+                and calendar.local_instant(settings["end"], tz) < calendar.local_instant(settings["start"], tz)):
+            problems.append(Problem(code="end_before_start", node_id=node_id, pointer="/settings/end",
+                                    message=f"Node {node_id!r}: the end is before the start."))
         return problems
 
     def scheduled(self) -> bool:
@@ -188,7 +189,7 @@ class ScheduleTrigger(_FromAudience):
         return None
 
     def next_run(self, after: datetime, account_tz: ZoneInfo, *, inclusive: bool = False) -> datetime | None:
-        return schedule.next_run(self.settings, after, account_tz, inclusive=inclusive)
+        return calendar.next_run(self.settings, after, account_tz, inclusive=inclusive)
 
     def run_audience(self, session: Session, campaign_id: int, now: datetime) -> Select[Any]:
         """The audience minus whoever must not enter again: anyone ever enrolled (repeat
@@ -212,22 +213,22 @@ def _timing_problems(node_id: str, settings: Mapping[str, Any]) -> list[Problem]
         return problem("/settings/every", "give either a cron expression or an interval (every), not both")
     if not cron and not every:
         return problem("/settings/cron", "give a cron expression or an interval (every)")
-    if cron and (why := schedule.check_cron(cron)):
+    if cron and (why := calendar.check_cron(cron)):
         return problem("/settings/cron", f"the cron expression {why}")
     if every and parse_duration(every).total_seconds() < 60:
         return problem("/settings/every", "the interval must be at least 1 minute")
     return []
 
 
-@register
 class SegmentEntry(_Entry):
     """Starts a journey for each customer who newly matches a segment after launch (or is in
     it at launch, with include_current): once per customer, ever, even if they leave the
     segment and come back. Segments are re-evaluated every few minutes and when profiles
-    change (engine/segments.py)."""
+    change (engine/journeys/segments.py)."""
 
     type = "segment_entry"
     label = "Customer enters segment"
+    capabilities = frozenset({"segment_watch"})
     description = "Customers enter when they start matching the segment: each customer once."
     continuous = True
     schema = {
@@ -245,10 +246,18 @@ class SegmentEntry(_Entry):
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
         return _date_problems(node_id, settings, ("until",))
 
+    @classmethod
+    def watched_segment(cls, settings: Mapping[str, Any]) -> int | None:
+        return int(settings["segment_id"]) if settings.get("segment_id") is not None else None
+
+    @classmethod
+    def includes_current(cls, settings: Mapping[str, Any]) -> bool:
+        return bool(settings.get("include_current"))
+
     def closes_at(self, account_tz: ZoneInfo) -> datetime | None:
         """When entries end (`until`), as naive UTC; None for never."""
         until = self.settings.get("until")
-        return schedule.local_instant(until, account_tz) if until else None
+        return calendar.local_instant(until, account_tz) if until else None
 
 
 #: the longest journey key kept as it is; a longer one is stored as its SHA-256 digest
@@ -262,7 +271,6 @@ _KEY_LOCK = 0x0CC0_4B45
 ONCE_KEY = "@once"
 
 
-@register
 class EventTrigger(_Entry):
     """Starts a journey each time (or once, or once per period) a customer performs an event.
 
@@ -274,6 +282,7 @@ class EventTrigger(_Entry):
     is missing would be worse than a rare duplicate."""
 
     type = "event_trigger"
+    capabilities = frozenset({"event_entry"})
     label = "Event"
     continuous = True
     schema = {
@@ -291,6 +300,10 @@ class EventTrigger(_Entry):
         },
         "required": ["event"],
     }
+
+    @classmethod
+    def starts_on(cls, settings: Mapping[str, Any]) -> str | None:
+        return settings.get("event") or None
 
     def entry_key(self, properties: Mapping[str, Any]) -> str | None:
         """The journey key of an event with these properties, or None (no key property, or

@@ -17,8 +17,8 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from engine import db, registry
-from engine.models import Base
+from engine.core import db, registry
+from engine.core.models import Base
 from tests.standins import LOOPBACK_ALLOW
 
 PG_ADMIN_URL = os.environ.get("CC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -249,11 +249,11 @@ def harness(database_url, redis_conn, engine):
 def harness_on(database_url: str, redis_conn: redis.Redis, **settings: Any) -> Iterator[Harness]:
     """A Harness whose runtime has `settings` besides the usual (chunks of 500, a queue of
     its own), installed as the process's runtime and clock until the block ends."""
-    from engine import clock as clocks
-    from engine import runtime
-    from engine.config import Settings
-    from engine.runtime import Runtime
-    from engine.timemachine import TimeMachine
+    from engine.core import clock as clocks
+    from engine.core.config import Settings
+    from engine.ops import runtime
+    from engine.ops.runtime import Runtime
+    from engine.ops.timemachine import TimeMachine
 
     settings = {"chunk_size": 500, **settings}
     rt = Runtime(Settings(database_url=database_url, queue_name=f"test-{uuid.uuid4().hex[:8]}", **settings),

@@ -38,7 +38,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 #: the stand-ins listen on loopback, which the outbound guard refuses unless allowed
-#: (engine/outbound.py): the test suite and the benchmarks allow this much, and no more
+#: (engine/messaging/outbound.py): the test suite and the benchmarks allow this much, and no more
 LOOPBACK_ALLOW = "127.0.0.1/32,::1/128"
 
 EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
@@ -100,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet tests
+    def log_message(self, format: str, *args: Any) -> None:  # quiet tests
         pass
 
 

@@ -16,10 +16,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import func, insert, select
 from werkzeug.datastructures import MultiDict
 
-from engine import auth, campaigns, outbox_refs
-from engine.api.webhooks import twilio_signature
-from engine.models import Enrollment, Profile
-from engine.stats import node_stats
+from engine.core.counters import node_stats
+from engine.core.models import Enrollment, Profile
+from engine.journeys import campaigns
+from engine.messaging import outbox_refs
+from engine.ops import auth
+from engine.web.api.webhooks import twilio_signature
 
 
 class TickingClock:
@@ -83,7 +85,7 @@ def points(h) -> dict[int, int]:
 
 def snapshot(h) -> dict[str, list[tuple]]:
     """Every row of every table, to show a refused request changed nothing."""
-    from engine.models import Base
+    from engine.core.models import Base
 
     with h.session() as session:
         return {table.name: sorted(map(tuple, session.execute(select(table))), key=repr)
@@ -118,7 +120,7 @@ def error_of(response, status: int, code: str) -> dict:
 
 def email_provider(h, sendgrid) -> None:
     """Make the SendGrid stand-in the default email provider."""
-    from engine import providers
+    from engine.messaging import providers
 
     with h.transaction() as s:
         providers.create_provider(s, {"channel": "email", "kind": "sendgrid", "name": "SendGrid",

@@ -11,8 +11,8 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from engine import auth
-from engine.models import ApiKey, Campaign, User
+from engine.core.models import ApiKey, Campaign, User
+from engine.ops import auth
 from tests.support import authed_client, doc
 from tests.test_cli import run
 

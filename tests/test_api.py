@@ -14,8 +14,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 
-from engine.campaigns import with_node_versions
-from engine.models import Campaign, CampaignVersion, Enrollment
+from engine.core.models import Campaign, CampaignVersion, Enrollment
+from engine.journeys.campaigns import with_node_versions
 from tests.support import add_profiles, doc, error_of
 
 BUILT_IN = {"select_segment", "event_trigger", "filter", "refresh_filter", "ab_test", "control_group", "limit",
@@ -466,7 +466,7 @@ def test_anonymous_and_refused_answers_carry_them_too(app):
 
 
 def test_hashed_assets_are_cached_for_good_and_the_page_revalidated(client, monkeypatch, tmp_path):
-    import server
+    from engine.web import app as server
 
     (tmp_path / "assets").mkdir()
     (tmp_path / "index.html").write_text('<!doctype html><script type="module" src="/assets/index-Ab12.js"></script>')
@@ -485,7 +485,7 @@ def test_hashed_assets_are_cached_for_good_and_the_page_revalidated(client, monk
 
 
 def test_placeholder_page_never_inserts_names_as_html(client, monkeypatch, tmp_path):
-    import server
+    from engine.web import app as server
 
     monkeypatch.setattr(server, "UI_DIST", tmp_path / "no-build")  # the placeholder, built UI or not
     create(client, good_document('<img src=x onerror="alert(1)">'))

@@ -33,8 +33,8 @@ def _spec() -> dict[str, Any]:
     import tempfile
     from pathlib import Path
 
-    from engine.config import Settings
-    from engine.runtime import Runtime
+    from engine.core.config import Settings
+    from engine.ops.runtime import Runtime
     from server import create_app
 
     folder = Path(tempfile.mkdtemp(prefix="cc-openapi-"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.generate import profiles
+from engine.journeys.generate import profiles
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -166,7 +166,7 @@ def test_simulate_bad_time_options_are_one_line(option, value):
 def test_migrate_creates_the_schema_and_is_idempotent(tmp_path):
     from alembic.script import ScriptDirectory
 
-    from engine.db import alembic_config
+    from engine.core.db import alembic_config
 
     database = tmp_path / "x.db"
     env = {"DATABASE_URL": f"sqlite:///{database}", "CC_INSTANCE_DIR": str(tmp_path / "instance")}

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from engine import campaigns
-from engine.controls import period_start
-from engine.models import OutboxMessage, Segment
+from engine.core.controls import period_start
+from engine.core.models import OutboxMessage, Segment
+from engine.journeys import campaigns
 from tests.conftest import START
 from tests.support import add_profiles, doc, email_provider, ok, positions, stats
 
@@ -178,7 +178,7 @@ def test_exit_when_a_segment_stops_matching(h, api):
 
 
 def _profile_id(h, external_id: str) -> int:
-    from engine.models import Profile
+    from engine.core.models import Profile
 
     with h.session() as s:
         return s.scalar(select(Profile.id).where(Profile.external_id == external_id))

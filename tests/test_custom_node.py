@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import registry
-from engine.validation import errors, validate_document
+from engine.core import registry
+from engine.core.validation import errors, validate_document
 from tests.support import add_profiles, launch, points, stats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,8 +58,9 @@ def _document(split_settings: dict | None = None) -> dict:
 def test_the_node_type_comes_from_the_entry_point(plugin):
     (ep,) = metadata.entry_points(group=registry.ENTRY_POINT_GROUP, name="loyalty_tier")
     assert ep.dist is not None and ep.dist.name == DISTRIBUTION
-    v1, v2, upgrade = ep.load()  # both versions and the migration between them
+    v1, v2, upgrade, holdout = ep.load()  # both versions, the migration between them, the holdout
     assert plugin is v2 and registry.get(TYPE, 1) is v1
+    assert registry.get("loyalty_tier.holdout") is holdout and registry.has(holdout, "holdout")
     assert plugin.__module__ == "campaign_canvas_loyalty_tier"
     described = plugin.describe()
     assert described["ports"] == ["bronze", "silver", "gold"] and described["dynamic_ports"] is True

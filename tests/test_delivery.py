@@ -20,11 +20,16 @@ import pytest
 from sqlalchemy import event, insert, select, update
 from werkzeug.datastructures import MultiDict
 
-from engine import campaigns, outbox_refs
-from engine.api.webhooks import twilio_signature
-from engine.delivery import apply_email_events, apply_push_status, apply_sms_status
-from engine.entry import enroll_profiles
-from engine.models import Enrollment, Event, OutboxMessage, Profile, ProviderConfig
+from engine.core.entry import enroll_profiles
+from engine.core.models import Enrollment, Event, OutboxMessage, Profile, ProviderConfig
+from engine.journeys import campaigns
+from engine.messaging import outbox_refs
+from engine.messaging.delivery import (
+    apply_email_events,
+    apply_push_status,
+    apply_sms_status,
+)
+from engine.web.api.webhooks import twilio_signature
 from tests.support import (
     SENDGRID_SIGNATURE,
     SENDGRID_TIMESTAMP,

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import campaigns, clock, providers
-from engine.models import OutboxMessage
+from engine.core import clock
+from engine.core.models import OutboxMessage
+from engine.journeys import campaigns
+from engine.messaging import providers
 from tests.served import dispatch_until, kill_dispatchers_mid_send
 from tests.standins import SendGridStandIn
 from tests.support import add_profiles, doc, stats

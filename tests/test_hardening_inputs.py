@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from engine import auth
-from engine.runtime import Runtime
+from engine.ops import auth
+from engine.ops.runtime import Runtime
 from server import create_app
 from tests.served import CLI, answering, call, free_port, stop, wait_for
 from tests.support import doc, error_of, ok, snapshot
@@ -580,7 +580,8 @@ def test_every_bad_rule_in_a_group_is_named(api, harness):
 
 def test_the_segments_api_names_an_unknown_field_the_same_way(api, harness):
     error = error_of(api.post("/api/segments", json={"name": "Big feet", "rules": SHOE_SIZE}), 400, "invalid_input")
-    assert [{k: d[k] for k in ("pointer", "message")} for d in error["details"]] == [{"pointer": "/rules/rules/0/field", "message":
+    assert [{k: d[k] for k in ("pointer", "message")} for d in error["details"]] == [{
+        "pointer": "/rules/rules/0/field", "message":
                                  "'shoe_size' is not a customer field: use one of email, phone, external_id, "
                                  "timezone, points, created_at, or attributes.<name> for a custom attribute "
                                  "(dotted for nested values)"}]

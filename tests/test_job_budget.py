@@ -18,8 +18,10 @@ import pytest
 from rq.job import Job
 from sqlalchemy import func, select
 
-from engine import campaigns, clock, providers
-from engine.models import OutboxMessage, Profile, Segment
+from engine.core import clock
+from engine.core.models import OutboxMessage, Profile, Segment
+from engine.journeys import campaigns
+from engine.messaging import providers
 from tests.conftest import harness_on
 from tests.served import CLI, stop, wait_for
 from tests.standins import SendGridStandIn, TwilioStandIn
@@ -189,7 +191,8 @@ def test_a_dispatch_job_killed_at_its_timeout_loses_no_message_and_sends_none_tw
                 jobs = Job.fetch_many(h.rt.queue.failed_job_registry.get_job_ids(), connection=h.rt.redis)
                 return [j.id for j in jobs if j is not None and "JobOutOfTime" in (j.latest_result().exc_string or "")]
 
-            assert wait_for(killed, timeout=60, what="a dispatch job killed at its timeout")[0].startswith("cc-dispatch")
+            first_killed = wait_for(killed, timeout=60, what="a dispatch job killed at its timeout")[0]
+            assert first_killed.startswith("cc-dispatch")
             assert _count(h, "sending") > 0, "the batch the provider took was left `sending`"
             sendgrid.delay = 0  # the provider answers again: recovery and the rest go through
             _everyone_once(h, cid, sendgrid)

@@ -11,11 +11,20 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import insert, select
 
-from engine import events
-from engine.clock import iso
-from engine.entry import enroll_entries
-from engine.models import Campaign, Enrollment, Event, JourneyStep, Profile
-from tests.support import add_profiles, at_once, doc, launch, ok, points, positions, stats
+from engine.core.clock import iso
+from engine.core.entry import enroll_entries
+from engine.core.models import Campaign, Enrollment, Event, JourneyStep, Profile
+from engine.journeys import events
+from tests.support import (
+    add_profiles,
+    at_once,
+    doc,
+    launch,
+    ok,
+    points,
+    positions,
+    stats,
+)
 
 START = datetime(2026, 12, 1, 8, 0)
 BIG_ORDER = [{"property": "total", "op": "gte", "value": 50}]
@@ -122,8 +131,10 @@ def test_the_node_decides_from_stored_events_when_a_wakeup_was_lost(api, harness
     cid = _launched(api, harness, _wait_flow("1h"))
     with harness.transaction() as s:
         s.execute(insert(Event), [
-            {"profile_id": ids[0], "name": "order", "properties": {"total": 80}, "occurred_at": START + timedelta(minutes=30)},
-            {"profile_id": ids[1], "name": "order", "properties": {"total": 80}, "occurred_at": START + timedelta(hours=1)},
+            {"profile_id": ids[0], "name": "order", "properties": {"total": 80},
+             "occurred_at": START + timedelta(minutes=30)},
+            {"profile_id": ids[1], "name": "order", "properties": {"total": 80},
+             "occurred_at": START + timedelta(hours=1)},
             {"profile_id": ids[2], "name": "order", "properties": {"total": 80},
              "occurred_at": START + timedelta(hours=1, seconds=30)},
         ])
@@ -327,7 +338,7 @@ def test_a_timestamped_event_ahead_of_our_clock_wakes_at_its_time(api, harness):
 
 
 def test_a_simulation_sends_waiting_customers_by_their_events_on_its_virtual_clock():
-    from engine.simulate import Simulation
+    from engine.journeys.simulate import Simulation
 
     with Simulation(_wait_flow("2d"), start=START) as sim:
         sim.add_profiles([{"email": f"c{i}@example.com"} for i in range(5)])

@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine import events
-from engine.campaigns import with_node_versions
-from engine.models import Campaign, CampaignVersion, Enrollment, ProviderConfig
+from engine.core.models import Campaign, CampaignVersion, Enrollment, ProviderConfig
+from engine.journeys import events
+from engine.journeys.campaigns import with_node_versions
 from tests.support import add_profiles, doc, ok, points, positions
 
 ALL = ("all", "select_segment", {"source": "all"})

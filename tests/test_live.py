@@ -1,6 +1,6 @@
 """Live updates across processes: Socket.IO clients on one server receive the statistics a
 separate worker process produces and the status changes another server makes, through the
-Redis message queue (engine/live.py); the production gunicorn command, for real."""
+Redis message queue (engine/ops/live.py); the production gunicorn command, for real."""
 
 from __future__ import annotations
 
@@ -13,21 +13,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 import socketio
 
-from engine import live
-from engine.config import Settings
-from engine.runtime import Runtime
+from engine.core.config import Settings
+from engine.ops import live
+from engine.ops.runtime import Runtime
 from tests.served import CLI, answering, api, api_key, free_port, wait_for
 from tests.support import add_profiles, doc, launch, stats
 
 BIN = Path(sys.executable).parent
-#: the documented production command (engine/wsgi.py), on a port chosen by the test
+#: the documented production command (engine/web/wsgi.py), on a port chosen by the test
 GUNICORN = [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "20",
-            "engine.wsgi:app"]
+            "engine.web.wsgi:app"]
 SIGNUP = doc([("t", "event_trigger", {"event": "signup"}), ("pts", "award_points", {"points": 1})],
              [("t", "out", "pts")], name="Signup points")
 
@@ -63,7 +64,7 @@ class _Processes:
         clients: list[socketio.Client] = []
         try:
             yield clients
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - any failure, with the processes' output
             for client in clients:
                 client.disconnect()
             outputs = self.stop()
@@ -194,7 +195,7 @@ def test_stats_are_throttled_and_the_last_event_carries_the_final_counts(harness
               what="the trailing event")
     time.sleep(live.STATS_INTERVAL + 0.2)  # nothing more comes
     assert sent[-1][1]["nodes"] == truth and sent[-1][1]["entered"] == 4000
-    gaps = [later - earlier for (earlier, _), (later, _) in zip(sent, sent[1:])]
+    gaps = [later - earlier for (earlier, _), (later, _) in pairwise(sent)]
     assert all(gap >= live.STATS_INTERVAL * 0.9 for gap in gaps), gaps  # however slow the machine
 
     # a burst of 200 changes: at most the first goes out on its own, the rest fold into one
@@ -241,7 +242,7 @@ def test_the_campaigns_list_gets_every_status_change_once_and_the_totals_with_ea
     (None, None),
 ])
 def test_join_and_leave_name_a_campaign_or_the_campaigns_list(payload, room):
-    from server import live_room
+    from engine.web.app import live_room
 
     assert live_room(payload) == room
 

@@ -10,12 +10,20 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from engine import campaigns, providers
-from engine.dispatcher import Dispatcher
-from engine.models import Notification, OutboxMessage, Profile
+from engine.core.models import Notification, OutboxMessage, Profile
+from engine.journeys import campaigns
+from engine.messaging import providers
+from engine.messaging.dispatcher import Dispatcher
 from server import create_app
 from tests.standins import TwilioStandIn, WebhookStandIn
-from tests.support import add_profiles, authed_client, doc, email_provider, positions, stats
+from tests.support import (
+    add_profiles,
+    authed_client,
+    doc,
+    email_provider,
+    positions,
+    stats,
+)
 
 ALL = ("all", "select_segment", {"source": "all"})
 EMAIL = {"subject": "Hello {{ profile.attributes.first_name }}", "preheader": "A note for you",
@@ -178,7 +186,7 @@ def test_no_answer_is_settled_by_asking_the_provider_not_by_resending(configured
     assert {r.status for r in _outbox(h)} == {"sending"}
     h.machine.advance(timedelta(minutes=6))  # past the lease: the next dispatch recovers
     with h.transaction() as s:
-        from engine import wakeups
+        from engine.core import wakeups
 
         wakeups.request_dispatch(s, h.clock.now())
     h.machine.run_due()
@@ -217,7 +225,7 @@ def test_a_retried_send_step_writes_no_second_message(configured, sendgrid):
         version_id = campaigns.get(s, cid).version_id
         s.execute(update(OutboxMessage).values(status="queued"))
     with h.transaction() as s:
-        from engine.models import Enrollment
+        from engine.core.models import Enrollment
 
         s.execute(update(Enrollment).values(node_id="mail", state="active", due_at=h.clock.now()))
     h.rt.executor.run(version_id, "mail")

@@ -13,13 +13,23 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import campaigns, registry
-from engine.errors import DocumentInvalid, InvalidInput, RegistrationError
-from engine.graph import CampaignGraph, GraphCache
-from engine.models import CampaignVersion, Profile
-from engine.registry import Migration, NodeType
-from engine.validation import errors, validate_document
-from tests.support import add_profiles, doc, error_of, launch, ok, points, positions, stats
+from engine.core import registry
+from engine.core.errors import DocumentInvalid, InvalidInput, RegistrationError
+from engine.core.graph import CampaignGraph, GraphCache
+from engine.core.models import CampaignVersion, Profile
+from engine.core.registry import Migration, NodeType
+from engine.core.validation import errors, validate_document
+from engine.journeys import campaigns
+from tests.support import (
+    add_profiles,
+    doc,
+    error_of,
+    launch,
+    ok,
+    points,
+    positions,
+    stats,
+)
 
 TYPE = "test.score"
 ALL = ("all", "select_segment", {"source": "all"})

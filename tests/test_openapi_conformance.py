@@ -7,7 +7,7 @@ where 200 is documented fails here); a content type and, for JSON, a body its sc
 describes (errors included); and a request the description refuses (a PATCH without a field
 the schema requires, a wrong type, an unknown field) is refused, so a view that accepts
 more than is described fails too. The description is generated from the declarations the
-views are checked with (engine/api/declare.py), so this is where a drift between the two,
+views are checked with (engine/web/declare.py), so this is where a drift between the two,
 or a 500, shows.
 
 Bounded and deterministic: a fixed seed, derandomized Hypothesis, a few examples per
@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from engine import auth
+from engine.ops import auth
 from tests.support import make_world
 
 EXAMPLES = 3
@@ -87,10 +87,12 @@ def _failures(operation, mode: GenerationMode, paths: dict[str, Any], api_key: s
 def test_the_declarations_list_what_the_engine_knows():
     """Where a request schema lists what the engine defines (channels, roles, columns...), the
     two lists agree: adding one in the code without the schema refuses it in every request."""
-    from engine import actions, imports, metrics, popups, report
-    from engine.channels import CHANNELS
-    from engine.jsonschemas import load_definition
-    from engine.templates import CHANNEL_FIELDS
+    from engine.core.jsonschemas import load_definition
+    from engine.core.templates import CHANNEL_FIELDS
+    from engine.engagement import popups
+    from engine.journeys import actions, imports, report
+    from engine.messaging.channels import CHANNELS
+    from engine.ops import metrics
 
     def enum(name: str, *path: str) -> list[str]:
         schema = load_definition(name)
@@ -112,8 +114,8 @@ def test_the_declarations_list_what_the_engine_knows():
 
 def test_every_declaration_loads_and_its_references_resolve():
     """A `$ref` to nothing would fail the first request that reaches it; here it fails first."""
-    from engine.api import declare
-    from engine.jsonschemas import api_definitions
+    from engine.core.jsonschemas import api_definitions
+    from engine.web import declare
 
     for name in api_definitions():
         assert isinstance(declare.problems(name, {"?": [None]}), list), name

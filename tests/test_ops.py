@@ -14,14 +14,15 @@ from alembic.script import ScriptDirectory
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from engine import db, providers
-from engine.models import (
+from engine.core import db
+from engine.core.models import (
     Campaign,
     CampaignVersion,
     Enrollment,
     OutboxMessage,
     ProviderConfig,
 )
+from engine.messaging import providers
 from tests.conftest import START
 from tests.support import add_profiles, authed_client, doc, launch
 
@@ -144,7 +145,7 @@ def test_metrics_say_when_redis_is_down(harness, app):
     """A scrape still answers the database series when Redis does not: cc_redis_up is 0."""
     import redis
 
-    from engine.runtime import Runtime
+    from engine.ops.runtime import Runtime
     from server import create_app
 
     rt = Runtime(harness.rt.settings.with_(redis_url="redis://127.0.0.1:1/0"),
@@ -299,7 +300,7 @@ def test_the_migrations_build_exactly_the_models(engine):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from engine.models import Base
+    from engine.core.models import Base
 
     with engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from engine import campaigns, providers
-from engine.models import Campaign, OutboxMessage, ProviderConfig
+from engine.core.models import Campaign, OutboxMessage, ProviderConfig
+from engine.journeys import campaigns
+from engine.messaging import providers
 from tests.standins import (
     FCMStandIn,
     LoyaltyStandIn,
@@ -113,7 +114,7 @@ def test_the_allow_list_lets_chosen_internal_targets_through(api, harness, monke
     assert stored(harness, ProviderConfig) == 4
 
 
-@pytest.mark.parametrize(("host", "shown"), INTERNAL + [(METADATA, METADATA)])
+@pytest.mark.parametrize(("host", "shown"), [*INTERNAL, (METADATA, METADATA)])
 def test_a_campaign_calling_a_web_api_that_points_inside_is_refused(api, harness, nothing_allowed, host, shown):
     """A config saved before the allow-list was narrowed (or by an older release) is caught
     when a campaign that would call it is saved: on the node, naming the field to change."""

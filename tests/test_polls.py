@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from engine.models import Base, Event, JourneyStep, Profile
+from engine.core.models import Base, Event, JourneyStep, Profile
 from tests.support import add_profiles, doc, error_of, ok, positions, stats
 
 QUESTIONS = [

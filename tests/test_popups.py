@@ -10,10 +10,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine.batch import Batch, NodeContext
-from engine.models import Enrollment, Event, Popup
+from engine.core.batch import Batch, NodeContext
+from engine.core.models import Enrollment, Event, Popup
 from nodes.engagement import ShowPopup
-from tests.support import add_profiles, at_once, doc, error_of, launch, ok, points, stats
+from tests.support import (
+    add_profiles,
+    at_once,
+    doc,
+    error_of,
+    launch,
+    ok,
+    points,
+    stats,
+)
 
 ALL = ("all", "select_segment", {"source": "all"})
 HELLO = {"title": "Hello {{ profile.attributes.first_name }}", "body": "Your offer: {{ campaign.name }}"}
@@ -236,11 +245,13 @@ def test_the_embed_script_and_the_cors_answers(harness, app, api):
 
 def test_popup_settings_are_checked_when_the_campaign_is_saved(api):
     def problems(*node) -> set[str]:
-        answer = ok(api.post("/api/campaigns/validate", json=doc([ALL, popup_node(**node[0])], [("all", "out", "pop")])))
+        document = doc([ALL, popup_node(**node[0])], [("all", "out", "pop")])
+        answer = ok(api.post("/api/campaigns/validate", json=document))
         return {p["pointer"] for p in answer["problems"] if p.get("severity") != "warning"}
 
     assert problems({}) == set()
-    assert "/nodes/1/settings/buttons/1/id" in problems({"buttons": [{"id": "a", "label": "A"}, {"id": "a", "label": "B"}]})
+    twins = {"buttons": [{"id": "a", "label": "A"}, {"id": "a", "label": "B"}]}
+    assert "/nodes/1/settings/buttons/1/id" in problems(twins)
     assert any(p.startswith("/nodes/1/settings/content") for p in problems({"content": {"title": "Hi {{ profile.("}}))
     assert any(p.startswith("/nodes/1/settings/buttons/0") for p in problems(
         {"buttons": [{"id": "x", "label": "X", "url": "javascript:alert(1)"}]}))

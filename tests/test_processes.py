@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from engine import campaigns, clock, db
-from engine.models import Profile
+from engine.core import clock, db
+from engine.core.models import Profile
+from engine.journeys import campaigns
 from tests.conftest import flush_keeping_claim
 from tests.served import CLI, answering, api, api_key, call, free_port, stop, wait_for
 from tests.support import add_profiles, doc, positions

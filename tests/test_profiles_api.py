@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine.models import ImportJob, Profile
+from engine.core.models import ImportJob, Profile
 from tests.support import error_of, ok
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,7 +154,7 @@ def test_patch_changes_given_fields_and_refuses_conflicts(api):
 
 
 def test_delete_removes_the_profile(api, harness):
-    a, b = upsert(api, {"external_id": "a"}, {"external_id": "b"})["ids"]
+    a, _b = upsert(api, {"external_id": "a"}, {"external_id": "b"})["ids"]
     assert ok(api.delete(f"/api/profiles/{a}")) == {"deleted": a}
     error_of(api.get(f"/api/profiles/{a}"), 404, "not_found")
     error_of(api.delete(f"/api/profiles/{a}"), 404, "not_found")
@@ -261,7 +261,7 @@ def generated_csv(path: Path, rows: int, bad_every: int) -> int:
 
 def test_import_progress_is_visible_through_the_api_after_every_chunk(api, harness, tmp_path):
     """Deterministic: the import itself pauses after each chunk while the API is asked."""
-    from engine import imports
+    from engine.journeys import imports
 
     path = tmp_path / "steps.csv"
     generated_csv(path, 3_500, bad_every=10_000)

@@ -10,13 +10,18 @@ from collections.abc import Iterator
 import pytest
 from jsonschema import Draft202012Validator
 
-from engine import outbox_refs
-from engine.channels import OutgoingMessage, SendResult, TransientError, provider_kinds
-from engine.channels.push import UNREGISTERED, FCMPush
-from engine.channels.sendgrid import HTML_TAG, TEXT_TAG, SendGridEmail
-from engine.channels.sms import TwilioSMS
-from engine.channels.smtp import SMTPEmail
-from engine.channels.webapi import WebhookCall
+from engine.messaging import outbox_refs
+from engine.messaging.channels import (
+    OutgoingMessage,
+    SendResult,
+    TransientError,
+    provider_kinds,
+)
+from engine.messaging.channels.push import UNREGISTERED, FCMPush
+from engine.messaging.channels.sendgrid import HTML_TAG, TEXT_TAG, SendGridEmail
+from engine.messaging.channels.sms import TwilioSMS
+from engine.messaging.channels.smtp import SMTPEmail
+from engine.messaging.channels.webapi import WebhookCall
 from tests.standins import (
     FCMStandIn,
     SendGridStandIn,

@@ -18,15 +18,15 @@ import pytest
 from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 
-from engine import providers
-from engine.channels import Provider, provider_kinds
-from engine.models import (
+from engine.core.models import (
     Campaign,
     CampaignVersion,
     Enrollment,
     Notification,
     ProviderConfig,
 )
+from engine.messaging import providers
+from engine.messaging.channels import Provider, provider_kinds
 from tests.support import add_profiles, error_of
 
 API_KEY = "SG.live-7f3a9c2e1b5d4f60a8"

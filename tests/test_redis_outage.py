@@ -11,8 +11,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import func, select
 
-from engine.models import Enrollment
-from engine.runtime import Runtime
+from engine.core.models import Enrollment
+from engine.ops.runtime import Runtime
 from tests.served import free_port
 from tests.support import authed_client, doc, launch, ok, positions
 

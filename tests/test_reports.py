@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from engine.models import Enrollment, JourneyStep, OutboxMessage
-from engine.report import Outcome, uplift, wilson
+from engine.core.models import Enrollment, JourneyStep, OutboxMessage
+from engine.journeys.report import Outcome, uplift, wilson
 from tests.support import (
     TickingClock,
     WebhookKeys,
@@ -274,8 +274,8 @@ def test_spreadsheet_formulas_in_customer_text_stay_text(h, api):
     h.machine.run_due()
     text = api.get(f"/api/campaigns/{cid}/report.csv?columns=external_id,phone").get_data(as_text=True)
     rows = sorted(csv.reader(io.StringIO(text)))
-    assert rows == sorted([["external_id", "phone"], ["'=HYPERLINK(\"http://x\")", ""], ["+1555000", "+33 6 12 34 56 78"],
-                           ["'@SUM(A1)", ""]])
+    assert rows == sorted([["external_id", "phone"], ["'=HYPERLINK(\"http://x\")", ""],
+                           ["+1555000", "+33 6 12 34 56 78"], ["'@SUM(A1)", ""]])
 
 
 @pytest.mark.parametrize("query, field", [
@@ -379,8 +379,8 @@ def test_the_sweeper_deletes_steps_past_their_retention_and_keeps_the_counters(h
 def test_the_demo_seeds_a_report_with_conversions_an_uplift_and_an_ab_leader(harness, api, days_ahead):
     """The demo seeds as `make run` does, with time passing between its steps, and the report
     is read right after: whatever day the test runs on (it reads no system date)."""
-    from engine import clock
-    from engine.demo import seed
+    from engine.core import clock
+    from engine.ops.demo import seed
 
     harness.clock.advance(timedelta(days=days_ahead))
     virtual = clock.use(TickingClock(harness.clock.now()))

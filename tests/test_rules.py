@@ -11,9 +11,14 @@ import pytest
 from jsonschema import Draft202012Validator
 from sqlalchemy import event, insert, select
 
-from engine.errors import RuleError
-from engine.models import Audience, AudienceMember, Event, Profile, Segment
-from engine.rules import RULES_SCHEMA, check_rules, compile_rules, matching_profiles
+from engine.core.errors import RuleError
+from engine.core.models import Audience, AudienceMember, Event, Profile, Segment
+from engine.core.rules import (
+    RULES_SCHEMA,
+    check_rules,
+    compile_rules,
+    matching_profiles,
+)
 
 NOW = datetime(2024, 6, 1, 12, 0)
 EVERYONE = {1, 2, 3, 4, 5}
@@ -297,7 +302,7 @@ def _run_counting(sessions, rules: dict[str, Any]) -> tuple[set[int], list[str]]
     """The ids `matching_profiles` finds, and the SQL statements it took."""
     statements: list[str] = []
 
-    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def count(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement)
 
     with sessions() as session:

@@ -29,9 +29,11 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from engine import campaigns, clock, db, providers
-from engine.runtime import Runtime
-from engine.models import Enrollment, OutboxMessage, Profile
+from engine.core import clock, db
+from engine.core.models import Enrollment, OutboxMessage, Profile
+from engine.journeys import campaigns
+from engine.messaging import providers
+from engine.ops.runtime import Runtime
 from tests.served import free_port, wait_for
 from tests.standins import SendGridStandIn
 from tests.support import add_profiles, doc, positions, stats

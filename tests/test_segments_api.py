@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from engine.models import AudienceMember, Segment
+from engine.core.models import AudienceMember, Segment
 from tests.support import doc, error_of, ok
 
 GOLD = {"match": "all", "rules": [{"field": "attributes.plan", "op": "eq", "value": "gold"}]}
@@ -163,7 +163,7 @@ def test_audience_membership_in_bulk(api, harness):
     assert ok(api.get(f"/api/audiences/{aid}"))["member_count"] == 23
     assert [a["member_count"] for a in ok(api.get("/api/audiences"))["items"]] == [23]
 
-    removed = ok(api.delete(f"/api/audiences/{aid}/members", json={"profile_ids": ids[:5] + [ids[29]],
+    removed = ok(api.delete(f"/api/audiences/{aid}/members", json={"profile_ids": [*ids[:5], ids[29]],
                                                                   "profiles": [{"external_id": "c21"}]}))
     assert removed == {"removed": 6, "member_count": 17}
     error_of(api.get("/api/audiences/999/members"), 404, "not_found")

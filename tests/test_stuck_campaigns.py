@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from engine import campaigns, registry
-from engine.graph import with_defaults
-from engine.registry import NodeType
-from engine.validation import settings_errors
-from nodes._schema import DURATION
+from engine.core import registry
+from engine.core.graph import with_defaults
+from engine.core.registry import NodeType
+from engine.core.validation import settings_errors
+from engine.journeys import campaigns
+from engine.sdk import DURATION
 from tests.conftest import START
 from tests.support import add_profiles, doc, error_of, ok, points, positions, stats
 from tests.test_ops import ours, scrape

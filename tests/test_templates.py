@@ -15,10 +15,10 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from engine import templates
-from engine.errors import InvalidInput, TemplateError
-from engine.models import Template
-from engine.templates import Renderer, context_for, merge_tags, validate_content
+from engine.core import templates
+from engine.core.errors import InvalidInput, TemplateError
+from engine.core.models import Template
+from engine.core.templates import Renderer, compiling, context_for, merge_tags, validate_content
 from tests.support import add_profiles, error_of
 
 ALICE = {"external_id": "u-1", "email": "alice@example.com", "phone": "+15550001", "timezone": "Europe/Paris",
@@ -265,10 +265,10 @@ def test_the_context_is_plain_data_whatever_the_caller_passes():
 
 
 def test_a_renderer_compiles_each_field_once(monkeypatch):
-    templates._compile.cache_clear()
+    compiling._compile.cache_clear()
     built: list[str] = []
-    real = templates._build
-    monkeypatch.setattr(templates, "_build", lambda source, *args: built.append(args[1]) or real(source, *args))
+    real = compiling._build
+    monkeypatch.setattr(compiling, "_build", lambda source, *args: built.append(args[1]) or real(source, *args))
     content = {"subject": "Hi {{ profile.attributes.first_name }}", "preheader": "plain text, nothing to compile",
                "html": "<p>{{ profile.email }}</p>", "text": "{{ profile.email }}"}
     renderer = Renderer(content)

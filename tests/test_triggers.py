@@ -10,8 +10,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from engine import segments
-from engine.models import Campaign, Enrollment, Profile, Segment
+from engine.core import calendar
+from engine.core.models import Campaign, Enrollment, Profile, Segment
+from engine.journeys import segments
 from tests.support import add_profiles, doc
 
 GOLD = {"match": "all", "rules": [{"field": "attributes.tier", "op": "eq", "value": "gold"}]}
@@ -407,7 +408,7 @@ def test_concurrent_profile_changes_enroll_a_newcomer_once(api, harness):
 
 
 def test_simulation_runs_schedules_on_its_virtual_clock():
-    from engine.simulate import Simulation
+    from engine.journeys.simulate import Simulation
 
     recurring = ("t", "schedule_trigger", {"source": "all", "every": "1d", "start": "2026-12-02T09:00",
                                            "end": "2026-12-04T10:00"})
@@ -489,12 +490,10 @@ def test_local_times_skipped_or_repeated_by_dst_run_once():
     2027-10-31 (runs once, the first time)."""
     from zoneinfo import ZoneInfo
 
-    from engine import schedule
-
     def runs(start: str, end: str) -> list[datetime]:
         settings = {"cron": "30 2 * * *", "start": start, "end": end, "timezone": "Europe/Paris"}
         found, after = [], _at("2027-01-01T00:00:00")
-        while (after := schedule.next_run(settings, after, ZoneInfo("UTC"))) is not None:
+        while (after := calendar.next_run(settings, after, ZoneInfo("UTC"))) is not None:
             found.append(after)
         return found
 

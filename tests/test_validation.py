@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from engine.errors import DocumentInvalid
-from engine.registry import NodeType
-from engine.validation import (
+from engine.core.errors import DocumentInvalid
+from engine.core.registry import NodeType
+from engine.core.validation import (
     Problem,
     ensure_valid,
     errors,

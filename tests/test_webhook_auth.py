@@ -20,9 +20,10 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from engine import campaigns, providers
-from engine.api.webhooks import twilio_signature
-from engine.models import Event, OutboxMessage, Profile
+from engine.core.models import Event, OutboxMessage, Profile
+from engine.journeys import campaigns
+from engine.messaging import providers
+from engine.web.api.webhooks import twilio_signature
 from tests.served import CLI, answering, free_port, stop, wait_for
 from tests.standins import FCMStandIn, TwilioStandIn
 from tests.support import (
@@ -263,7 +264,7 @@ def test_servers_warn_at_start_up_while_unsigned_webhooks_are_allowed(database_u
            "CC_QUEUE": f"warn-{uuid.uuid4().hex[:8]}", INSECURE: "1"}
     for name in KEY_SETTINGS:
         env.pop(name, None)
-    warning = f"WARNING engine.api.webhooks: {INSECURE} is on: provider webhooks without a configured key"
+    warning = f"WARNING engine.web.api.webhooks: {INSECURE} is on: provider webhooks without a configured key"
 
     port = free_port()
     server = subprocess.Popen([CLI, "serve", "--port", str(port), "--workers", "0"], env=env,
@@ -274,12 +275,12 @@ def test_servers_warn_at_start_up_while_unsigned_webhooks_are_allowed(database_u
         output = stop(server)
     assert warning in output, output
 
-    # the production app (engine/wsgi.py, as gunicorn imports it); no logging set up: stderr
-    wsgi = subprocess.run([sys.executable, "-c", "import engine.wsgi"], env=env, capture_output=True, text=True,
+    # the production app (engine/web/wsgi.py, as gunicorn imports it); no logging set up: stderr
+    wsgi = subprocess.run([sys.executable, "-c", "import engine.web.wsgi"], env=env, capture_output=True, text=True,
                           timeout=120)
     assert wsgi.returncode == 0, wsgi.stderr
     assert f"{INSECURE} is on: provider webhooks without a configured key are accepted UNSIGNED" in wsgi.stderr
 
-    quiet = subprocess.run([sys.executable, "-c", "import engine.wsgi"], env={**env, INSECURE: ""},
+    quiet = subprocess.run([sys.executable, "-c", "import engine.web.wsgi"], env={**env, INSECURE: ""},
                            capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 0 and INSECURE not in quiet.stderr, quiet.stderr

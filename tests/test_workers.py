@@ -40,7 +40,7 @@ def loaded_machine(monkeypatch, tmp_path):
     RQ worker is as slow as on a busy machine."""
     (tmp_path / "sitecustomize.py").write_text(PAUSE_AFTER_UNSUBSCRIBE)
     monkeypatch.setattr(redis.client.PubSub, "unsubscribe", redis.client.PubSub.unsubscribe)  # restored after
-    exec(PAUSE_AFTER_UNSUBSCRIBE, {})  # noqa: S102 - the same text the children run
+    exec(PAUSE_AFTER_UNSUBSCRIBE, {})  # the same text the children run
     return os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
 
 
@@ -88,7 +88,8 @@ def test_a_worker_counts_again_and_keeps_working_soon_after_redis_loses_its_data
     """After a FLUSHALL (or a failover to an empty replica) a live worker is back in RQ's
     registry, so `cc_rq_workers` and `campaign-canvas check` count it again, within one idle
     heartbeat (15 s); its sweep chain, lost with the data, is back too."""
-    from engine import campaigns, clock
+    from engine.core import clock
+    from engine.journeys import campaigns
     from tests.conftest import flush_keeping_claim
     from tests.support import add_profiles, doc, positions
     from tests.test_ops import ours, scrape

@@ -1,5 +1,5 @@
 // The one way the UI talks to the server: JSON in and out, the session cookie, and the
-// CSRF token every change made with a cookie must carry (engine/api/access.py).
+// CSRF token every change made with a cookie must carry (engine/web/access.py).
 
 import type { Me } from "./types";
 

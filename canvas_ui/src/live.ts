@@ -1,4 +1,4 @@
-// Live updates over Socket.IO (engine/live.py): `stats` and `status` for one campaign's room,
+// Live updates over Socket.IO (engine/ops/live.py): `stats` and `status` for one campaign's room,
 // `status` and `totals` for everyone watching the campaigns page.
 
 import { useEffect, useRef } from "react";
@@ -13,7 +13,7 @@ function connection(): Socket {
   return socket;
 }
 
-/** A campaign's counts, as the `totals` event carries them (engine/live.py). */
+/** A campaign's counts, as the `totals` event carries them (engine/ops/live.py). */
 export interface CampaignTotals {
   campaign_id: number;
   entered: number;

@@ -1,4 +1,4 @@
-// The shapes the REST API answers (see engine/api/ and schemas/campaign.schema.json).
+// The shapes the REST API answers (see engine/web/api/ and schemas/campaign.schema.json).
 
 export type JSONSchema = Record<string, unknown>;
 
@@ -68,7 +68,7 @@ export interface CampaignDocument {
   settings?: CampaignSettings;
 }
 
-/** The document's `settings`: campaign-wide settings and controls (engine/controls.py). */
+/** The document's `settings`: campaign-wide settings and controls (engine/core/controls.py). */
 export interface CampaignSettings {
   timezone?: string;
   /** at most this many messages a minute; the rest wait their turn */

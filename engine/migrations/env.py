@@ -3,8 +3,8 @@
 from alembic import context
 from sqlalchemy import pool
 
-from engine.db import make_engine
-from engine.models import Base
+from engine.core.db import make_engine
+from engine.core.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -18,7 +18,9 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None  # engine.core.db.alembic_config sets it
+    engine = make_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=connection.dialect.name == "sqlite")

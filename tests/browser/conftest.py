@@ -39,7 +39,16 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.browser.pages import VIEWPORT, log_in, watch
-from tests.served import CLI, answering, api, api_key, free_port, post_signed, stop, wait_for
+from tests.served import (
+    CLI,
+    answering,
+    api,
+    api_key,
+    free_port,
+    post_signed,
+    stop,
+    wait_for,
+)
 from tests.support import WebhookKeys
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -39,7 +39,8 @@ def chain(name: str, event: str, *, label: str | None = None) -> dict[str, Any]:
         "nodes": [
             trigger,
             {"id": "vip", "type": "filter", "position": {"x": 0, "y": 200},
-             "settings": {"rules": {"match": "all", "rules": [{"field": "attributes.vip", "op": "eq", "value": True}]}}},
+             "settings": {"rules": {"match": "all",
+                                    "rules": [{"field": "attributes.vip", "op": "eq", "value": True}]}}},
             {"id": "points", "type": "award_points", "settings": {"points": 7}, "position": {"x": 0, "y": 400}},
         ],
         "edges": [
@@ -78,7 +79,8 @@ def test_a_campaign_is_built_from_an_empty_canvas_with_the_mouse_then_launched(p
     by_type = {n["type"]: n for n in stored["document"]["nodes"]}
     assert by_type["event_trigger"]["settings"]["event"] == event
     assert by_type["award_points"]["settings"]["points"] == 5
-    assert [(e["source"], e["source_port"], e["target"]) for e in stored["document"]["edges"]] == [(trigger, "out", points)]
+    stored_edges = stored["document"]["edges"]
+    assert [(e["source"], e["source_port"], e["target"]) for e in stored_edges] == [(trigger, "out", points)]
 
     page.reload()
     expect(page.locator("[data-testid=canvas-node]")).to_have_count(2)
@@ -184,7 +186,8 @@ def test_two_connected_nodes_copied_in_one_tab_paste_into_another_tabs_editor(co
                                                                      by_type["filter"]["id"])
 
 
-EMPTY_PASTE = "() => document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: new DataTransfer(), bubbles: true}))"
+EMPTY_PASTE = ("() => document.dispatchEvent(new ClipboardEvent('paste', "
+               "{clipboardData: new DataTransfer(), bubbles: true}))")
 
 
 def test_paste_uses_the_copy_kept_between_tabs_when_the_clipboard_gives_nothing(context: BrowserContext, page: Page,

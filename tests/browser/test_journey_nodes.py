@@ -66,7 +66,8 @@ def test_campaign_controls_are_stored_in_the_documents_settings(page: Page, ui_s
         "name": unique("Controls"),
         "settings": {"timezone": "Europe/Paris"},
         "nodes": [
-            {"id": "start", "type": "event_trigger", "settings": {"event": unique("evt")}, "position": {"x": 0, "y": 0}},
+            {"id": "start", "type": "event_trigger", "settings": {"event": unique("evt")},
+             "position": {"x": 0, "y": 0}},
             {"id": "points", "type": "award_points", "settings": {"points": 5}, "position": {"x": 0, "y": 200}},
         ],
         "edges": [{"id": "e1", "source": "start", "source_port": "out", "target": "points"}],
@@ -80,7 +81,8 @@ def test_campaign_controls_are_stored_in_the_documents_settings(page: Page, ui_s
     page.get_by_test_id("campaign-exit").select_option("goal")  # the document has no goal: said by the goal
     expect(page.get_by_test_id("campaign-goal-problems")).to_contain_text("'goal' is required")
     page.get_by_test_id("campaign-exit").select_option("segment")  # no segment yet: said by the exit
-    expect(page.locator("[data-testid=campaign-controls] [data-pointer='/settings/exit']")).to_contain_text("segment_id")
+    exit_problems = page.locator("[data-testid=campaign-controls] [data-pointer='/settings/exit']")
+    expect(exit_problems).to_contain_text("segment_id")
     expect(page.get_by_test_id("campaign-goal-problems")).to_have_count(0)
     page.locator("#campaign-exit-segment").select_option(str(segment["id"]))
     expect_no_errors(page)

@@ -89,7 +89,8 @@ def run_welcome_campaign(server: Any, sendgrid: SendGridStandIn, provider: int) 
     cid = server.api("/api/campaigns?launch=true", welcome_campaign(t, provider))["id"]
     first = customers(server, f"rw{t}", 9)
     post_events(server, f"signup-{t}", first)
-    until(lambda: sum(left(report(server, cid), "subject", v) for v in "ab") == 6, "the A/B test to split six customers")
+    until(lambda: sum(left(report(server, cid), "subject", v) for v in "ab") == 6,
+          "the A/B test to split six customers")
     test_full = time.monotonic()  # the evaluation period (3 s) started before this
 
     buyers = emails_of(server, cid, "subject", "b") + emails_of(server, cid, "holdout", "control")[:1]

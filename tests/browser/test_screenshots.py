@@ -26,8 +26,8 @@ def twelve_nodes(event: str, audience_id: int) -> dict[str, Any]:
           {"rules": {"match": "all", "rules": [{"field": "attributes.vip", "op": "eq", "value": True}]}}, "VIP?"),
         n("bonus", "award_points", 40, 620, {"points": 100}, "100 welcome points"),
         n("split", "ab_test", 560, 620, {"test_size": 100}, "Which greeting?"),
-        n("hello_a", "send_inapp", 420, 800, {**inapp, "content": {"title": "Welcome, {{ profile.attributes.first_name }}"}},
-          "Greeting A"),
+        n("hello_a", "send_inapp", 420, 800,
+          {**inapp, "content": {"title": "Welcome, {{ profile.attributes.first_name }}"}}, "Greeting A"),
         n("hello_b", "send_inapp", 700, 800, {**inapp, "content": {"title": "Glad you are here"}}, "Greeting B"),
         n("together", "merge", 300, 980, {}),
         n("later", "wait", 300, 1130, {"amount": 2, "unit": "days"}, "Two days later"),
@@ -50,7 +50,8 @@ def test_screenshots_of_the_editor_and_the_campaigns_page(page: Page, ui_server:
     customers = [{"email": f"c{i}-{uuid.uuid4().hex[:6]}@example.com", "attributes": {"vip": i % 4 == 0}}
                  for i in range(40)]
     ui_server.api("/api/profiles", {"profiles": customers})
-    ui_server.api("/api/events/batch", {"events": [{"event": event, "profile": {"email": c["email"]}} for c in customers]})
+    ui_server.api("/api/events/batch",
+                  {"events": [{"event": event, "profile": {"email": c["email"]}} for c in customers]})
 
     open_editor(page, ui_server.url, created["id"])
     expect(page.locator("[data-testid=canvas-node]")).to_have_count(12)

@@ -1,4 +1,4 @@
-// Which buttons a row offers, following engine/campaigns.py (launch, pause, resume, stop, delete).
+// Which buttons a row offers, following engine/journeys/campaigns.py (launch, pause, resume, stop, delete).
 
 import type { CampaignStatus } from "../types";
 
@@ -25,7 +25,7 @@ const LIFECYCLE: Record<CampaignStatus, LifecycleAction[]> = {
   finished: [],
 };
 
-/** engine/campaigns.py DELETABLE: anything that may still move customers must be stopped first */
+/** engine/journeys/campaigns.py DELETABLE: anything that may still move customers must be stopped first */
 const DELETABLE: CampaignStatus[] = ["draft", "stopped", "finished"];
 
 export const lifecycleActions = (status: CampaignStatus): LifecycleAction[] => LIFECYCLE[status] ?? [];

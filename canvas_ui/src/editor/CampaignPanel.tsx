@@ -62,7 +62,7 @@ export function CampaignPanel(props: { meta: Meta; onChange: (meta: Meta) => voi
 }
 
 /**
- * The campaign controls (engine/controls.py), written into `settings` next to its other keys
+ * The campaign controls (engine/core/controls.py), written into `settings` next to its other keys
  * (e.g. `timezone`). A control left empty (or "never") has no key at all, so documents stay
  * as clean as they were.
  */

@@ -22,7 +22,7 @@ export const COLUMNS: Array<{ key: ColumnKey; label: string }> = [
 
 export const DEFAULT_COLUMNS: ColumnKey[] = ["at", "profile_id", "email", "node_label", "port", "message_status"];
 
-/** What `status` filters (engine/actions.py STATUSES): where the step's message got to, the
+/** What `status` filters (engine/journeys/actions.py STATUSES): where the step's message got to, the
  *  outbox's own states and what providers reported; `none` for steps that wrote no message. */
 export const MESSAGE_STATUSES: Array<{ value: string; label: string }> = [
   ...["queued", "sending", "sent", "failed", "uncertain", "processed", "deferred", "delivered", "opened", "clicked",

@@ -1,7 +1,7 @@
 """Campaign Canvas node type: split customers into bronze, silver and gold by their points.
 
 Why a package of its own: it shows that a node type needs nothing from Campaign Canvas but
-the public `NodeType` API. It is published through the entry-point group
+its SDK, `engine.sdk`, the only engine module imported here. It is published through the entry-point group
 `campaign_canvas.nodes` (see setup.cfg) rather than registered with `@register` at import,
 so the entry point is the one place that says it exists and Campaign Canvas registers it
 when it loads its plugins.
@@ -14,17 +14,15 @@ button (and `campaigns.upgrade_nodes`) runs to move a version 1 node to version 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import select
+from engine.sdk import Batch, Migration, NodeType, Problem, Result
+from engine.sdk.conditions import field, group, matching
 
-from engine.batch import Batch
-from engine.models import Profile
-from engine.registry import Migration, NodeType, Result
-from engine.validation import Problem
-
-__all__ = ["LoyaltyTierSplit", "LoyaltyTierSplitV1", "NODE_TYPES", "upgrade_1_to_2"]
+__all__ = ["NODE_TYPES", "LoyaltyHoldout", "LoyaltyTierSplit", "LoyaltyTierSplitV1", "upgrade_1_to_2"]
 
 TYPE = "loyalty_tier.split"
 
@@ -98,8 +96,46 @@ def upgrade_1_to_2(settings: dict[str, Any]) -> dict[str, Any]:
     return {"silver": settings.get("silver", 100), "gold": settings.get("gold", 500)}
 
 
-#: what the entry point publishes: both versions, and the migration between them
-NODE_TYPES = (LoyaltyTierSplitV1, LoyaltyTierSplit, Migration(TYPE, 1, 2, upgrade_1_to_2))
+class LoyaltyHoldout(NodeType):
+    """Keeps a fixed share of customers out of the loyalty programme's messages, chosen by a
+    hash of their id (the same customer is always held out), to measure what the programme
+    adds. It declares the `holdout` capability, so the campaign report shows its uplift
+    exactly as it shows the built-in control group's."""
+
+    type = "loyalty_tier.holdout"
+    label = "Loyalty holdout"
+    category = "custom"
+    description = "Holds a share of customers out of the loyalty messages, to measure their effect."
+    ports = ("treated", "held_out")
+    capabilities = frozenset({"holdout"})
+    schema = {
+        "type": "object",
+        "properties": {"percent": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10,
+                                   "title": "Customers held out (%)"}},
+        "additionalProperties": False,
+    }
+
+    @classmethod
+    def holdout_ports(cls, settings: Mapping[str, Any]) -> tuple[str, str]:
+        return ("held_out", "treated")
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        return f"{settings.get('percent', 10)}% held out"
+
+    def process(self, batch: Batch) -> Result:
+        held = batch.only(pid for pid in batch.profile_ids if _bucket(pid) < self.settings["percent"])
+        return {"held_out": held, "treated": batch.without(held)}
+
+
+def _bucket(profile_id: int) -> int:
+    """0-99, fixed per customer: a hash, so held-out customers are not only the oldest ids."""
+    return int.from_bytes(hashlib.sha256(f"loyalty-holdout:{profile_id}".encode()).digest()[:4], "big") % 100
+
+
+#: what the entry point publishes: both versions of the split and the migration between
+#: them, and the holdout
+NODE_TYPES = (LoyaltyTierSplitV1, LoyaltyTierSplit, Migration(TYPE, 1, 2, upgrade_1_to_2), LoyaltyHoldout)
 
 
 def _ordered(node_id: str, settings: Mapping[str, Any], names: tuple[str, ...]) -> list[Problem]:
@@ -108,20 +144,20 @@ def _ordered(node_id: str, settings: Mapping[str, Any], names: tuple[str, ...]) 
     return [Problem(code="tiers_out_of_order", node_id=node_id, pointer=f"/settings/{upper}",
                     message=f"Node {node_id!r}: {upper} ({settings[upper]} points) must be more than "
                             f"{lower} ({settings[lower]} points).")
-            for lower, upper in zip(present, present[1:]) if settings[upper] <= settings[lower]]
+            for lower, upper in pairwise(present) if settings[upper] <= settings[lower]]
 
 
 def _split(batch: Batch, starts: Mapping[str, int]) -> Result:
     """Each tier from its start up to the next tier's start, bronze below the first one.
 
-    Set work in SQL over the whole batch: `matching` restricts each query to its profiles."""
+    Set work in SQL over the whole batch, in the product's rule language: one query a tier."""
     bounds = list(starts.items())
     out: dict[str, Batch] = {}
     rest = batch
     for i, (tier, start) in enumerate(bounds):
-        query = select(Profile.id).where(Profile.points >= start)
+        rules = [field("points", "gte", start)]
         if i + 1 < len(bounds):
-            query = query.where(Profile.points < bounds[i + 1][1])
-        out[tier] = batch.matching(query, Profile.id)
+            rules.append(field("points", "lt", bounds[i + 1][1]))
+        out[tier] = matching(batch, group(*rules))
         rest = rest.without(out[tier])
     return {"bronze": rest, **out}
