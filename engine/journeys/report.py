@@ -224,7 +224,8 @@ def ab_tests(session: Session, campaign_id: int, nodes: Sequence[Mapping[str, An
         by_id = {v.id: v for v in test.variants}
         by_port = outcomes(session, campaign_id, node["id"])
         result.append({
-            "node_id": node["id"], "label": node["label"], "type_label": node["type_label"], "metric": test.metric, "winner": test.winner,
+            "node_id": node["id"], "label": node["label"], "type_label": node["type_label"],
+            "metric": test.metric, "winner": test.winner,
             "state": test.state, "decided_at": test.decided_at,
             "variants": [_variant(by_id.get(v, Variant(v, v)), node["left"].get(v, 0),
                                   by_port.get(v, Outcome(0, 0)), v == test.winner) for v in ids],
