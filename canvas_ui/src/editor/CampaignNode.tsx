@@ -56,7 +56,7 @@ export const CampaignNode = memo(function CampaignNode({ id, data, selected }: N
         {data.ports.map((port) => (
           <div className="cc-port" key={port} data-port={port}>
             <span className="cc-port-label">{port}</span>
-            <span className="cc-port-count" data-testid={live ? "port-count" : undefined}>{live ? count(live.left[port]) : ""}</span>
+            {live && <span className="cc-port-count" data-testid="port-count">{count(live.left[port])}</span>}
             <Handle type="source" position={Position.Bottom} id={port} className="cc-handle-out" />
           </div>
         ))}
