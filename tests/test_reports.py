@@ -140,6 +140,8 @@ def test_every_report_figure_of_a_known_campaign(h, api, webhook_keys):
         "signup": (150, 0, {"out": 150}), "cg": (150, 0, {"out": 70, "control": 80}),
         "ab": (70, 0, {"a": 20, "b": 50}), "mail_a": (20, 0, {"sent": 20}), "mail_b": (50, 0, {"sent": 50})}
     assert nodes["ab"]["label"] == "A/B test" and nodes["mail_a"]["channel"] == "email"
+    assert {k: n["type_label"] for k, n in nodes.items()} == {
+        "signup": "Event", "cg": "Control group", "ab": "A/B test", "mail_a": "Send email", "mail_b": "Send email"}
     canvas = ok(api.get(f"/api/campaigns/{cid}/stats"))
     assert {k: {f: n[f] for f in ("entered", "waiting", "left")} for k, n in nodes.items()} == canvas["nodes"]
     assert (canvas["entered"], canvas["converted"]) == (150, 104), "the canvas and the report agree"
@@ -225,11 +227,11 @@ def test_action_table_pages_filters_and_exports_every_step(h, api, webhook_keys)
 
     row = first["items"][0]
     assert set(row) == {"id", "at", "profile_id", "external_id", "email", "phone", "node_id", "node_label",
-                        "node_type", "port", "message_status"}
+                        "node_type", "node_type_label", "port", "message_status"}
     opened = ok(api.get(f"/api/campaigns/{cid}/actions?node=mail_b&status=opened&limit=500"))
     assert opened["total"] == 20, "30 opened, 10 of them went on to click (a stronger status)"
-    assert {(r["node_label"], r["node_type"], r["port"]) for r in opened["items"]} == {("Send email", "send_email",
-                                                                                        "sent")}
+    assert {(r["node_label"], r["node_type"], r["node_type_label"], r["port"]) for r in opened["items"]} == {
+        ("Send email", "send_email", "Send email", "sent")}
     control = ok(api.get(f"/api/campaigns/{cid}/actions?node=cg&port=control&status=none"))
     assert control["total"] == 80
     ann = first["items"][0]["email"]
@@ -249,9 +251,48 @@ def test_action_table_pages_filters_and_exports_every_step(h, api, webhook_keys)
     assert (statuses.count("clicked"), statuses.count("opened"), statuses.count("bounced"),
             statuses.count("dropped")) == (10, 20, 3, 1)
     everything = list(csv.reader(io.StringIO(api.get(f"/api/campaigns/{cid}/report.csv").get_data(as_text=True))))
-    assert everything[0] == ["id", "at", "profile_id", "external_id", "email", "phone", "node_id", "node_label",
-                             "node_type", "port", "message_status"]
+    assert everything[0] == ["id", "at", "profile_id", "external_id", "email", "phone", "node_label",
+                             "node_type_label", "port", "message_status"], "names, not ids or type keys"
     assert [int(r[0]) for r in everything[1:]] == seen, "the CSV is the whole table, in the table's order"
+    assert {(r[6], r[7]) for r in everything[1:]} == {
+        ("Event", "Event"), ("Control group", "Control group"), ("A/B test", "A/B test"),
+        ("Send email", "Send email")}
+
+
+def test_reports_name_nodes_by_their_labels_and_types_by_their_palette_names(h, api):
+    """The marketer's words everywhere: a node's own label, else its type's palette name;
+    the type's palette name beside it; the id and type key only in the columns that ask."""
+    with h.transaction() as s:
+        add_profiles(s, 2)
+    document = doc([("n_9tpq45hb22x7", "select_segment", {"source": "all"}),
+                    ("n_k2v8q0c1mz4d", "wait", {"amount": 2, "unit": "days"})],
+                   [("n_9tpq45hb22x7", "out", "n_k2v8q0c1mz4d")], name="Labels")
+    document["nodes"][0]["label"] = "Everyone"
+    cid = ok(api.post("/api/campaigns?launch=true", json=document), 201)["id"]
+    h.machine.run_due()
+
+    report = ok(api.get(f"/api/campaigns/{cid}/report"))
+    assert [(n["id"], n["label"], n["type_label"]) for n in report["nodes"]] == [
+        ("n_9tpq45hb22x7", "Everyone", "Select customers from segment"), ("n_k2v8q0c1mz4d", "Wait", "Wait")]
+    (row,) = {(r["node_label"], r["node_type_label"]) for r in ok(api.get(f"/api/campaigns/{cid}/actions"))["items"]}
+    assert row == ("Everyone", "Select customers from segment")
+
+    default = api.get(f"/api/campaigns/{cid}/report.csv").get_data(as_text=True)
+    assert "n_9tpq45hb22x7" not in default and "select_segment" not in default
+    table = list(csv.reader(io.StringIO(default)))
+    assert [r[6:8] for r in table] == [["node_label", "node_type_label"]] + [["Everyone",
+                                                                             "Select customers from segment"]] * 2
+    asked = list(csv.reader(io.StringIO(api.get(
+        f"/api/campaigns/{cid}/report.csv?columns=node_id,node_type,node_label").get_data(as_text=True))))
+    assert asked == [["node_id", "node_type", "node_label"]] + [["n_9tpq45hb22x7", "select_segment", "Everyone"]] * 2
+
+
+def test_a_node_of_a_type_no_longer_installed_is_named_in_words():
+    from engine.journeys.report import node_label, type_label
+
+    gone = {"id": "n_1", "type": "loyalty_points", "settings": {}}
+    assert (type_label(gone), node_label(gone), node_label({**gone, "label": "Points"})) == (
+        "Loyalty points", "Loyalty points", "Points")
 
 
 def test_steps_match_the_counters_of_every_port(h, api, webhook_keys):

@@ -24,9 +24,13 @@ from engine.core.clock import iso
 from engine.core.errors import InvalidInput
 from engine.core.models import JourneyStep, OutboxMessage, Profile
 
-#: every column, in the table's and the CSV's default order
-COLUMNS = ("id", "at", "profile_id", "external_id", "email", "phone", "node_id", "node_label", "node_type", "port",
-           "message_status")
+#: every column, in the table's and the CSV's order
+COLUMNS = ("id", "at", "profile_id", "external_id", "email", "phone", "node_id", "node_label", "node_type",
+           "node_type_label", "port", "message_status")
+#: for developers only, in an export that names them: the node's id and its type's key
+DEVELOPER_COLUMNS = ("node_id", "node_type")
+#: a CSV export without `columns`: every column in the marketer's words (names, not keys)
+EXPORT_COLUMNS = tuple(c for c in COLUMNS if c not in DEVELOPER_COLUMNS)
 #: rows per query of an export
 EXPORT_CHUNK = 5000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -100,7 +104,13 @@ def _profiles_matching(text: str) -> Select[Any]:
     return select(p.id).where(or_(*matches))
 
 
-def page(session: Session, campaign_id: int, filters: Filters, labels: Mapping[str, tuple[str, str]], *,
+#: {node id: (label, type key, type label)}, as engine.journeys.report.labels answers it
+Labels = Mapping[str, tuple[str, str, str]]
+#: a step of a node no version of the campaign has (it cannot be named)
+UNKNOWN_NODE = ("Unknown step", "", "")
+
+
+def page(session: Session, campaign_id: int, filters: Filters, labels: Labels, *,
          limit: int, before: int | None = None) -> dict[str, Any]:
     """One page, newest first, older than `before` (a row id); `next_before` continues."""
     total = session.scalar(select(func.count()).select_from(_matching(campaign_id, filters).subquery()))
@@ -110,15 +120,17 @@ def page(session: Session, campaign_id: int, filters: Filters, labels: Mapping[s
             "next_before": items[-1]["id"] if len(rows) > limit else None}
 
 
-def _item(row: Any, labels: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+def _item(row: Any, labels: Labels) -> dict[str, Any]:
+    """A row as the API and the CSV answer it: the node named as the marketer named it, and
+    its type as the palette names it, beside the id and key developers filter by."""
     item = dict(zip(_SELECTED, row, strict=True))
     item["at"] = iso(item["at"])
-    item["node_label"], item["node_type"] = labels.get(item["node_id"], (item["node_id"], ""))
+    item["node_label"], item["node_type"], item["node_type_label"] = labels.get(item["node_id"], UNKNOWN_NODE)
     return item
 
 
 def export_csv(sessions: sessionmaker[Session], campaign_id: int, filters: Filters,
-               labels: Mapping[str, tuple[str, str]], columns: Sequence[str]) -> Iterator[str]:
+               labels: Labels, columns: Sequence[str]) -> Iterator[str]:
     """The whole filtered table as CSV text, a chunk of rows at a time. Rows written after
     the export started are left out, so a running campaign exports a consistent cut."""
     with sessions() as session:

@@ -26,7 +26,7 @@ from engine.core import registry
 from engine.core.clock import iso
 from engine.core.counters import CAMPAIGN_NODE, GOAL_NODE, campaign_totals, node_stats
 from engine.core.errors import InvalidInput
-from engine.core.graph import label, node_class
+from engine.core.graph import node_class
 from engine.core.models import (
     CampaignVersion,
     CounterHour,
@@ -106,7 +106,8 @@ def _nodes(documents: Sequence[Mapping[str, Any]], stats: Mapping[str, Any]) -> 
     for n, document in enumerate(documents):
         for node in document.get("nodes", []):
             if node["id"] not in seen and (n == 0 or node["id"] in stats):
-                seen[node["id"]] = {"id": node["id"], "type": node["type"], "label": label(node),
+                seen[node["id"]] = {"id": node["id"], "type": node["type"], "label": node_label(node),
+                                    "type_label": type_label(node),
                                     "channel": getattr(node_class(node), "channel", None), "removed": n > 0,
                                     "summary": _summary(node), "_class": node_class(node),
                                     "_settings": node.get("settings", {})}
@@ -122,13 +123,30 @@ def _summary(node: Mapping[str, Any]) -> str | None:
     return cls.summary(node.get("settings", {})) if cls is not None else None
 
 
-def labels(session: Session, campaign_id: int) -> dict[str, tuple[str, str]]:
-    """{node id: (label, type)} over every version of the campaign, the current one winning."""
+def type_label(node: Mapping[str, Any]) -> str:
+    """The name the palette gives the node's type ("Send email"): the report speaks the
+    marketer's words, never a type key. A type no longer installed (a removed plugin) has no
+    palette name left; its key is spelled as words ("loyalty_points" -> "Loyalty points")."""
+    cls = node_class(node)
+    if cls is not None:
+        return str(cls.label)
+    words = node["type"].replace("_", " ").replace("-", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+def node_label(node: Mapping[str, Any]) -> str:
+    """What the report calls a node: its own label, else its type's palette name."""
+    return str(node.get("label") or type_label(node))
+
+
+def labels(session: Session, campaign_id: int) -> dict[str, tuple[str, str, str]]:
+    """{node id: (label, type, type label)} over every version of the campaign, the current
+    one winning: steps of a node since removed still say what it was."""
     campaign = campaigns.get(session, campaign_id)
-    found: dict[str, tuple[str, str]] = {}
+    found: dict[str, tuple[str, str, str]] = {}
     for document in _documents(session, campaign_id, campaign.version_id):
         for node in document.get("nodes", []):
-            found.setdefault(node["id"], (label(node), node["type"]))
+            found.setdefault(node["id"], (node_label(node), node["type"], type_label(node)))
     return found
 
 
@@ -156,7 +174,7 @@ def message_funnels(session: Session, campaign_id: int, nodes: Sequence[Mapping[
             continue
         funnel = funnels.get(node["id"], dict.fromkeys(FUNNEL, 0))
         result.append({"node_id": node["id"], "label": node["label"], "type": node["type"],
-                       "channel": node["channel"], "funnel": funnel,
+                       "type_label": node["type_label"], "channel": node["channel"], "funnel": funnel,
                        "rates": {name: rate(funnel[a], funnel[b]) for name, (a, b) in RATES.items()}})
     return result
 
@@ -206,7 +224,8 @@ def ab_tests(session: Session, campaign_id: int, nodes: Sequence[Mapping[str, An
         by_id = {v.id: v for v in test.variants}
         by_port = outcomes(session, campaign_id, node["id"])
         result.append({
-            "node_id": node["id"], "label": node["label"], "metric": test.metric, "winner": test.winner,
+            "node_id": node["id"], "label": node["label"], "type_label": node["type_label"],
+            "metric": test.metric, "winner": test.winner,
             "state": test.state, "decided_at": test.decided_at,
             "variants": [_variant(by_id.get(v, Variant(v, v)), node["left"].get(v, 0),
                                   by_port.get(v, Outcome(0, 0)), v == test.winner) for v in ids],
@@ -232,7 +251,8 @@ def control_groups(session: Session, campaign_id: int, nodes: Sequence[Mapping[s
         held_port, treated_port = cls.holdout_ports(node["_settings"])
         by_port = outcomes(session, campaign_id, node["id"])
         control, treated = by_port.get(held_port, Outcome(0, 0)), by_port.get(treated_port, Outcome(0, 0))
-        result.append({"node_id": node["id"], "label": node["label"], "control": control.to_dict(),
+        result.append({"node_id": node["id"], "label": node["label"], "type_label": node["type_label"],
+                       "control": control.to_dict(),
                        "treated": treated.to_dict(), "uplift": uplift(treated, control)})
     return result
 

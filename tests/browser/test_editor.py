@@ -65,7 +65,9 @@ def test_a_campaign_is_built_from_an_empty_canvas_with_the_mouse_then_launched(p
 
     trigger = drop(page, "event_trigger", 420, 120)
     field(page, "event").fill(event)
-    points = drop(page, "award_points", 420, 380)
+    # below the first node, clear of it: the view fits (centres) the first node when it is
+    # dropped, so a drop nearer the middle would land on it and hide its output handle
+    points = drop(page, "award_points", 420, 600)
     field(page, "points").fill("5")
     connect(page, trigger, "out", points)
     expect(edges(page)).to_have_count(1)

@@ -162,10 +162,12 @@ def test_the_report_shows_what_the_api_answers(page: Page, ui_server: Any, sendg
         for name, value in message["rates"].items():
             expect(funnel.locator(f"[data-rate='{name}'] dd")).to_have_text(percent(value))
 
-    # conversions over time: an area drawn, hour and day buckets
+    # conversions over time: bars per bucket (no curve between buckets), hour and day buckets
     series = page.get_by_test_id("series-chart")
     expect(series).to_have_attribute("data-interval", data["series"]["interval"])
-    expect(series.locator("path.recharts-area-curve").first).to_have_attribute("d", re.compile(r"^M\s*[\d.]"))
+    expect(series.locator(".series-entered .recharts-bar-rectangle path").first).to_have_attribute(
+        "d", re.compile(r"^M\s*[\d.]"))
+    expect(series.locator(".recharts-area-curve, .recharts-line-curve")).to_have_count(0)
     page.get_by_test_id("interval-day").click()
     expect(series).to_have_attribute("data-interval", "day")
     assert "interval=day" in page.url

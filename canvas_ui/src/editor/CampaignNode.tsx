@@ -42,12 +42,16 @@ export const CampaignNode = memo(function CampaignNode({ id, data, selected }: N
       {data.label && decl && <div className="cc-node-type">{decl.label}</div>}
       {!decl && !newest && <div className="cc-node-type">“{data.nodeType}” is not installed</div>}
       {!decl && newest && <div className="cc-node-type">version {data.version} of “{newest.label}” is not installed</div>}
-      {live && (
-        <div className="cc-node-stats" data-testid="node-stats">
-          <span><b data-testid="node-entered">{count(live.entered)}</b> entered</span>
-          <span><b data-testid="node-waiting">{count(live.waiting)}</b> waiting</span>
-        </div>
-      )}
+      {/* the counters' row is always there (empty until the campaign runs): a node keeps its
+          size when they appear, so nodes placed by hand never come to overlap */}
+      <div className="cc-node-stats" data-testid={live ? "node-stats" : undefined} aria-hidden={!live}>
+        {live && (
+          <>
+            <span><b data-testid="node-entered">{count(live.entered)}</b> entered</span>
+            <span><b data-testid="node-waiting">{count(live.waiting)}</b> waiting</span>
+          </>
+        )}
+      </div>
       <div className="cc-ports">
         {data.ports.map((port) => (
           <div className="cc-port" key={port} data-port={port}>

@@ -17,7 +17,11 @@ const STATE: Record<AbTestReport["state"], string> = {
   decided: "Decided",
 };
 
-export const variantName = (v: { id: string; name: string | null }): string => v.name || v.id;
+/** What the marketer named the variant, else "Variant b" after the id they gave it. */
+export const variantName = (v: { id: string; name: string | null }): string => v.name || `Variant ${v.id}`;
+
+/** The test's metric as the table's column heading. */
+const METRIC_SHORT: Record<AbTestReport["metric"], string> = { opens: "Opens", clicks: "Clicks", conversions: "Conversions" };
 
 export function AbChart({ test }: { test: AbTestReport }) {
   const winner = test.variants.find((v) => v.winner) ?? test.variants.find((v) => v.id === test.winner) ?? null;
@@ -29,12 +33,12 @@ export function AbChart({ test }: { test: AbTestReport }) {
   return (
     <div className="report-card-block ab" data-testid="ab-chart" data-node-id={test.node_id} data-state={test.state}>
       <h3>
-        <span title={test.node_id}>{nodeName(test)}</span>
+        <span>{nodeName(test)}</span>
         <span className={`ab-state ab-state-${test.state}`} data-testid="ab-state">
           {STATE[test.state] ?? test.state}{test.state === "decided" && test.decided_at ? ` ${dateTime(test.decided_at)}` : ""}
         </span>
         {winner && (
-          <span className="winner-badge" data-testid="ab-winner" data-variant-id={winner.id} title={`Variant ${winner.id} won`}>
+          <span className="winner-badge" data-testid="ab-winner" data-variant-id={winner.id} title={`${variantName(winner)} won`}>
             Winner: {variantName(winner)}
           </span>
         )}
@@ -58,7 +62,7 @@ export function AbChart({ test }: { test: AbTestReport }) {
             <tr>
               <th>Variant</th>
               <th className="num" title="Customers in the test group">Test</th>
-              <th className="num" title={METRIC[test.metric]}>{test.metric}</th>
+              <th className="num" title={METRIC[test.metric]}>{METRIC_SHORT[test.metric] ?? "Metric"}</th>
               <th className="num">Entered</th>
               <th className="num">Converted</th>
               <th className="num">Rate</th>
@@ -68,7 +72,7 @@ export function AbChart({ test }: { test: AbTestReport }) {
             {test.variants.map((v) => (
               <tr key={v.id} data-testid="ab-variant" data-variant-id={v.id} className={v.winner ? "winner" : undefined}>
                 <td>
-                  <span className="variant-name" title={v.id}>{variantName(v)}</span>
+                  <span className="variant-name">{variantName(v)}</span>
                   {v.winner && <span className="winner-tag">Winner</span>}
                 </td>
                 <td className="num">{count(v.test_size)}</td>

@@ -6,7 +6,7 @@ import { DebouncedInput } from "../campaigns/DebouncedInput";
 import {
   COLUMNS, csvPath, hasFilters, loadColumns, MESSAGE_STATUSES, NO_FILTERS, PAGE_SIZE, saveColumns, type ColumnKey,
 } from "./actionsQuery";
-import { count, nodeName } from "./format";
+import { count, distinctNames, statusWords } from "./format";
 import type { Action, ReportNode } from "./types";
 import { useActions } from "./useActions";
 
@@ -16,7 +16,9 @@ function Cell({ action, column }: { action: Action; column: ColumnKey }) {
     const when = new Date(action.at);
     return <time dateTime={action.at} title={action.at}>{Number.isNaN(when.getTime()) ? action.at : when.toLocaleString()}</time>;
   }
-  if (column === "message_status" && value) return <span className={`msg-status msg-${String(value)}`}>{String(value)}</span>;
+  if (column === "message_status" && value) {
+    return <span className={`msg-status msg-${String(value)}`} data-status={String(value)}>{statusWords(String(value))}</span>;
+  }
   if (value === null || value === undefined || value === "") return <span className="muted">–</span>;
   return <>{String(value)}</>;
 }
@@ -59,6 +61,7 @@ export function ActionsTable(props: { campaignId: number; nodes: ReportNode[]; l
   const first = actions.index * PAGE_SIZE + 1;
   const shown = items.length ? `${count(first)}–${count(first + items.length - 1)} of ${count(page?.total)}` : `${count(page?.total)} steps`;
   const labels = Object.fromEntries(COLUMNS.map((c) => [c.key, c.label]));
+  const names = distinctNames(props.nodes);
 
   return (
     <section className="report-section" aria-labelledby="report-actions-title">
@@ -73,11 +76,11 @@ export function ActionsTable(props: { campaignId: number; nodes: ReportNode[]; l
       </div>
       <div className="actions-filters" data-testid="actions-filters">
         <label>
-          <span>Node</span>
+          <span>Step</span>
           <select value={filters.node} data-testid="actions-node" onChange={(e) => setFilters({ node: e.target.value, port: "" })}>
-            <option value="">All nodes</option>
-            {props.nodes.map((n) => (
-              <option key={n.id} value={n.id}>{n.label ? `${nodeName(n)} (${n.id})` : n.id}</option>
+            <option value="">All steps</option>
+            {props.nodes.map((n, i) => (
+              <option key={n.id} value={n.id}>{names[i]}</option>
             ))}
           </select>
         </label>

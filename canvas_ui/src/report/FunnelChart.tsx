@@ -37,8 +37,8 @@ export function FunnelChart({ message }: { message: MessageReport }) {
   return (
     <div className="report-card-block funnel" data-testid="funnel-chart" data-node-id={message.node_id}>
       <h3>
-        <span title={message.node_id}>{nodeName(message)}</span>
-        <span className="muted"> · {message.channel}</span>
+        <span>{nodeName(message)}</span>
+        {message.type_label !== nodeName(message) && <span className="muted"> · {message.type_label}</span>}
       </h3>
       <div className="funnel-body">
         <div className="chart" aria-label={`Delivery funnel of ${nodeName(message)}`} role="img">

@@ -12,7 +12,7 @@ export function NodeTable({ nodes }: { nodes: ReportNode[] }) {
         <table className="report-table" data-testid="report-nodes">
           <thead>
             <tr>
-              <th>Node</th>
+              <th>Step</th>
               <th>Type</th>
               <th className="num">Entered</th>
               <th className="num">Waiting</th>
@@ -25,11 +25,10 @@ export function NodeTable({ nodes }: { nodes: ReportNode[] }) {
               return (
                 <tr key={node.id} data-testid="report-node-row" data-node-id={node.id} className={node.removed ? "removed" : undefined}>
                   <td className="node-cell">
-                    <span className="node-name" title={node.id}>{nodeName(node)}</span>
-                    {node.label && <span className="node-id muted">{node.id}</span>}
+                    <span className="node-name">{nodeName(node)}</span>
                     {node.removed && <span className="badge muted" title="Not in the current version of the campaign">removed</span>}
                   </td>
-                  <td className="muted">{node.type}</td>
+                  <td className="muted" data-testid="node-type">{node.type_label}</td>
                   <td className="num" data-testid="node-entered">{count(node.entered)}</td>
                   <td className="num" data-testid="node-waiting">{count(node.waiting)}</td>
                   <td>

@@ -19,7 +19,7 @@ export function UpliftBlock({ group }: { group: ControlGroupReport }) {
   return (
     <div className="report-card-block uplift" data-testid="uplift" data-node-id={group.node_id}
          data-significant={uplift ? String(uplift.significant) : undefined}>
-      <h3><span title={group.node_id}>{nodeName(group)}</span></h3>
+      <h3><span>{nodeName(group)}</span></h3>
       <div className="uplift-body">
         <div className="chart" role="img" aria-label={`Conversion rate of the control group and of the treated customers of ${nodeName(group)}`}>
           <ResponsiveContainer width="100%" height={170} initialDimension={{ width: 320, height: 170 }}>

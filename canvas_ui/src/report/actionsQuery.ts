@@ -1,9 +1,11 @@
 // The action tracking table's columns (the choice kept in localStorage) and filters, as the
 // actions API and the CSV download take them.
 
+import { statusWords } from "./format";
+
 export type ColumnKey =
   | "id" | "at" | "profile_id" | "external_id" | "email" | "phone"
-  | "node_id" | "node_label" | "node_type" | "port" | "message_status";
+  | "node_id" | "node_label" | "node_type" | "node_type_label" | "port" | "message_status";
 
 /** In the order the server writes them in a CSV. */
 export const COLUMNS: Array<{ key: ColumnKey; label: string }> = [
@@ -13,9 +15,10 @@ export const COLUMNS: Array<{ key: ColumnKey; label: string }> = [
   { key: "external_id", label: "External id" },
   { key: "email", label: "Email" },
   { key: "phone", label: "Phone" },
-  { key: "node_id", label: "Node id" },
-  { key: "node_label", label: "Node" },
-  { key: "node_type", label: "Node type" },
+  { key: "node_id", label: "Step id (for developers)" },
+  { key: "node_label", label: "Step" },
+  { key: "node_type", label: "Step type key (for developers)" },
+  { key: "node_type_label", label: "Step type" },
   { key: "port", label: "Port" },
   { key: "message_status", label: "Message status" },
 ];
@@ -26,8 +29,7 @@ export const DEFAULT_COLUMNS: ColumnKey[] = ["at", "profile_id", "email", "node_
  *  outbox's own states and what providers reported; `none` for steps that wrote no message. */
 export const MESSAGE_STATUSES: Array<{ value: string; label: string }> = [
   ...["queued", "sending", "sent", "failed", "uncertain", "processed", "deferred", "delivered", "opened", "clicked",
-    "unsubscribed", "bounced", "undelivered", "dropped", "spamreport"].map((s) => ({ value: s, label: s })),
-  { value: "none", label: "no message" },
+    "unsubscribed", "bounced", "undelivered", "dropped", "spamreport", "none"].map((s) => ({ value: s, label: statusWords(s) })),
 ];
 
 export const PAGE_SIZE = 50;

@@ -58,6 +58,32 @@ export function dateTime(iso: string | null | undefined): string {
   return Number.isNaN(when.getTime()) ? iso : when.toLocaleString();
 }
 
-/** What a node is called on the page: its label, else its id. */
-export const nodeName = (node: { label?: string | null; id?: string; node_id?: string }): string =>
-  node.label || node.id || node.node_id || "";
+/** What a node is called on the page: its label, else its type's palette name; never its id,
+ *  which means nothing to a marketer (the server always sends one of the two). */
+export const nodeName = (node: { label?: string | null; type_label?: string | null }): string =>
+  node.label || node.type_label || "Unnamed step";
+
+/** Node names for a list where two nodes may share a label (two "Send email"): the type's
+ *  name added where it tells them apart, then a number ("Send email (2)"), never an id. */
+export function distinctNames<T extends { label?: string | null; type_label?: string | null }>(nodes: T[]): string[] {
+  const plain = nodes.map(nodeName);
+  const typed = nodes.map((n, i) =>
+    plain.filter((p) => p === plain[i]).length > 1 && n.type_label && n.type_label !== plain[i] ? `${plain[i]} · ${n.type_label}` : plain[i]);
+  const seen = new Map<string, number>();
+  return typed.map((name) => {
+    if (typed.filter((t) => t === name).length === 1) return name;
+    const n = (seen.get(name) ?? 0) + 1;
+    seen.set(name, n);
+    return `${name} (${n})`;
+  });
+}
+
+/** A message status in plain words ("spamreport" → "marked as spam"). */
+export const MESSAGE_STATUS_WORDS: Record<string, string> = {
+  queued: "queued", sending: "sending", sent: "sent", failed: "failed", uncertain: "maybe sent",
+  processed: "accepted by provider", deferred: "delayed by provider", delivered: "delivered", opened: "opened",
+  clicked: "clicked", unsubscribed: "unsubscribed", bounced: "bounced", undelivered: "not delivered",
+  dropped: "dropped by provider", spamreport: "marked as spam", none: "no message",
+};
+
+export const statusWords = (status: string): string => MESSAGE_STATUS_WORDS[status] ?? status.replace(/_/g, " ");

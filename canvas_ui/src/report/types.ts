@@ -9,7 +9,10 @@ export type Interval = "hour" | "day";
 export interface ReportNode {
   id: string;
   type: string;
+  /** the node's own label, else its type's palette name */
   label: string | null;
+  /** the type's name in the palette ("Send email"): never show `type`, a key */
+  type_label: string;
   entered: number;
   waiting: number;
   left: Record<string, number>;
@@ -44,6 +47,7 @@ export interface MessageReport {
   node_id: string;
   label: string | null;
   type: string;
+  type_label: string;
   channel: string;
   funnel: Funnel;
   rates: FunnelRates;
@@ -64,6 +68,7 @@ export interface AbVariant {
 export interface AbTestReport {
   node_id: string;
   label: string | null;
+  type_label: string;
   metric: "opens" | "clicks" | "conversions";
   state: "testing" | "evaluating" | "decided";
   decided_at: string | null;
@@ -89,6 +94,7 @@ export interface Uplift {
 export interface ControlGroupReport {
   node_id: string;
   label: string | null;
+  type_label: string;
   control: GroupSide;
   treated: GroupSide;
   /** null while one side has no customers */
@@ -131,6 +137,7 @@ export interface Action {
   node_id: string;
   node_label: string | null;
   node_type: string | null;
+  node_type_label: string | null;
   port: string;
   message_status: string | null;
 }

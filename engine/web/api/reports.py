@@ -48,8 +48,9 @@ def list_actions(campaign_id: int) -> ResponseReturnValue:
 @responds(200, media_type="text/csv")
 def export_actions(campaign_id: int) -> ResponseReturnValue:
     """The action tracking table as CSV: the same filters, and `columns` (comma-separated,
-    any of `engine.journeys.actions.COLUMNS`, in the order wanted)."""
-    filters, columns = _filters(), list(dict.fromkeys(args().get("columns") or actions.COLUMNS))
+    any of `engine.journeys.actions.COLUMNS`, in the order wanted); without them, every
+    column in the marketer's words (the node's id and type key only when asked for)."""
+    filters, columns = _filters(), list(dict.fromkeys(args().get("columns") or actions.EXPORT_COLUMNS))
     rt = runtime()
     with rt.sessions() as session:
         labels = report.labels(session, campaign_id)  # a missing campaign is a 404 before streaming
