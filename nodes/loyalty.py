@@ -59,7 +59,8 @@ class AccrueBonusPoints(SendNode):
         content = settings.get("content") or {}
         amount = content.get("amount")
         text = f"+{count_in_words(amount)} points" if isinstance(amount, int | float) else f"Points: {amount}"
-        return text + (f", expire after {duration_in_words(content['expires_in'])}" if content.get("expires_in") else "")
+        expiry = content.get("expires_in")
+        return text + (f", expire after {duration_in_words(expiry)}" if expiry else "")
 
     def __init__(self, node_id: str, settings: Mapping[str, Any]):
         super().__init__(node_id, {**settings, "deliver_immediately": True})  # no quiet hours for points

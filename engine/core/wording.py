@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Any
 
 from engine.core.clock import describe_duration, parse_duration
@@ -22,7 +23,8 @@ from engine.core.clock import describe_duration, parse_duration
 #: {(resource, id): name}: `resource` is an API collection (`templates`, `segments`...) or
 #: `nodes` (the id of another node of the campaign: its label)
 Names = Mapping[tuple[str, Any], str]
-_NAMES: contextvars.ContextVar[Names] = contextvars.ContextVar("campaign_canvas_names", default={})
+_NAMES: contextvars.ContextVar[Names] = contextvars.ContextVar(
+    "campaign_canvas_names", default=MappingProxyType({}))
 
 _NUMBER_OPS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
 _TEXT_OPS = {"eq": "is", "ne": "is not", "gt": "is after", "gte": "is from", "lt": "is before", "lte": "is up to",

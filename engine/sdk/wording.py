@@ -20,5 +20,5 @@ from engine.core.wording import (
     where_in_words,
 )
 
-__all__ = ["amount_in_words", "count_in_words", "duration_in_words", "every_in_words", "quoted", "rules_in_words", "stored_name",
-           "where_in_words"]
+__all__ = ["amount_in_words", "count_in_words", "duration_in_words", "every_in_words", "quoted", "rules_in_words",
+           "stored_name", "where_in_words"]
