@@ -308,28 +308,31 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
       )}
       <div className="cc-body">
         {!readOnly && <Palette types={loaded.types} placing={placing} onPick={setPlacing} hasEntry={nodes.some((n) => declOf(types, n.data.nodeType, n.data.version)?.entry)} />}
-        <div className={`cc-canvas${placing ? " placing" : ""}`} onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop}>
-          <OverlayContext.Provider value={overlay}>
-            <ReactFlow<CanvasNode, CanvasEdge>
-              nodes={nodes} edges={edges} nodeTypes={nodeTypes} edgeTypes={edgeTypes}
-              onNodesChange={onNodesChange} onEdgesChange={onEdgesChange} onConnect={onConnect}
-              onBeforeDelete={onBeforeDelete} isValidConnection={isValidConnection}
-              onNodeDragStart={() => history.record()} onNodeDoubleClick={(_, node) => setOpenNode(node.id)}
-              onPaneClick={onPaneClick}
-              onPaneMouseMove={(e) => { pointer.current = flow.screenToFlowPosition({ x: e.clientX, y: e.clientY }); }}
-              onPaneMouseLeave={() => { pointer.current = null; }}
-              snapToGrid snapGrid={GRID} fitView fitViewOptions={{ padding: 0.15, maxZoom: 1 }} minZoom={0.1}
-              deleteKeyCode={readOnly ? null : ["Delete", "Backspace"]} multiSelectionKeyCode={["Shift", "Meta", "Control"]}
-              nodesDraggable={!readOnly} nodesConnectable={!readOnly} elementsSelectable
-              defaultEdgeOptions={{ type: "count" }} connectionRadius={24}
-              proOptions={{ hideAttribution: true }}
-            >
-              <Background gap={GRID[0]} />
-              <Controls />
-              <MiniMap pannable zoomable nodeStrokeWidth={3} />
-            </ReactFlow>
-          </OverlayContext.Provider>
-          {nodes.length === 0 && <div className="cc-empty">Drag a trigger from the palette to start.</div>}
+        <div className="cc-middle">
+          <div className={`cc-canvas${placing ? " placing" : ""}`} onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop}>
+            <OverlayContext.Provider value={overlay}>
+              <ReactFlow<CanvasNode, CanvasEdge>
+                nodes={nodes} edges={edges} nodeTypes={nodeTypes} edgeTypes={edgeTypes}
+                onNodesChange={onNodesChange} onEdgesChange={onEdgesChange} onConnect={onConnect}
+                onBeforeDelete={onBeforeDelete} isValidConnection={isValidConnection}
+                onNodeDragStart={() => history.record()} onNodeDoubleClick={(_, node) => setOpenNode(node.id)}
+                onPaneClick={onPaneClick}
+                onPaneMouseMove={(e) => { pointer.current = flow.screenToFlowPosition({ x: e.clientX, y: e.clientY }); }}
+                onPaneMouseLeave={() => { pointer.current = null; }}
+                snapToGrid snapGrid={GRID} fitView fitViewOptions={{ padding: 0.15, maxZoom: 1 }} minZoom={0.1}
+                deleteKeyCode={readOnly ? null : ["Delete", "Backspace"]} multiSelectionKeyCode={["Shift", "Meta", "Control"]}
+                nodesDraggable={!readOnly} nodesConnectable={!readOnly} elementsSelectable
+                defaultEdgeOptions={{ type: "count" }} connectionRadius={24}
+                proOptions={{ hideAttribution: true }}
+              >
+                <Background gap={GRID[0]} />
+                <Controls />
+                <MiniMap pannable zoomable nodeStrokeWidth={3} />
+              </ReactFlow>
+            </OverlayContext.Provider>
+            {nodes.length === 0 && <div className="cc-empty">Drag a trigger from the palette to start.</div>}
+          </div>
+          {/* below the canvas, never over it: a problem must not hide the node it is about */}
           {problems.length > 0 && (
             <ul className="cc-general-problems" data-testid="problems-list" aria-label="Problems">
               {problems.map((p, i) => (
