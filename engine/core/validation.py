@@ -286,7 +286,8 @@ def _check_settings(node: _Node, problems: list[Problem]) -> dict[str, Any] | No
     settings = with_defaults(node.cls.schema, raw)
     found = settings_errors(node.cls.schema, settings)
     for at, phrase in found:
-        message = f"{node.name}: {_field_words(node.cls.schema, at)} {phrase}."
+        field = _field_words(node.cls.schema, at)
+        message = f"{node.name}: {phrase}." if field in phrase else f"{node.name}: {field} {phrase}."
         problems.append(Problem("invalid_settings", message, node.pointer + at, node.id))
     return None if found else settings
 
