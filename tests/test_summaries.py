@@ -227,3 +227,14 @@ def test_validate_answers_each_node_summary_with_the_names_of_stored_things(api)
     }  # the wait's settings are invalid: no summary until they are fixed
     assert answer["port_labels"] == {"split": {"a": "Short subject", "b": "Long subject"}}
     assert [p["code"] for p in answer["problems"]] == ["invalid_settings"]
+
+
+def test_the_report_names_the_template_a_send_node_uses(api):
+    template = api.post("/api/templates", json={"channel": "email", "name": "Autumn news", "content": {
+        "subject": "Hi", "text": "Hello"}}).get_json()
+    document = doc([("start", "event_trigger", {"event": "signup"}),
+                    ("mail", "send_email", {"template_id": template["id"]})], [("start", "out", "mail")])
+    created = api.post("/api/campaigns", json=document).get_json()
+    report = api.get(f"/api/campaigns/{created['id']}/report").get_json()
+    assert {n["id"]: n["summary"] for n in report["nodes"]} == {"start": "signup — each time",
+                                                                "mail": "Template: Autumn news"}

@@ -33,7 +33,7 @@ MODELS: dict[str, Any] = {"templates": Template, "segments": Segment, "audiences
 def describe(session: Session, document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """{"summaries": {node id: text}, "port_labels": {node id: {port: label}}} for the nodes
     whose settings are valid."""
-    nodes = list(_valid_nodes(document))
+    nodes = list(valid_nodes(document))
     summaries: dict[str, Any] = {}
     port_labels: dict[str, Any] = {}
     with naming(names(session, document, nodes)):
@@ -48,9 +48,10 @@ def describe(session: Session, document: Mapping[str, Any]) -> dict[str, dict[st
 
 
 def names(session: Session, document: Mapping[str, Any],
-          nodes: list[tuple[str, type[NodeType], dict[str, Any]]]) -> Names:
-    """The names a summary may use: stored things the nodes refer to, every node's label,
-    and the campaign's goal event."""
+          nodes: list[tuple[str, type[NodeType], dict[str, Any]]] | None = None) -> Names:
+    """The names a summary may use: stored things the nodes refer to (the document's valid
+    nodes unless given), every node's label, and the campaign's goal event."""
+    nodes = list(valid_nodes(document)) if nodes is None else nodes
     wanted: dict[str, set[int]] = {}
     for _node_id, cls, settings in nodes:
         for resource, ident in _references(cls, settings):
@@ -69,7 +70,7 @@ def names(session: Session, document: Mapping[str, Any],
     return found
 
 
-def _valid_nodes(document: Mapping[str, Any]) -> Iterator[tuple[str, type[NodeType], dict[str, Any]]]:
+def valid_nodes(document: Mapping[str, Any]) -> Iterator[tuple[str, type[NodeType], dict[str, Any]]]:
     """(id, class, settings with defaults) of each node whose type is known and whose
     settings pass its schema: a hook may rely on its schema, as `check` does."""
     for node in document.get("nodes", []) if isinstance(document.get("nodes"), list) else []:
