@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import delete, literal, select, update
 
 from engine.sdk import Batch, NodeType, Result, id_chunks, ref
 from engine.sdk.data import AudienceMember, Profile, upsert
+from engine.sdk.wording import count_in_words, stored_name
 
 _AUDIENCE = {"type": "object", "properties": {"audience_id": ref("audiences", "Audience")},
              "required": ["audience_id"]}
+
+
+def _audience_summary(settings: Mapping[str, Any]) -> str:
+    """'Audience: Newsletter', by the name the caller provided."""
+    name = stored_name("audiences", settings.get("audience_id"))
+    return f"Audience: {name}" if name else "A chosen audience"
 
 
 class AddToAudience(NodeType):
     type = "add_to_audience"
     label = "Add to audience"
     category = "audience"
+    end_ports = frozenset({"out"})
     schema = _AUDIENCE
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        return _audience_summary(settings)
 
     def process(self, batch: Batch) -> Result:
         columns = ["audience_id", "profile_id", "added_at"]
@@ -32,7 +46,12 @@ class ExcludeFromAudience(NodeType):
     type = "exclude_from_audience"
     label = "Exclude from audience"
     category = "audience"
+    end_ports = frozenset({"out"})
     schema = _AUDIENCE
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        return _audience_summary(settings)
 
     def process(self, batch: Batch) -> Result:
         for members in id_chunks(batch.session, AudienceMember.profile_id, list(dict.fromkeys(batch.profile_ids))):
@@ -52,10 +71,18 @@ class AwardPoints(NodeType):
     type = "award_points"
     label = "Award points"
     category = "audience"
+    end_ports = frozenset({"out"})
     schema = {"type": "object", "properties": {"points": {"type": "integer", "not": {"const": 0},
                                                           "minimum": -MAX_POINTS, "maximum": MAX_POINTS,
                                                           "title": "Points (negative to deduct)"}},
               "required": ["points"]}
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """'+10 points' or '−5 points'."""
+        points = settings.get("points", 0)
+        sign = "+" if points > 0 else "−"
+        return f"{sign}{count_in_words(abs(points))} point{'s' if abs(points) != 1 else ''}"
 
     def process(self, batch: Batch) -> Result:
         times = Counter(batch.profile_ids)

@@ -26,6 +26,7 @@ from engine.sdk import (
 from engine.sdk.data import JourneyStep, Poll, PollResponse, Popup, Profile, upsert
 from engine.sdk.engagement import PERIODS, count_responses, new_token, period_start
 from engine.sdk.messaging import load_contexts, renderer_for
+from engine.sdk.wording import count_in_words, quoted, stored_name
 from nodes.messaging import _content_problems
 
 _URL = {"type": "string", "maxLength": 2000, "pattern": r"^https?://\S+$"}
@@ -50,6 +51,7 @@ class ShowPopup(NodeType):
     category = "messaging"
     template_channel = "push"  # merge tags and preview over the title and text
     ports = ("out", "skipped")
+    end_ports = frozenset(ports)
     schema = {
         "type": "object",
         "properties": {
@@ -67,6 +69,14 @@ class ShowPopup(NodeType):
         },
         "required": ["action", "content"],
     }
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """'“Title” on page_view'."""
+        content = settings.get("content") or {}
+        text = content.get("title") or content.get("body")
+        shown = quoted(text) if text else "A popup"
+        return f"{shown} on {settings.get('action', 'page_view')}"
 
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
@@ -121,6 +131,7 @@ class LimitPoll(NodeType):
     label = "Limit poll"
     category = "flow"
     ports = ("ask", "limit_reached")
+    end_ports = frozenset({"limit_reached"})
     schema = {
         "type": "object",
         "properties": {
@@ -133,6 +144,15 @@ class LimitPoll(NodeType):
         },
         "required": ["poll_id", "max_completions"],
     }
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """'Poll: NPS — at most 100 completions per day'."""
+        name = stored_name("polls", settings.get("poll_id"))
+        per = settings.get("per", "total")
+        per_words = "in total" if per == "total" else f"per {per}"
+        poll = f"Poll: {name}" if name else "A chosen poll"
+        return f"{poll} — at most {count_in_words(settings.get('max_completions', 0))} completions {per_words}"
 
     def process(self, batch: Batch) -> Result:
         batch.state()  # locked: two workers running this node take turns, so counts stay exact

@@ -34,6 +34,14 @@ from engine.sdk.conditions import (
 )
 from engine.sdk.data import AbAssignment, Event, NodeState, Profile
 from engine.sdk.events import performed
+from engine.sdk.wording import (
+    amount_in_words,
+    count_in_words,
+    duration_in_words,
+    rules_in_words,
+    stored_name,
+    where_in_words,
+)
 
 
 def _filter(batch: Batch, rules: Mapping[str, Any]) -> Result:
@@ -50,11 +58,17 @@ class Filter(NodeType):
     label = "Filter customers"
     category = "flow"
     ports = ("yes", "no")
+    end_ports = frozenset({"no"})
     schema = rules_schema("Customers who match")
 
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
         return rule_problems(node_id, settings["rules"], "/settings/rules")
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """The rules in words: who goes by `yes`."""
+        return rules_in_words(settings.get("rules", {}))
 
     def process(self, batch: Batch) -> Result:
         return _filter(batch, self.settings["rules"])
@@ -67,6 +81,7 @@ class RefreshFilter(NodeType):
     label = "Refresh filter"
     category = "flow"
     ports = ("yes", "no")
+    end_ports = frozenset({"no"})
     schema = {"type": "object", "properties": {"filter_node": {"type": "string", "minLength": 1,
                                                                "title": "Filter node to re-apply"}},
               "required": ["filter_node"]}
@@ -76,9 +91,15 @@ class RefreshFilter(NodeType):
         target = next((n for n in document.get("nodes", []) if n.get("id") == settings["filter_node"]), None)
         if target is None or target.get("type") != Filter.type:
             return [Problem(code="unknown_filter", node_id=node_id, pointer="/settings/filter_node",
-                            message=f"Node {node_id!r}: {settings['filter_node']!r} is not a filter node "
-                                    "of this campaign.")]
+                            message=f"Node {node_id!r}: the filter it re-applies is not on this canvas; "
+                                    "pick another.")]
         return []
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """Which filter it re-applies, by that node's label."""
+        name = stored_name("nodes", settings.get("filter_node"))
+        return f"Re-applies {name}" if name else "Re-applies an earlier filter"
 
     def process(self, batch: Batch) -> Result:
         target = next(n for n in batch.ctx.document["nodes"] if n["id"] == self.settings["filter_node"])
@@ -110,8 +131,8 @@ class ABTest(NodeType):
                 "default": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}],
             },
             "test_size": {"type": "integer", "minimum": 2, "title": "Customers in the test", "default": 1000},
-            "metric": {"type": "string", "enum": ["opens", "clicks", "conversions"], "default": "conversions",
-                       "title": "Winner by"},
+            "metric": {"type": "string", "enum": ["opens", "clicks", "conversions"], "title": "Winner by",
+                       "description": "when empty: conversions if the campaign has a goal, else clicks"},
             "evaluation_period": {**DURATION, "title": "Evaluation period", "default": "1d"},
         },
         "required": ["variants", "test_size"],
@@ -122,6 +143,11 @@ class ABTest(NodeType):
         return [v["id"] for v in settings.get("variants", [])]
 
     @classmethod
+    def port_labels(cls, settings: Mapping[str, Any]) -> Mapping[str, str]:
+        """Each variant's port shows the variant's name."""
+        return {v["id"]: v["name"] for v in settings.get("variants", []) if v.get("name")}
+
+    @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
         ids = cls.ports_for(settings)
         problems = []
@@ -130,9 +156,18 @@ class ABTest(NodeType):
                                     message=f"Node {node_id!r}: variant ids must be different."))
         if settings.get("metric") == "conversions" and not document.get("goal"):
             problems.append(Problem(code="no_goal", node_id=node_id, pointer="/settings/metric",
-                                    message=f"Node {node_id!r}: the winner is chosen by conversions, "
-                                            "so the campaign needs a goal."))
+                                    message=f"Node {node_id!r}: the winner is chosen by conversions, so the "
+                                            "campaign needs a goal: set one in the campaign's settings, or "
+                                            "choose opens or clicks."))
         return problems
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """'2 variants, 1,000 in the test, winner by clicks after 1 day'."""
+        metric = settings.get("metric") or ("conversions" if stored_name("campaign", "goal") else "clicks")
+        variants = len(settings.get("variants", []))
+        return (f"{variants} variants, {count_in_words(settings.get('test_size', 0))} in the test, "
+                f"winner by {metric} after {duration_in_words(settings.get('evaluation_period', '1d'))}")
 
     @classmethod
     def experiment(cls, session: Session, campaign_id: int, node_id: str, settings: Mapping[str, Any],
@@ -142,7 +177,7 @@ class ABTest(NodeType):
         state = session.get(NodeState, (campaign_id, node_id))
         data = dict(state.data) if state else {}
         names = {v["id"]: v.get("name") or v["id"] for v in settings.get("variants", [])}
-        metric = data.get("metric") or settings.get("metric", "conversions")
+        metric = data.get("metric") or effective_metric(settings, document)
         winner = data.get("winner")
         scores = data.get("scores") if winner else None
         if scores is None:
@@ -189,11 +224,18 @@ class ABTest(NodeType):
 
     def _decide(self, batch: Batch, round_: int, variants: list[str]) -> dict[str, Any]:
         """Score each variant on its test group; ties go to the earlier variant."""
-        metric = self.settings.get("metric", "conversions")
+        metric = effective_metric(self.settings, batch.ctx.document)
         scores = score_variants(batch.session, batch.ctx.campaign_id, self.id, round_, variants,
                                 metric_events(metric, batch.ctx.document), batch.now)
         winner = max(variants, key=lambda v: (scores[v]["rate"], -variants.index(v)))
         return {"winner": winner, "scores": scores, "decided_at": batch.now.isoformat(), "metric": metric}
+
+
+def effective_metric(settings: Mapping[str, Any], document: Mapping[str, Any]) -> str:
+    """The metric chosen, else conversions when the campaign has a goal, else clicks: a test
+    left on its defaults never needs a goal it does not have (and one saved before, which
+    had a goal to be valid, keeps conversions)."""
+    return settings.get("metric") or ("conversions" if document.get("goal") else "clicks")
 
 
 def metric_events(metric: str, document: Mapping[str, Any]) -> tuple[str, ...]:
@@ -243,6 +285,7 @@ class ControlGroup(NodeType):
     label = "Control group"
     category = "flow"
     ports = ("out", "control")
+    end_ports = frozenset({"control"})
     schema = {
         "type": "object",
         "properties": {
@@ -255,6 +298,13 @@ class ControlGroup(NodeType):
     @classmethod
     def holdout_ports(cls, settings: Mapping[str, Any]) -> tuple[str, str]:
         return ("control", "out")
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """'10% held out' or '100 customers held out'."""
+        if settings.get("mode") == "count":
+            return f"{count_in_words(settings.get('count', 100))} customers held out"
+        return f"{count_in_words(settings.get('percent', 10))}% held out"
 
     def process(self, batch: Batch) -> Result:
         state = batch.state()
@@ -283,6 +333,7 @@ class LimitParticipants(NodeType):
     label = "Limit number of participants"
     category = "flow"
     ports = ("out", "over_limit")
+    end_ports = frozenset({"over_limit"})
     schema = {
         "type": "object",
         "properties": {
@@ -291,6 +342,13 @@ class LimitParticipants(NodeType):
         },
         "required": ["max"],
     }
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """'At most 1,000 per day'."""
+        period = settings.get("period", "campaign")
+        per = "in total" if period == "campaign" else f"per {period}"
+        return f"At most {count_in_words(settings.get('max', 0))} {per}"
 
     def process(self, batch: Batch) -> Result:
         fmt = _PERIODS[self.settings["period"]]
@@ -323,6 +381,11 @@ class Wait(NodeType):
         **duration_parts("amount", "unit"),
     }
 
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """'2 days'."""
+        return amount_in_words(settings.get("amount", 0), settings.get("unit", "days"))
+
     def process(self, batch: Batch) -> Result:
         delta = parse_duration(f"{self.settings['amount']}{_UNITS[self.settings['unit']]}")
         return _release_at(batch, [entered + delta for entered in batch.node_entered_at])
@@ -344,6 +407,14 @@ class WaitUntilDate(NodeType):
         },
         "required": ["date"],
     }
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """'Until 2026-12-24 at 09:00' (and the time zone when the node has its own)."""
+        text = f"Until {settings.get('date')}"
+        if settings.get("time", "00:00") != "00:00":
+            text += f" at {settings['time']}"
+        return text + (f" ({settings['timezone']})" if settings.get("timezone") else "")
 
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
@@ -387,6 +458,7 @@ class WaitForEvent(NodeType):
     category = "flow"
     delay = True
     ports = ("event", "timeout")
+    end_ports = frozenset({"timeout"})
     schema = {
         "type": "object",
         "properties": {
@@ -398,6 +470,12 @@ class WaitForEvent(NodeType):
         },
         "required": ["event"],
     }
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """'order with total > 50, at most 1 day'."""
+        return (f"{settings.get('event')}{where_in_words(settings.get('where'))}, "
+                f"at most {duration_in_words(settings.get('timeout', '1d'))}")
 
     @classmethod
     def waits_for(cls, settings: Mapping[str, Any]) -> set[str]:
@@ -445,6 +523,7 @@ class MultiSplit(NodeType):
     label = "Multi-way split"
     category = "flow"
     ports = ()
+    end_ports = frozenset({ELSE})
     schema = {
         "type": "object",
         "$defs": RULES_SCHEMA.get("$defs", {}),
@@ -464,6 +543,17 @@ class MultiSplit(NodeType):
     @classmethod
     def ports_for(cls, settings: Mapping[str, Any]) -> list[str]:
         return list(dict.fromkeys([*(p["id"] for p in settings.get("paths", [])), ELSE]))
+
+    @classmethod
+    def port_labels(cls, settings: Mapping[str, Any]) -> Mapping[str, str]:
+        """Each path's port shows the path's name."""
+        return {p["id"]: p["name"] for p in settings.get("paths", []) if p.get("name")}
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """Each path by its name and rules, in order: 'Gold: points ≥ 250; Silver: ...'."""
+        return "; ".join(f"{p.get('name') or p.get('id')}: {rules_in_words(p.get('rules', {}))}"
+                         for p in settings.get("paths", []))
 
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:

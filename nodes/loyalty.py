@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, SQLColumnExpression, func, true
 
 from engine.sdk import DURATION, ref
 from engine.sdk.data import Profile
+from engine.sdk.wording import count_in_words, duration_in_words
 from nodes.messaging import SendNode
 
 
@@ -51,6 +52,15 @@ class AccrueBonusPoints(SendNode):
         },
         "required": ["content"],
     }
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """'+100 points, expire after 1 year' (a merge tag amount shown as written)."""
+        content = settings.get("content") or {}
+        amount = content.get("amount")
+        text = f"+{count_in_words(amount)} points" if isinstance(amount, int | float) else f"Points: {amount}"
+        expiry = content.get("expires_in")
+        return text + (f", expire after {duration_in_words(expiry)}" if expiry else "")
 
     def __init__(self, node_id: str, settings: Mapping[str, Any]):
         super().__init__(node_id, {**settings, "deliver_immediately": True})  # no quiet hours for points

@@ -49,6 +49,7 @@ from engine.sdk.messaging import (
     send_times,
     validate_content,
 )
+from engine.sdk.wording import quoted, stored_name
 
 #: a held sender is looked at again at least this often, so a lost wakeup strands nobody
 BACKSTOP = timedelta(hours=1)
@@ -90,12 +91,31 @@ def _content_problems(node_id: str, settings: Mapping[str, Any], channel: str) -
     return []
 
 
+def content_summary(settings: Mapping[str, Any], fields: tuple[str, ...]) -> str | None:
+    """'Template: Welcome' ('Saved template' when its name is not known here), else the
+    first words of the first of `fields` the inline content has."""
+    if settings.get("template_id") is not None:
+        name = stored_name("templates", settings["template_id"])
+        return f"Template: {name}" if name else "Saved template"
+    content = settings.get("content")
+    text = next((content[f] for f in fields if content.get(f)), None) if isinstance(content, Mapping) else None
+    return quoted(text) if isinstance(text, str) else None
+
+
 class SendNode(NodeType):
     category = "messaging"
     ports = ("sent", "failed", "skipped")
+    end_ports = frozenset(ports)  # a message is a step that may well be the last
     channel: ClassVar[str]
     #: a message to the customer: the campaign's frequency cap applies and counts it
     capped: ClassVar[bool] = True
+    #: the inline content fields a node card quotes, the first one present
+    quote_fields: ClassVar[tuple[str, ...]] = ("subject",)
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """Which template, or the first words of the inline content."""
+        return content_summary(settings, cls.quote_fields)
 
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
@@ -194,6 +214,7 @@ class SendSMS(SendNode):
     type = "send_sms"
     label = "Send SMS"
     channel = "sms"
+    quote_fields = ("body",)
     schema = _settings({"type": "object", "properties": {"body": {"type": "string", "minLength": 1,
                                                                    "maxLength": 1600, "title": "Text"}},
                         "required": ["body"]})
@@ -219,6 +240,7 @@ class SendPush(SendNode):
     type = "send_push"
     label = "Send push"
     channel = "push"
+    quote_fields = ("title", "body")
     schema = _settings(PUSH_CONTENT)
 
     def addresses(self, batch: Batch) -> dict[int, tuple[str, str | None]]:
@@ -241,6 +263,12 @@ class CallWebAPI(SendNode):
     schema = _settings({"type": "object", "properties": {"body": {"title": "JSON body"}}, "required": ["body"]},
                        immediately=True)
 
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """Which web API it calls (its provider config), by name."""
+        name = stored_name("providers", settings.get("provider_id"))
+        return f"Calls {name}" if name else "Calls the default web API"
+
     def addresses(self, batch: Batch) -> dict[int, tuple[str, str | None]]:
         return {pid: ("", None) for pid in batch.profile_ids}
 
@@ -256,6 +284,10 @@ class NotifyManager(SendNode):
         "manager_email": {"type": "string", "format": "email", "title": "Manager's email"}})
     schema["required"] = ["manager_email"]
 
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        return f"To {settings.get('manager_email')}"
+
     def addresses(self, batch: Batch) -> dict[int, tuple[str, str | None]]:
         return {pid: (self.settings["manager_email"], None) for pid in batch.profile_ids}
 
@@ -269,6 +301,7 @@ class SendInApp(NodeType):
     category = "messaging"
     template_channel = "push"  # the same fields as a push, no image
     ports = ("sent", "skipped")
+    end_ports = frozenset(ports)
     schema = _settings({"type": "object", "properties": {
         "title": {"type": "string", "maxLength": 200, "title": "Title"},
         "body": {"type": "string", "maxLength": 4000, "title": "Text"},
@@ -278,6 +311,10 @@ class SendInApp(NodeType):
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
         return _content_problems(node_id, settings, "push")  # the same fields as a push, no image
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        return content_summary(settings, ("title", "body"))
 
     def process(self, batch: Batch) -> Result:
         renderer = renderer_for(batch.session, self.settings)
@@ -305,6 +342,7 @@ class CheckEmailStatus(NodeType):
     label = "Check email status"
     category = "messaging"
     ports = EMAIL_STATUSES
+    end_ports = frozenset(EMAIL_STATUSES)  # follow up on some statuses, the others end
     schema = {"type": "object", "properties": {"email_node": node_ref("send_email", "Send email node")},
               "required": ["email_node"]}
 
@@ -313,9 +351,15 @@ class CheckEmailStatus(NodeType):
         target = next((n for n in document.get("nodes", []) if n.get("id") == settings["email_node"]), None)
         if target is None or target.get("type") != SendEmail.type:
             return [Problem(code="unknown_email_node", pointer="/settings/email_node", node_id=node_id,
-                            message=f"Node {node_id!r}: {settings['email_node']!r} is not a send email node "
-                                    "of this campaign.")]
+                            message=f"Node {node_id!r}: the email it checks is not on this canvas; "
+                                    "pick another.")]
         return []
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """Which email it checks, by that node's label."""
+        name = stored_name("nodes", settings.get("email_node"))
+        return f"Email: {name}" if name else "An earlier email"
 
     def process(self, batch: Batch) -> Result:
         latest = _latest_emails(batch, self.settings["email_node"])

@@ -39,6 +39,7 @@ from engine.sdk import (
 )
 from engine.sdk.conditions import PROPERTY_PATTERN, matching_profiles
 from engine.sdk.data import ACTIVE, AudienceMember, Enrollment, Profile, Segment
+from engine.sdk.wording import every_in_words, stored_name
 
 DATE_TIME = {"type": "string", "minLength": 1, "maxLength": 64,
              "description": "ISO date and time, e.g. 2026-12-24T09:00 (local time unless it ends with Z or an "
@@ -80,6 +81,15 @@ class _FromAudience(_Entry):
         {"if": {"properties": {"source": {"const": "audience"}}}, "then": {"required": ["audience_id"]}},
     ]
 
+    @classmethod
+    def source_in_words(cls, settings: Mapping[str, Any]) -> str:
+        """'Segment: VIPs', 'Audience: Newsletter' or 'Everyone'."""
+        source = settings.get("source", "segment")
+        if source == "all":
+            return "Everyone"
+        name = stored_name(f"{source}s", settings.get(f"{source}_id"))
+        return f"{source.capitalize()}: {name}" if name else f"A chosen {source}"
+
     def audience(self, session: Session, now: datetime) -> Select[Any]:
         """The chosen customers now, as a one-column select of profile ids."""
         source = self.settings["source"]
@@ -116,6 +126,12 @@ class SelectFromSegment(_FromAudience):
     @classmethod
     def check(cls, node_id: str, settings: Mapping[str, Any], document: Mapping[str, Any]) -> list[Problem]:
         return _date_problems(node_id, settings, ("send_at",))
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """Who, and when: 'Segment: VIPs — at launch'."""
+        when = f"at {settings['send_at']}" if settings.get("send_at") else "at launch"
+        return f"{cls.source_in_words(settings)} — {when}"
 
     def launch_audience(self, session: Session, now: datetime) -> Select[Any] | None:
         return None if self.scheduled() else self.audience(session, now)
@@ -179,6 +195,14 @@ class ScheduleTrigger(_FromAudience):
             problems.append(Problem(code="end_before_start", node_id=node_id, pointer="/settings/end",
                                     message=f"Node {node_id!r}: the end is before the start."))
         return problems
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """Who, and how often: 'Segment: VIPs — every 1 day' or '... — on cron 0 9 * * 1'."""
+        when = (f"every {every_in_words(settings['every'])}" if settings.get("every")
+                else f"on cron {settings.get('cron')}")
+        once = ", each customer once" if settings.get("repeat") == "once" else ""
+        return f"{cls.source_in_words(settings)} — {when}{once}"
 
     def scheduled(self) -> bool:
         return True
@@ -254,6 +278,13 @@ class SegmentEntry(_Entry):
     def includes_current(cls, settings: Mapping[str, Any]) -> bool:
         return bool(settings.get("include_current"))
 
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """'Enters VIPs' (and whether those already in it enter at launch)."""
+        name = stored_name("segments", settings.get("segment_id"))
+        text = f"Enters {name}" if name else "Enters the chosen segment"
+        return text + (", those already in it too" if settings.get("include_current") else "")
+
     def closes_at(self, account_tz: ZoneInfo) -> datetime | None:
         """When entries end (`until`), as naive UTC; None for never."""
         until = self.settings.get("until")
@@ -304,6 +335,14 @@ class EventTrigger(_Entry):
     @classmethod
     def starts_on(cls, settings: Mapping[str, Any]) -> str | None:
         return settings.get("event") or None
+
+    @classmethod
+    def summary(cls, settings: Mapping[str, Any]) -> str | None:
+        """'order — each time', '— once', '— once per 7 days'."""
+        frequency = settings.get("frequency", "each")
+        how = {"each": "each time", "once": "once"}.get(frequency) or \
+            f"once per {every_in_words(settings.get('period', '1d'))}"
+        return f"{settings.get('event')} — {how}"
 
     def entry_key(self, properties: Mapping[str, Any]) -> str | None:
         """The journey key of an event with these properties, or None (no key property, or

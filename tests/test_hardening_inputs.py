@@ -545,13 +545,17 @@ NOT_A_PROPERTY = ("must be a property name: letters, digits, '_' and '-', starti
                   "nested values (e.g. total or address.city) (got 'shoe size')")
 START = ("all", "select_segment", {"source": "all"})
 RULE_NODES = [
-    ("filter", {"rules": SHOE_SIZE}, "Filter customers", "/settings/rules/rules/0/field", NOT_A_FIELD),
-    ("multi_split", {"paths": [{"id": "big", "rules": SHOE_SIZE}]}, "Multi-way split",
+    ("filter", {"rules": SHOE_SIZE}, "'Filter customers': 'Customers who match' (rules/0/field)",
+     "/settings/rules/rules/0/field", NOT_A_FIELD),
+    ("multi_split", {"paths": [{"id": "big", "rules": SHOE_SIZE}]},
+     "'Multi-way split': 'Paths (the first that matches wins)' (0/rules/rules/0/field)",
      "/settings/paths/0/rules/rules/0/field", NOT_A_FIELD),
     ("filter", {"rules": {"rules": [{"event": "order", "where": [{"property": "shoe size", "op": "eq", "value": 1}]}]}},
-     "Filter customers", "/settings/rules/rules/0/where/0/property", NOT_A_PROPERTY),
+     "'Filter customers': 'Customers who match' (rules/0/where/0/property)",
+     "/settings/rules/rules/0/where/0/property", NOT_A_PROPERTY),
     ("wait_for_event", {"event": "order", "where": [{"property": "shoe size", "op": "eq", "value": 1}]},
-     "Wait for event", "/settings/where/0/property", NOT_A_PROPERTY),
+     "'Wait for event': 'Only when the event's properties match' (0/property)", "/settings/where/0/property",
+     NOT_A_PROPERTY),
 ]
 
 
@@ -564,7 +568,7 @@ def test_an_unknown_field_in_a_rule_is_named_with_the_fields_that_exist(api, har
     document = doc([START, ("n", node_type, settings)], [("all", "out", "n")])
     error = error_of(api.post("/api/campaigns", json=document), 422, "invalid_document")
     assert [(d["pointer"], d["message"]) for d in error["details"]] == [
-        (f"/nodes/1{pointer}", f"Node 'n' ({label}): {pointer.lstrip('/')} {phrase}.")]
+        (f"/nodes/1{pointer}", f"{label} {phrase}.")]  # the node and field as the canvas names them
 
 
 def test_every_bad_rule_in_a_group_is_named(api, harness):
@@ -572,10 +576,10 @@ def test_every_bad_rule_in_a_group_is_named(api, harness):
                                                                    {"field": "shoe_size", "op": "eq", "value": 42}]}]}
     document = doc([START, ("n", "filter", {"rules": rules})], [("all", "out", "n")])
     error = error_of(api.post("/api/campaigns", json=document), 422, "invalid_document")
-    assert [d["message"].removeprefix("Node 'n' (Filter customers): settings/rules/rules/0/rules/")
-            for d in error["details"]] == ["0/segment must be a whole number.",
-                                           "1/within must be a duration like 30m, 12h, 7d or 2w (got 'soon').",
-                                           f"2/field {NOT_A_FIELD}."]
+    assert [d["message"].removeprefix("'Filter customers': 'Customers who match' (rules/0/rules/")
+            for d in error["details"]] == ["0/segment) must be a whole number.",
+                                           "1/within) must be a duration like 30m, 12h, 7d or 2w (got 'soon').",
+                                           f"2/field) {NOT_A_FIELD}."]
 
 
 def test_the_segments_api_names_an_unknown_field_the_same_way(api, harness):

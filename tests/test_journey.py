@@ -213,7 +213,7 @@ def test_bad_settings_are_refused_naming_the_field(api):
                            "/nodes/1/settings/where/0/value", "/nodes/2/settings/paths/1/id",
                            "/nodes/2/settings/paths/2/id", "/nodes/2/settings/paths/3/rules/rules/0/value",
                            "/nodes/3/settings/event"}, problems
-    assert "key_property" in errors["/nodes/0/settings/key_property"]["message"]
+    assert "'Unique key property'" in errors["/nodes/0/settings/key_property"]["message"]
     assert "'0m'" in errors["/nodes/1/settings/timeout"]["message"]
     assert "'a'" in errors["/nodes/2/settings/paths/1/id"]["message"]
     assert "'else'" in errors["/nodes/2/settings/paths/2/id"]["message"]

@@ -73,7 +73,7 @@ def test_a_wait_of_1e308_weeks_cannot_be_saved(api, harness):
     document = doc([ALL, ("w", "wait", {"amount": 1e308, "unit": "weeks"})], [("all", "out", "w")])
     error = error_of(api.post("/api/campaigns", json=document), 422, "invalid_document")
     assert [(p["pointer"], p["message"]) for p in error["details"]] == [
-        ("/nodes/1/settings/amount", "Node 'w' (Wait): settings/amount must be at most 10 years: 'Wait for' is "
+        ("/nodes/1/settings/amount", "'Wait': must be at most 10 years: 'Wait for' is "
                                      "1e+308 weeks.")]
     assert ok(api.get("/api/campaigns"))["total"] == before
 
@@ -89,7 +89,7 @@ def test_ten_years_is_the_longest_wait_and_goal(api):
     assert problems(3651, TOO_LONG) == [
         ("/goal/within", f"The campaign field 'goal/within' must be at most 10 years: 'Goal reached within' is "
                          f"'{TOO_LONG}'."),
-        ("/nodes/1/settings/amount", "Node 'w' (Wait): settings/amount must be at most 10 years: 'Wait for' is "
+        ("/nodes/1/settings/amount", "'Wait': must be at most 10 years: 'Wait for' is "
                                      "3651 days.")]
 
 

@@ -115,6 +115,15 @@ export interface Page<T> {
 }
 
 /** One validation problem, with the node it concerns when there is one. */
+/** What the server says about a document being edited: its problems, and the words on its node cards. */
+export interface Checked {
+  problems: Problem[];
+  /** node id: what the node does, in one line (nodes whose settings are valid) */
+  summaries: Record<string, string>;
+  /** node id: {port id: the name shown on it} where that is not the id (an A/B test's variant names) */
+  port_labels: Record<string, Record<string, string>>;
+}
+
 export interface Problem {
   code: string;
   message: string;

@@ -113,6 +113,9 @@ class NodeType:
     #: The template channel (email, sms, push, webapi) of a node that renders content: the
     #: canvas offers that channel's merge tags and a preview. Send nodes default to `channel`.
     template_channel: ClassVar[str | None] = None
+    #: Ports where ending the journey is normal (a send's `failed`, a filter's `no`): nothing
+    #: connected to one is not worth a warning. The others left unconnected are.
+    end_ports: ClassVar[frozenset[str]] = frozenset()
     #: What else the engine may ask this type: names from CAPABILITIES, each with its hook.
     capabilities: ClassVar[frozenset[str]] = frozenset()
 
@@ -152,8 +155,16 @@ class NodeType:
     @classmethod
     def summary(cls, settings: Mapping[str, Any]) -> str | None:
         """One line in the marketer's words saying what a node with these settings does,
-        shown with the node in its campaign's report (None: the label says enough)."""
+        shown on the node's card in the canvas and with the node in its campaign's report
+        (None: the label says enough). `engine.sdk.wording` has the words for rules,
+        durations, and the names of stored things and other nodes (`stored_name`)."""
         return None
+
+    @classmethod
+    def port_labels(cls, settings: Mapping[str, Any]) -> Mapping[str, str]:
+        """{port: what the canvas writes on it} for ports whose id is not the marketer's word
+        (an A/B test's variant ids: their names). Ports left out show their id."""
+        return {}
 
     @classmethod
     def waits_for(cls, settings: Mapping[str, Any]) -> set[str]:

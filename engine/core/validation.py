@@ -15,6 +15,13 @@ absent): its schema, its ports and its own `check`, exactly what the executor wi
 
 Problem codes for the shape: `missing_field`, `unknown_field`, `invalid_field`.
 
+Messages name nodes as the marketer sees them on the canvas: by their label, else by their
+type's label ('Send email'), never by the internal id (`n_fpm42w4aanqb`); a problem's
+`node_id` is there for the canvas to select the node. Node types write `Node '<id>'` in
+their own checks' messages (they know only the id): validation puts the name in its place.
+Warnings are kept for what a marketer would act on: a port of a node type's `end_ports`
+(a send's `failed`, a filter's `no`) left unconnected is a normal end, not a warning.
+
 Durations are bounded by two schema keywords of ours (`DURATION_MAX`, `DURATION_PARTS`): a
 duration string (`"7d"`) or an amount and unit pair (`{"amount": 2, "unit": "days"}`) longer
 than its bound is refused when the campaign is saved, naming the field by its title. Why: a
@@ -122,7 +129,7 @@ def _shape_problems(document: object) -> list[Problem]:
         who, rest, node_id = _locate(document, path)
         if not rest:
             subject = who
-        elif who.startswith(("Node", "Edge")):
+        elif who.startswith(("Node", "Connection")):
             subject = f"{who}: {rest}"
         else:
             subject = f"{who} field '{rest}'"
@@ -130,15 +137,26 @@ def _shape_problems(document: object) -> list[Problem]:
     return problems
 
 
+def display_name(spec: Any) -> str:
+    """A node as the canvas shows it: its label, else its type's label, quoted; a node too
+    broken to have either is 'A node'."""
+    if not isinstance(spec, Mapping):
+        return "A node"
+    label = spec.get("label")
+    if isinstance(label, str) and label.strip():
+        return f"'{label.strip()}'"
+    kind = registry.get(spec["type"]) if isinstance(spec.get("type"), str) else None
+    return f"'{kind.label}'" if kind else "A node"
+
+
 def _locate(document: Any, path: list[Any]) -> tuple[str, str, str | None]:
     """Who a document-level error is about, the rest of its path, and the node id if any."""
     if len(path) >= 2 and path[0] in ("nodes", "edges") and isinstance(path[1], int):
         item = document[path[0]][path[1]]
         ident = item.get("id") if isinstance(item, Mapping) else None
-        kind = "Node" if path[0] == "nodes" else "Edge"
-        who = f"{kind} '{ident}'" if isinstance(ident, str) and ident else f"{kind} #{path[1] + 1}"
-        node_id = ident if kind == "Node" and isinstance(ident, str) else None
-        return who, "/".join(map(str, path[2:])), node_id
+        if path[0] == "nodes":
+            return f"Node {display_name(item)}", "/".join(map(str, path[2:])), ident if isinstance(ident, str) else None
+        return f"Connection #{path[1] + 1}", "/".join(map(str, path[2:])), None
     if not path:
         return "The campaign document", "", None
     return "The campaign", "/".join(map(str, path)), None
@@ -168,8 +186,7 @@ class _Node:
 
     @property
     def name(self) -> str:
-        kind = self.cls or registry.get(str(self.spec.get("type")))
-        return f"Node '{self.id}' ({kind.label})" if kind else f"Node '{self.id}'"
+        return display_name(self.spec)
 
     def ports(self) -> list[str] | None:
         """Output ports, or None when they cannot be known (unknown type, bad settings)."""
@@ -192,7 +209,8 @@ def _read_nodes(document: Mapping[str, Any], problems: list[Problem]) -> list[_N
             problems.append(
                 Problem(
                     "duplicate_node_id",
-                    f"Node id '{node.id}' is used by more than one node; each node needs its own id.",
+                    f"{node.name} shares its id with another node; each node needs its own id "
+                    "(delete one and add it again).",
                     f"{node.pointer}/id",
                     node.id,
                 )
@@ -231,7 +249,7 @@ def _unknown_type(node: _Node, type_name: str) -> Problem:
     hint = f" Did you mean '{close[0]}'?" if close else ""
     return Problem(
         "unknown_type",
-        f"Node '{node.id}' uses the node type '{type_name}', which is not installed.{hint}",
+        f"{node.name} uses the node type '{type_name}', which is not installed.{hint}",
         f"{node.pointer}/type",
         node.id,
     )
@@ -268,19 +286,35 @@ def _check_settings(node: _Node, problems: list[Problem]) -> dict[str, Any] | No
     settings = with_defaults(node.cls.schema, raw)
     found = settings_errors(node.cls.schema, settings)
     for at, phrase in found:
-        message = f"{node.name}: {at.lstrip('/')} {phrase}."
+        field = _field_words(node.cls.schema, at)
+        message = f"{node.name}: {phrase}." if field in phrase else f"{node.name}: {field} {phrase}."
         problems.append(Problem("invalid_settings", message, node.pointer + at, node.id))
     return None if found else settings
 
 
+def _field_words(schema: Mapping[str, Any], at: str) -> str:
+    """A settings field as its form names it: `/settings/amount` -> 'Wait for'; a nested
+    one by its outer field's title and the rest of its path ('Customers who match' (1/op));
+    the path itself when the schema gives no title."""
+    parts = at.split("/")[2:]  # after "", "settings"
+    prop = schema.get("properties", {}).get(parts[0]) if parts else None
+    title = prop.get("title") if isinstance(prop, Mapping) else None
+    if not title:
+        return at.lstrip("/")
+    rest = "/".join(parts[1:])
+    return f"'{title}'" + (f" ({rest})" if rest else "")
+
+
 def _node_check_problems(document: Mapping[str, Any], nodes: list[_Node], problems: list[Problem]) -> None:
     """The node types' own checks, only on valid settings (their contract says so). A check
-    points within its node (`/settings/gold`); here it becomes a document pointer."""
+    points within its node (`/settings/gold`); here it becomes a document pointer, and the
+    `Node '<id>'` its message starts with becomes the node's name."""
     for node in nodes:
         if node.cls is None or node.settings is None:
             continue
         for problem in node.cls.check(node.id, node.settings, document):
-            problems.append(replace(problem, node_id=problem.node_id or node.id,
+            message = problem.message.replace(f"Node {node.id!r}", node.name)
+            problems.append(replace(problem, node_id=problem.node_id or node.id, message=message,
                                     pointer=node.pointer + problem.pointer))
 
 
@@ -301,8 +335,8 @@ def _entry_problems(nodes: list[_Node], problems: list[Problem]) -> list[_Node]:
         problems.append(
             Problem(
                 "several_entries",
-                f"{extra.name} is another entry node; a campaign has exactly one "
-                f"(the first is '{entries[0].id}'). Remove it or use a separate campaign.",
+                f"{extra.name} is another trigger; a campaign has exactly one "
+                f"(the first is {entries[0].name}). Remove it or use a separate campaign.",
                 extra.pointer,
                 extra.id,
             )
@@ -318,11 +352,12 @@ def _edge_problems(document: Mapping[str, Any], by_id: Mapping[str, _Node], prob
         if not isinstance(edge, Mapping):
             continue  # reported by the schema
         ident = edge.get("id")
-        name = f"Edge '{ident}'" if isinstance(ident, str) and ident else f"Edge #{j + 1}"
+        name = _edge_name(edge, by_id, j)
         if isinstance(ident, str):
             if ident in seen_ids:
                 problems.append(
-                    Problem("duplicate_edge_id", f"Edge id '{ident}' is used by more than one edge.", f"/edges/{j}/id")
+                    Problem("duplicate_edge_id", f"{name} shares its id with another connection; draw it again.",
+                            f"/edges/{j}/id")
                 )
             seen_ids.add(ident)
         source, target, port = edge.get("source"), edge.get("target"), edge.get("source_port", "out")
@@ -332,7 +367,7 @@ def _edge_problems(document: Mapping[str, Any], by_id: Mapping[str, _Node], prob
                 problems.append(
                     Problem(
                         "unknown_node",
-                        f"{name} {verb} node '{node_ref}', which does not exist.",
+                        f"A connection {verb} a node that is not on this canvas; delete it and connect again.",
                         f"/edges/{j}/{end}",
                     )
                 )
@@ -344,8 +379,8 @@ def _edge_problems(document: Mapping[str, Any], by_id: Mapping[str, _Node], prob
                 problems.append(
                     Problem(
                         "unknown_port",
-                        f"{name} leaves {src.name} by the port '{port}', which it does not have "
-                        f"(its ports: {', '.join(ports) or 'none'}).",
+                        f"{src.name} has no port '{port}' any more (its ports: {', '.join(ports) or 'none'}): "
+                        "connect one of them instead.",
                         f"/edges/{j}/source_port",
                         src.id,
                     )
@@ -354,7 +389,7 @@ def _edge_problems(document: Mapping[str, Any], by_id: Mapping[str, _Node], prob
             problems.append(
                 Problem(
                     "edge_into_entry",
-                    f"{name} leads into {dst.name}, the entry node; customers can only enter there by its trigger.",
+                    f"{name} leads into {dst.name}, the trigger; customers can only enter there by it.",
                     f"/edges/{j}/target",
                     dst.id,
                 )
@@ -365,8 +400,7 @@ def _edge_problems(document: Mapping[str, Any], by_id: Mapping[str, _Node], prob
                 problems.append(
                     Problem(
                         "duplicate_edge",
-                        f"{name} repeats another edge from '{source}' (port '{port}') to '{target}'; "
-                        "customers would arrive twice.",
+                        f"{name} is drawn twice; customers would arrive twice. Delete one.",
                         f"/edges/{j}",
                         source if src is not None else None,
                     )
@@ -387,7 +421,7 @@ def _reachability_problems(
             problems.append(
                 Problem(
                     "unreachable",
-                    f"{node.name} cannot be reached from the entry node '{entries[0].id}': "
+                    f"{node.name} cannot be reached from the trigger {entries[0].name}: "
                     "no customer will ever get there. Connect it or remove it.",
                     node.pointer,
                     node.id,
@@ -413,8 +447,8 @@ def _cycle_problems(graph: nx.MultiDiGraph, by_id: Mapping[str, _Node], problems
         problems.append(
             Problem(
                 "cycle_without_delay",
-                f"Customers could loop forever without waiting: {_names(loop, ' → ')} "
-                f"(nodes in the loop: {_names(members, ', ')}). Add a delay node, such as a wait, to the loop.",
+                f"Customers could loop forever without waiting: {_names(loop, ' → ', by_id)} "
+                f"(nodes in the loop: {_names(members, ', ', by_id)}). Add a delay node, such as a wait, to the loop.",
                 first.pointer,
                 first.id,
             )
@@ -428,9 +462,9 @@ def _shortest_loop(component: nx.DiGraph, start: str) -> list[str]:
     return [*paths[back], start] if back != start else [start, start]
 
 
-def _names(ids: list[str], sep: str, limit: int = 10) -> str:
-    """Quoted ids, shortened past `limit` so a huge loop stays a readable sentence."""
-    shown = [f"'{i}'" for i in ids[:limit]]
+def _names(ids: list[str], sep: str, by_id: Mapping[str, _Node], limit: int = 10) -> str:
+    """Node names, shortened past `limit` so a huge loop stays a readable sentence."""
+    shown = [by_id[i].name for i in ids[:limit]]
     if len(ids) > limit:
         shown.append(f"… ({len(ids) - limit} more)")
     return sep.join(shown)
@@ -441,21 +475,34 @@ def _self_loop(graph: nx.DiGraph, component: set[str]) -> bool:
     return graph.has_edge(node, node)
 
 
+def _edge_name(edge: Mapping[str, Any], by_id: Mapping[str, _Node], index: int) -> str:
+    """'The connection from 'Filter customers' (yes) to 'Wait'', by the names of its ends."""
+    source, target = edge.get("source"), edge.get("target")
+    src = by_id.get(source) if isinstance(source, str) else None
+    dst = by_id.get(target) if isinstance(target, str) else None
+    if src is None or dst is None:
+        return f"Connection #{index + 1}"
+    port = edge.get("source_port", "out")
+    return f"The connection from {src.name} ({port}) to {dst.name}"
+
+
 def _unconnected_port_problems(
     document: Mapping[str, Any], by_id: Mapping[str, _Node], problems: list[Problem]
 ) -> None:
-    """Ports with no edge are allowed (customers end there), but worth a warning. Edges
-    whose ends are not text are left out (reported by the schema; a list cannot be looked up)."""
+    """Ports with no edge are allowed (customers end there); worth a warning only where the
+    node type does not call ending there normal (`end_ports`). Edges whose ends are not text
+    are left out (reported by the schema; a list cannot be looked up)."""
     ends = [(e.get("source"), e.get("source_port", "out")) for e in document["edges"] if isinstance(e, Mapping)]
     used = {(source, port) for source, port in ends if isinstance(source, str) and isinstance(port, str)}
     for node in by_id.values():
+        normal = node.cls.end_ports if node.cls is not None else frozenset()
         for port in node.ports() or []:
-            if (node.id, port) not in used:
+            if (node.id, port) not in used and port not in normal:
                 problems.append(
                     Problem(
                         "unconnected_port",
-                        f"{node.name}: customers leaving by the port '{port}' end their journey there "
-                        "(nothing is connected to it).",
+                        f"{node.name}: nothing is connected to its '{port}' port, so customers leaving by it "
+                        "end their journey there.",
                         node.pointer,
                         node.id,
                         WARNING,

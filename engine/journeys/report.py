@@ -35,7 +35,8 @@ from engine.core.models import (
     OutboxMessage,
 )
 from engine.core.registry import Variant
-from engine.journeys import campaigns
+from engine.core.wording import naming
+from engine.journeys import campaigns, summaries
 from engine.journeys.events import CONVERTED
 
 #: the delivery funnel of a message node, in order
@@ -71,7 +72,8 @@ def build(session: Session, campaign_id: int, now: datetime, *, interval: str | 
     documents = _documents(session, campaign_id, campaign.version_id)
     current = documents[0] if documents else {"nodes": []}
     stats = node_stats(session, campaign_id)
-    nodes = _nodes(documents, stats)
+    with naming(summaries.names(session, current)):  # summaries name templates and segments
+        nodes = _nodes(documents, stats)
     totals = campaign_totals(session, [campaign_id])[campaign_id]
     version = session.get(CampaignVersion, campaign.version_id) if campaign.version_id else None
     return {

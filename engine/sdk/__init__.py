@@ -20,7 +20,7 @@ them on first use. `engine.sdk.testing` runs a campaign using them on a virtual 
 
 Submodules, each one idea: `conditions` (customer rules compiled to SQL, typed safely),
 `data` (the tables a node may read and write), `messaging`, `engagement`, `calendar`,
-`events` (who did what since), `testing`.
+`events` (who did what since), `wording` (settings in words, for `summary`), `testing`.
 
 What this package exports is the public contract; it changes only with a new SDK_VERSION,
 and a name leaving it stays for one release as a deprecated alias.

@@ -36,10 +36,11 @@ from engine.core.rules import (
     matching_profiles,
 )
 from engine.core.validation import Problem
+from engine.core.wording import rules_in_words
 
 __all__ = [
     "ALL_OPS", "PROPERTY_PATTERN", "RULES_SCHEMA", "RuleError", "attribute", "check_rules", "field", "group",
-    "matching", "matching_profiles", "rule_problems", "rules_property", "rules_schema", "where",
+    "matching", "matching_profiles", "rule_problems", "rules_in_words", "rules_property", "rules_schema", "where",
 ]
 
 

@@ -1,18 +1,24 @@
 // A node on the canvas: its label, its type, an input handle on top (unless it is a trigger),
-// one labelled output handle per port along the bottom (journeys read top to bottom), its problems and its live counts. All text is JSX text:
+// one labelled output handle per port along the bottom (journeys read top to bottom; a port
+// shows its name, e.g. an A/B variant's, and its full name on hover), a line or two saying
+// what its settings do (the server's summary), its problems and its live counts. All text is JSX text:
 // React escapes it, so a label like <img onerror=...> is shown, never run. A node on an older
 // version of its type than the newest says which ("v1"): it runs and is edited as that version.
 
 import { Handle, Position, type NodeProps } from "@xyflow/react";
 import { memo } from "react";
 import { declOf, INPUT_HANDLE, type CanvasNode } from "./graph";
-import { count, useOverlay } from "./overlay";
+import { count, portName, useOverlay } from "./overlay";
 import type { NodeStats } from "../types";
 
 const NOTHING_YET: NodeStats = { entered: 0, waiting: 0, left: {} };
+/** a card is this wide, or wider when its ports need room for their names */
+const NODE_WIDTH = 220;
+const PORT_WIDTH = 76;
 
 export const CampaignNode = memo(function CampaignNode({ id, data, selected }: NodeProps<CanvasNode>) {
-  const { types, problems, stats } = useOverlay();
+  const { types, problems, stats, summaries, portLabels } = useOverlay();
+  const summary = summaries[id];
   const decl = declOf(types, data.nodeType, data.version);
   const newest = types[data.nodeType];
   const old = data.version !== undefined && newest !== undefined && data.version !== newest.version;
@@ -22,7 +28,8 @@ export const CampaignNode = memo(function CampaignNode({ id, data, selected }: N
   const classes = ["cc-node", `cat-${decl?.category ?? "unknown"}`, errors.length ? "has-errors" : "",
     mine.length && !errors.length ? "has-warnings" : "", selected ? "selected" : ""].filter(Boolean).join(" ");
   return (
-    <div className={classes} data-testid="canvas-node" data-node-id={id} data-node-type={data.nodeType}>
+    <div className={classes} data-testid="canvas-node" data-node-id={id} data-node-type={data.nodeType}
+         style={{ width: Math.max(NODE_WIDTH, data.ports.length * PORT_WIDTH) }}>
       {!decl?.entry && <Handle type="target" position={Position.Top} id={INPUT_HANDLE} className="cc-handle-in" />}
       <div className="cc-node-head">
         <span className="cc-node-category">
@@ -40,6 +47,7 @@ export const CampaignNode = memo(function CampaignNode({ id, data, selected }: N
       </div>
       <div className="cc-node-title" data-testid="node-label">{data.label || decl?.label || newest?.label || data.nodeType}</div>
       {data.label && decl && <div className="cc-node-type">{decl.label}</div>}
+      {summary && <div className="cc-node-summary" data-testid="node-summary" title={summary}>{summary}</div>}
       {!decl && !newest && <div className="cc-node-type">“{data.nodeType}” is not installed</div>}
       {!decl && newest && <div className="cc-node-type">version {data.version} of “{newest.label}” is not installed</div>}
       {/* the counters' row is always there (empty until the campaign runs): a node keeps its
@@ -54,8 +62,8 @@ export const CampaignNode = memo(function CampaignNode({ id, data, selected }: N
       </div>
       <div className="cc-ports">
         {data.ports.map((port) => (
-          <div className="cc-port" key={port} data-port={port}>
-            <span className="cc-port-label">{port}</span>
+          <div className="cc-port" key={port} data-port={port} title={portName(port, portLabels[id])}>
+            <span className="cc-port-label" data-testid="port-label">{portName(port, portLabels[id])}</span>
             {live && <span className="cc-port-count" data-testid="port-count">{count(live.left[port])}</span>}
             <Handle type="source" position={Position.Bottom} id={port} className="cc-handle-out" />
           </div>

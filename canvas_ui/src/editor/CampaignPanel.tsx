@@ -156,7 +156,7 @@ function SegmentSelect(props: { id: string; value: number | undefined; disabled:
  *  editor validates the whole document; this asks about the fields alone, as they change. */
 function useMetaProblems(meta: Meta): Problem[] {
   const text = useMemo(() => JSON.stringify({ ...meta, nodes: [], edges: [] }), [meta]);
-  return useValidation(text);
+  return useValidation(text).problems;
 }
 
 /** The messages of the problems at `under` or inside it. */

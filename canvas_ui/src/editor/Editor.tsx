@@ -16,13 +16,13 @@ import {
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useLive } from "../live";
-import type { Campaign, CampaignStats, Me, NodeUpgrade, Position } from "../types";
+import type { Campaign, CampaignStats, DocNode, Me, NodeUpgrade, Position, Problem } from "../types";
 import { api, errorText } from "../api";
 import { CampaignNode } from "./CampaignNode";
 import { CampaignPanel } from "./CampaignPanel";
 import { CountEdge } from "./CountEdge";
 import { buildFragment, fragmentProblems, instantiate, parseFragment, share, sharedFragment, typingInField, type Fragment } from "./clipboard";
-import { connectionProblem, declOf, missingVersions, newId, toCanvasEdge, toCanvasNode, toDocument, typeMap, withDefaults, type CanvasEdge, type CanvasNode, type TypeMap } from "./graph";
+import { connectionProblem, declOf, missingVersions, newId, nodeLabel, toCanvasEdge, toCanvasNode, toDocument, typeMap, withDefaults, type CanvasEdge, type CanvasNode, type TypeMap } from "./graph";
 import { useHistory, type Snapshot } from "./history";
 import { autoLayout } from "./layout";
 import { OverlayContext, problemsByNode } from "./overlay";
@@ -63,6 +63,7 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
   const [message, setMessage] = useState<{ kind: "error" | "info"; text: string } | null>(null);
   const [placing, setPlacing] = useState<string | null>(null);
   const [openNode, setOpenNode] = useState<string | null>(null);
+  const [focus, setFocus] = useState<{ pointer: string; at: number } | null>(null);
   const [busy, setBusy] = useState(false);
   const pointer = useRef<Position | null>(null);
 
@@ -78,7 +79,8 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
   const dirty = documentText !== savedText || campaign === null;
 
   // --- what the server says: problems, dynamic ports, live counts, status
-  const problems = useValidation(documentText);
+  const checked = useValidation(documentText);
+  const problems = checked.problems;
   const byNode = useMemo(() => problemsByNode(problems), [problems]);
   const errors = problems.filter((p) => p.severity !== "warning");
   const applyPorts = useCallback((id: string, ports: string[]) => {
@@ -275,8 +277,19 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
 
   const selected = nodes.filter((n) => n.selected);
   const shown = nodes.find((n) => n.id === (selected.length === 1 ? selected[0].id : openNode));
-  const overlay = useMemo(() => ({ types, problems: byNode, stats, deleteEdge, readOnly }), [types, byNode, stats, deleteEdge, readOnly]);
-  const generalProblems = problems.filter((p) => !p.node_id || !nodes.some((n) => n.id === p.node_id));
+  const overlay = useMemo(() => ({
+    types, problems: byNode, summaries: checked.summaries, portLabels: checked.port_labels, stats, deleteEdge, readOnly,
+  }), [types, byNode, checked, stats, deleteEdge, readOnly]);
+  const onCanvas = (p: Problem) => p.node_id !== null && nodes.some((n) => n.id === p.node_id);
+  // a problem on a node: select the node, open its settings, put the cursor in the field
+  const showProblem = (p: Problem) => {
+    if (!onCanvas(p)) return;
+    setNodes((all) => all.map((n) => (n.selected === (n.id === p.node_id) ? n : { ...n, selected: n.id === p.node_id })));
+    setOpenNode(p.node_id);
+    setFocus({ pointer: p.pointer, at: Date.now() });
+    flow.fitView({ nodes: [{ id: p.node_id as string }], duration: 200, maxZoom: 1 });
+  };
+  const labelOf = useCallback((n: DocNode) => nodeLabel(n, document.nodes, types), [document.nodes, types]);
 
   return (
     <div className="cc-editor" data-testid="editor">
@@ -295,31 +308,39 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
       )}
       <div className="cc-body">
         {!readOnly && <Palette types={loaded.types} placing={placing} onPick={setPlacing} hasEntry={nodes.some((n) => declOf(types, n.data.nodeType, n.data.version)?.entry)} />}
-        <div className={`cc-canvas${placing ? " placing" : ""}`} onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop}>
-          <OverlayContext.Provider value={overlay}>
-            <ReactFlow<CanvasNode, CanvasEdge>
-              nodes={nodes} edges={edges} nodeTypes={nodeTypes} edgeTypes={edgeTypes}
-              onNodesChange={onNodesChange} onEdgesChange={onEdgesChange} onConnect={onConnect}
-              onBeforeDelete={onBeforeDelete} isValidConnection={isValidConnection}
-              onNodeDragStart={() => history.record()} onNodeDoubleClick={(_, node) => setOpenNode(node.id)}
-              onPaneClick={onPaneClick}
-              onPaneMouseMove={(e) => { pointer.current = flow.screenToFlowPosition({ x: e.clientX, y: e.clientY }); }}
-              onPaneMouseLeave={() => { pointer.current = null; }}
-              snapToGrid snapGrid={GRID} fitView fitViewOptions={{ padding: 0.15, maxZoom: 1 }} minZoom={0.1}
-              deleteKeyCode={readOnly ? null : ["Delete", "Backspace"]} multiSelectionKeyCode={["Shift", "Meta", "Control"]}
-              nodesDraggable={!readOnly} nodesConnectable={!readOnly} elementsSelectable
-              defaultEdgeOptions={{ type: "count" }} connectionRadius={24}
-              proOptions={{ hideAttribution: true }}
-            >
-              <Background gap={GRID[0]} />
-              <Controls />
-              <MiniMap pannable zoomable nodeStrokeWidth={3} />
-            </ReactFlow>
-          </OverlayContext.Provider>
-          {nodes.length === 0 && <div className="cc-empty">Drag a trigger from the palette to start.</div>}
-          {generalProblems.length > 0 && (
-            <ul className="cc-general-problems" data-testid="problems-list">
-              {generalProblems.map((p, i) => <li key={i} className={p.severity}>{p.message}</li>)}
+        <div className="cc-middle">
+          <div className={`cc-canvas${placing ? " placing" : ""}`} onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop}>
+            <OverlayContext.Provider value={overlay}>
+              <ReactFlow<CanvasNode, CanvasEdge>
+                nodes={nodes} edges={edges} nodeTypes={nodeTypes} edgeTypes={edgeTypes}
+                onNodesChange={onNodesChange} onEdgesChange={onEdgesChange} onConnect={onConnect}
+                onBeforeDelete={onBeforeDelete} isValidConnection={isValidConnection}
+                onNodeDragStart={() => history.record()} onNodeDoubleClick={(_, node) => setOpenNode(node.id)}
+                onPaneClick={onPaneClick}
+                onPaneMouseMove={(e) => { pointer.current = flow.screenToFlowPosition({ x: e.clientX, y: e.clientY }); }}
+                onPaneMouseLeave={() => { pointer.current = null; }}
+                snapToGrid snapGrid={GRID} fitView fitViewOptions={{ padding: 0.15, maxZoom: 1 }} minZoom={0.1}
+                deleteKeyCode={readOnly ? null : ["Delete", "Backspace"]} multiSelectionKeyCode={["Shift", "Meta", "Control"]}
+                nodesDraggable={!readOnly} nodesConnectable={!readOnly} elementsSelectable
+                defaultEdgeOptions={{ type: "count" }} connectionRadius={24}
+                proOptions={{ hideAttribution: true }}
+              >
+                <Background gap={GRID[0]} />
+                <Controls />
+                <MiniMap pannable zoomable nodeStrokeWidth={3} />
+              </ReactFlow>
+            </OverlayContext.Provider>
+            {nodes.length === 0 && <div className="cc-empty">Drag a trigger from the palette to start.</div>}
+          </div>
+          {/* below the canvas, never over it: a problem must not hide the node it is about */}
+          {problems.length > 0 && (
+            <ul className="cc-general-problems" data-testid="problems-list" aria-label="Problems">
+              {problems.map((p, i) => (
+                <li key={i} className={`${p.severity}${onCanvas(p) ? " clickable" : ""}`} data-testid="problem"
+                    title={onCanvas(p) ? "Show this node and its setting" : undefined} onClick={() => showProblem(p)}>
+                  {p.message}
+                </li>
+              ))}
             </ul>
           )}
         </div>
@@ -327,8 +348,8 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
           <SettingsPanel
             key={shown.id} node={shown} decl={declOf(types, shown.data.nodeType, shown.data.version)}
             newest={types[shown.data.nodeType]} upgrading={upgrading} onUpgrade={() => upgradeNode(shown.id)}
-            problems={byNode[shown.id] ?? []}
-            nodes={document.nodes} readOnly={readOnly}
+            problems={byNode[shown.id] ?? []} focus={focus}
+            nodes={document.nodes} nodeLabel={labelOf} readOnly={readOnly}
             onSettings={(settings) => updateNode(shown.id, { settings }, "settings")}
             onLabel={(label) => updateNode(shown.id, { label }, "label")}
             onClose={() => { setOpenNode(null); setNodes((all) => all.map((n) => ({ ...n, selected: false }))); }}

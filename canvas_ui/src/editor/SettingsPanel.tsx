@@ -26,7 +26,11 @@ export function SettingsPanel(props: {
   onUpgrade: () => void;
   upgrading: boolean;
   problems: Problem[];
+  /** a problem's pointer whose field to focus (a click in the problem list), with a counter so a second click focuses again */
+  focus: { pointer: string; at: number } | null;
   nodes: DocNode[];
+  /** what the marketer calls a node: its label, else its type's */
+  nodeLabel: (node: DocNode) => string;
   readOnly: boolean;
   onSettings: (settings: Record<string, unknown>) => void;
   onLabel: (label: string) => void;
@@ -38,11 +42,12 @@ export function SettingsPanel(props: {
   const form = useRef<Form>(null);
   // a node opened with missing or bad settings shows what is wrong at once, not after an edit
   useEffect(() => { form.current?.validateForm(); }, [node.id]);
+  useEffect(() => { if (props.focus) focusField(props.focus.pointer); }, [props.focus]);
   const formContext: FormContext = useMemo(() => ({
     nodes: props.nodes,
-    nodeLabel: (n: DocNode) => n.label || `${n.type} (${n.id})`,
+    nodeLabel: props.nodeLabel,
     channel: decl?.template_channel ?? null,
-  }), [props.nodes, decl]);
+  }), [props.nodes, props.nodeLabel, decl]);
   const extraErrors = useMemo(() => serverErrors(props.problems), [props.problems]);
 
   const insertTag = (tag: string) => {
@@ -65,7 +70,7 @@ export function SettingsPanel(props: {
         <div>
           <div className="cc-node-category">{decl?.category}</div>
           <h3>{decl?.label ?? props.newest?.label ?? node.data.nodeType}</h3>
-          <code className="cc-node-id" title="node id">{node.id}</code>
+          <code className="cc-node-id" hidden>{node.id}</code>
         </div>
         <button type="button" className="link" onClick={props.onClose} aria-label="Close settings">Close</button>
       </header>
@@ -79,7 +84,9 @@ export function SettingsPanel(props: {
       </label>
       {props.problems.length > 0 && (
         <ul className="cc-problems" data-testid="settings-problems">
-          {props.problems.map((p, i) => <li key={i} className={p.severity}>{p.message}</li>)}
+          {props.problems.map((p, i) => (
+            <li key={i} className={p.severity} onClick={() => focusField(p.pointer)}>{p.message}</li>
+          ))}
         </ul>
       )}
       {decl ? (
@@ -143,6 +150,28 @@ function VersionNote(props: {
       )}
     </div>
   );
+}
+
+/**
+ * Put the cursor in the form field a problem points at (`/nodes/3/settings/rules/0/op`, the
+ * form's `settings.rules.0.op`), or in the nearest enclosing field the form has. Waits a frame:
+ * the form of a node just selected is not drawn yet.
+ */
+function focusField(pointer: string): void {
+  const at = pointer.indexOf("/settings");
+  if (at < 0) return;
+  const parts = pointer.slice(at + 1).split("/");
+  requestAnimationFrame(() => {
+    for (let n = parts.length; n >= 2; n--) {
+      const id = [ID_PREFIX, ...parts.slice(1, n)].join(ID_SEPARATOR);
+      const field = document.getElementById(id) ?? document.querySelector<HTMLElement>(`[id^="${CSS.escape(id + ID_SEPARATOR)}"]`);
+      if (field) {
+        field.scrollIntoView({ block: "center" });
+        field.focus();
+        return;
+      }
+    }
+  });
 }
 
 /** The server's own checks (not the schema's, shown inline already) as the form's error tree. */

@@ -154,3 +154,11 @@ export function connectionProblem(
   }
   return null;
 }
+
+/** A node as the marketer calls it in a list of nodes: its label, else its type's label, with a
+ *  number when several nodes would read the same ("Send email 2"); never its internal id. */
+export function nodeLabel(node: DocNode, all: DocNode[], types: TypeMap): string {
+  const name = (n: DocNode) => n.label || types[n.type]?.label || n.type;
+  const same = all.filter((n) => name(n) === name(node));
+  return same.length > 1 ? `${name(node)} ${same.indexOf(node) + 1}` : name(node);
+}

@@ -9,6 +9,10 @@ import type { TypeMap } from "./graph";
 export interface Overlay {
   types: TypeMap;
   problems: Record<string, Problem[]>;
+  /** node id: the one-line summary of its settings (the server's words) */
+  summaries: Record<string, string>;
+  /** node id: {port: its name} where the name is not the port id */
+  portLabels: Record<string, Record<string, string>>;
   stats: CampaignStats | null;
   deleteEdge: (id: string) => void;
   readOnly: boolean;
@@ -17,6 +21,8 @@ export interface Overlay {
 export const OverlayContext = createContext<Overlay>({
   types: {},
   problems: {},
+  summaries: {},
+  portLabels: {},
   stats: null,
   deleteEdge: () => undefined,
   readOnly: false,
@@ -28,6 +34,12 @@ export function problemsByNode(problems: Problem[]): Record<string, Problem[]> {
   const grouped: Record<string, Problem[]> = {};
   for (const problem of problems) if (problem.node_id) (grouped[problem.node_id] ??= []).push(problem);
   return grouped;
+}
+
+/** A port as a marketer reads it: its name when the node gives one, else its id in words
+ *  ("delivered_not_opened" -> "delivered not opened"). */
+export function portName(port: string, labels: Record<string, string> | undefined): string {
+  return labels?.[port] ?? port.replace(/_/g, " ");
 }
 
 export const count = (n: number | undefined) => (n ?? 0).toLocaleString();

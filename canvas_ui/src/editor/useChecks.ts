@@ -3,28 +3,31 @@
 
 import { useEffect, useRef, useState } from "react";
 import { api } from "../api";
-import type { Problem } from "../types";
+import type { Checked } from "../types";
 import { declOf, type CanvasNode, type TypeMap } from "./graph";
 
 const VALIDATE_AFTER_MS = 400;
 const PORTS_AFTER_MS = 300;
 
+const NOTHING_CHECKED: Checked = { problems: [], summaries: {}, port_labels: {} };
+
 /** `documentText`: the document as JSON, made once per change by the editor (it also tells
- *  whether there is anything unsaved). */
-export function useValidation(documentText: string): Problem[] {
-  const [problems, setProblems] = useState<Problem[]>([]);
+ *  whether there is anything unsaved). The answer carries the problems and the node cards'
+ *  summaries and port names, so a card says what its node does as the settings change. */
+export function useValidation(documentText: string): Checked {
+  const [checked, setChecked] = useState<Checked>(NOTHING_CHECKED);
   useEffect(() => {
     let current = true;
     const timer = setTimeout(() => {
-      api.post<{ problems: Problem[] }>("/api/campaigns/validate", JSON.parse(documentText))
-        .then((r) => current && setProblems(r.problems), () => undefined);
+      api.post<Checked>("/api/campaigns/validate", JSON.parse(documentText))
+        .then((r) => current && setChecked({ ...NOTHING_CHECKED, ...r }), () => undefined);
     }, VALIDATE_AFTER_MS);
     return () => {
       current = false;
       clearTimeout(timer);
     };
   }, [documentText]);
-  return problems;
+  return checked;
 }
 
 /** Ask the server for the ports of dynamic-port nodes whenever their settings change. */

@@ -63,7 +63,7 @@ export function NodeRefSelect(props: WidgetProps<unknown, RJSFSchema, FormContex
       <option value="">— choose a node —</option>
       {choices.map((node) => <option key={node.id} value={node.id}>{context.nodeLabel(node)}</option>)}
       {props.value != null && props.value !== "" && !choices.some((n) => n.id === props.value) && (
-        <option value={String(props.value)}>{String(props.value)} (not on the canvas)</option>
+        <option value={String(props.value)}>the node it referred to is not on this canvas; pick another</option>
       )}
     </select>
   );

@@ -7,6 +7,7 @@ leaves no half-saved campaign behind.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
@@ -19,7 +20,7 @@ from engine.core.counters import campaign_totals, node_stats
 from engine.core.errors import NotFound
 from engine.core.models import Campaign, CampaignTag, CampaignVersion, Enrollment
 from engine.core.validation import validate_document
-from engine.journeys import campaigns
+from engine.journeys import campaigns, summaries
 from engine.web.access import read_only
 from engine.web.api import body, iso, runtime
 from engine.web.declare import accepts, args, query, responds
@@ -165,14 +166,37 @@ def upgrade_nodes(campaign_id: int) -> ResponseReturnValue:
     return jsonify({**payload, "upgraded": [step.to_dict() for step in report]})
 
 
+#: the answer of validating a document being edited: its problems, and the words on its node cards
+CHECKED = {
+    "type": "object",
+    "required": ["problems", "summaries", "port_labels"],
+    "properties": {
+        "problems": {"type": "array", "items": {
+            "type": "object", "required": ["code", "message", "pointer", "node_id", "severity"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "pointer": {"type": "string"},
+                           "node_id": {"type": ["string", "null"]}, "severity": {"enum": ["error", "warning"]}}}},
+        "summaries": {"type": "object", "additionalProperties": {"type": "string"},
+                      "description": "node id: what the node does, in one line (nodes with valid settings)"},
+        "port_labels": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": {"type": "string"}},
+            "description": "node id: {port: the name shown on it} where it is not the port id (A/B variants)"},
+    },
+}
+
+
 @bp.post("/validate")
 @read_only
 @accepts("DocumentToCheck")
+@responds(200, schema=CHECKED)
 def validate_unsaved() -> ResponseReturnValue:
     """Every problem of a document not saved yet (errors and warnings), as saving would
-    find them; nothing is stored."""
-    problems = validate_document(campaigns.with_node_versions(body()))  # as saving would store it
-    return jsonify(problems=[p.to_dict() for p in problems])
+    find them, and the summary of each node for its card; nothing is stored."""
+    document = campaigns.with_node_versions(body())  # as saving would store it
+    problems = validate_document(document)
+    with runtime().sessions() as session:
+        words = summaries.describe(session, document) if isinstance(document, Mapping) else {}
+    return jsonify(problems=[p.to_dict() for p in problems], summaries=words.get("summaries", {}),
+                   port_labels=words.get("port_labels", {}))
 
 
 @bp.post("/<int:campaign_id>/validate")
