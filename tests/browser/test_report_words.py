@@ -221,6 +221,8 @@ def test_a_node_keeps_its_size_when_live_counters_appear(page: Page, ui_server: 
     for nid in ids:
         expect(canvas_node(page, nid)).to_be_visible()
     expect(page.get_by_test_id("node-stats")).to_have_count(0)
+    # each card's summary line comes with the first check of the draft: measure after it
+    expect(page.get_by_test_id("node-summary")).to_have_count(len(ids), timeout=WAIT)
     page.wait_for_timeout(300)  # the first fit of the view
     before = measure(page, ids)
 
