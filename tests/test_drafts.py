@@ -38,7 +38,7 @@ HALF_BUILT_ERRORS = {"/nodes/1/settings/points", "/nodes/2/settings/amount", "/n
 
 def test_a_half_built_draft_is_saved_with_its_problems(api, harness):
     created = ok(api.post("/api/campaigns?draft=true", json=half_built()), 201)
-    assert created["status"] == "draft" and created["name"] == "Half built"
+    assert created["status"] == "draft" and created["name"] == "Half built" and created["version"] == 1
     assert pointers(created["problems"]) == HALF_BUILT_ERRORS
     assert {p["node_id"] for p in created["problems"]} >= {"p", "lonely"}
     again = ok(api.get(f"/api/campaigns/{created['id']}"))

@@ -87,7 +87,7 @@ def create_campaign() -> ResponseReturnValue:
         campaign = campaigns.create(session, document, draft=options["draft"])
         entered = campaigns.launch(session, campaign.id, clock.now()) if options["launch"] else None
         stored = session.get_one(CampaignVersion, campaign.version_id)  # with each node's version
-        payload = _with_entered(campaign_json(campaign, stored), entered)
+        payload = _with_entered(campaign_json(campaign, stored, session), entered)
     _announce(payload) if options["launch"] else None
     return jsonify(payload)
 
@@ -135,7 +135,7 @@ def clone_campaign(campaign_id: int) -> ResponseReturnValue:
     data = body()
     with db.transaction(runtime().sessions) as session:
         copy = campaigns.clone(session, campaign_id, data.get("name"))
-        payload = campaign_json(copy, session.get_one(CampaignVersion, copy.version_id))
+        payload = campaign_json(copy, session.get_one(CampaignVersion, copy.version_id), session)
     return jsonify(payload)
 
 
