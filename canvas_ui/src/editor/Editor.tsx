@@ -317,15 +317,16 @@ function Workspace({ loaded, me, editorKey }: { loaded: Loaded; me: Me; editorKe
     doSave(false).then((savedOk) => savedOk && proceed());
   }, [doSave, leaving, localKey]);
 
-  // the changes restored from this browser can be thrown away (one undo step: even that is undoable)
+  // the changes restored from this browser can be thrown away (one undo step: even that is
+  // undoable), back to the campaign as it was opened: a draft may have autosaved them since
   const discardRestored = useCallback(() => {
-    const saved = campaign?.document ?? loaded.document ?? NEW_DOCUMENT;
+    const saved = loaded.document ?? NEW_DOCUMENT;
     history.record();
     setNodes(saved.nodes.map((n, i) => toCanvasNode(n, types, i)));
     setEdges(saved.edges.map(toCanvasEdge));
     setMeta(metaOf(saved));
     setRestored(null);
-  }, [campaign?.document, history, loaded.document, types]);
+  }, [history, loaded.document, types]);
   const doAct = useCallback(async (action: "pause" | "resume" | "stop") => {
     setBusy(true);
     try {
