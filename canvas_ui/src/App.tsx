@@ -10,10 +10,14 @@ const Editor = lazy(() => import("./editor/Editor").then((m) => ({ default: m.Ed
 const ReportPage = lazy(() => import("./report/ReportPage"));
 const LivePage = lazy(() => import("./live/LivePage"));
 
-function Page({ route, me }: { route: Route; me: Me }) {
+function Page({ route, me }: { route: Route & { editorKey?: string }; me: Me }) {
   switch (route.page) {
     case "editor":
-      return <Editor key={route.campaignId ?? "new"} campaignId={route.campaignId} me={me} />;
+      // a first save moves the editor to its campaign's URL keeping its key: same editor, same undo history
+    {
+      const key = route.editorKey ?? String(route.campaignId ?? "new");
+      return <Editor key={key} editorKey={key} campaignId={route.campaignId} me={me} />;
+    }
     case "report":
       return <ReportPage key={route.campaignId} campaignId={route.campaignId} />;
     case "live":

@@ -17,16 +17,60 @@ export function parseRoute(path: string): Route {
   return { page: "campaigns" };
 }
 
-export function navigate(path: string, replace = false): void {
-  if (replace) history.replaceState(null, "", path);
-  else history.pushState(null, "", path);
-  window.dispatchEvent(new PopStateEvent("popstate"));
+/**
+ * Asked before the page changes (a link, navigate(), the browser's back and forward): it
+ * returns true when it holds the navigation (it calls `proceed` later, if the user agrees).
+ * One at a time: the editor sets it while it has unsaved changes.
+ */
+export type LeaveGuard = (proceed: () => void) => boolean;
+let guard: LeaveGuard | null = null;
+
+/** Install the guard (null removes it); returns a function removing it again, for effects. */
+export function setLeaveGuard(next: LeaveGuard | null): () => void {
+  guard = next;
+  return () => {
+    if (guard === next) guard = null;
+  };
 }
 
-export function useRoute(): Route {
-  const [route, setRoute] = useState(() => parseRoute(location.pathname));
+/** What a page keeps in its history entry; `editorKey` keeps the editor mounted across the
+ *  URL change of a first save (/campaigns/new to /campaigns/<id>), and so its undo history. */
+export interface PageState {
+  editorKey?: string;
+}
+
+/** Go to `path` (asking the leave guard first unless `force`). */
+export function navigate(path: string, replace = false, options: { state?: PageState; force?: boolean } = {}): void {
+  const go = () => {
+    if (replace) history.replaceState(options.state ?? null, "", path);
+    else history.pushState(options.state ?? null, "", path);
+    shown = location.pathname;
+    window.dispatchEvent(new PopStateEvent("popstate", { state: options.state ?? null }));
+  };
+  if (!options.force && guard?.(go)) return;
+  go();
+}
+
+/** The path on screen: the browser's back button changes the URL before anyone is asked,
+ *  so a guarded pop puts it back and asks. */
+let shown = typeof location === "undefined" ? "/" : location.pathname;
+
+export function useRoute(): Route & { editorKey?: string } {
+  const read = () => ({ ...parseRoute(location.pathname), editorKey: (history.state as PageState | null)?.editorKey });
+  const [route, setRoute] = useState(read);
   useEffect(() => {
-    const update = () => setRoute(parseRoute(location.pathname));
+    const update = (event: PopStateEvent) => {
+      if (event.isTrusted && location.pathname !== shown && guard) {
+        const target = location.pathname + location.search;
+        const state = event.state as PageState | null;
+        const proceed = () => navigate(target, false, { state: state ?? undefined, force: true });
+        history.pushState(null, "", shown); // back where we were, until the user decides
+        if (!guard(proceed)) proceed();
+        return;
+      }
+      shown = location.pathname;
+      setRoute(read);
+    };
     window.addEventListener("popstate", update);
     return () => window.removeEventListener("popstate", update);
   }, []);

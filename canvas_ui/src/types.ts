@@ -105,6 +105,8 @@ export interface Campaign {
   /** messages sent (the list and the `totals` live event carry it) */
   sent?: number;
   document?: CampaignDocument;
+  /** the problems kept with the current version (a draft saved half-built lists what is left to fix) */
+  problems?: Problem[];
 }
 
 export interface Page<T> {

@@ -204,6 +204,9 @@ class CampaignVersion(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     document: Mapped[dict[str, Any]] = mapped_column()
+    #: every problem found when it was saved (errors only in a draft saved half-built);
+    #: None for versions saved before problems were kept
+    problems: Mapped[list[Any] | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 

@@ -34,38 +34,74 @@ from engine.core.models import (
     JourneyStep,
     ProviderConfig,
 )
-from engine.core.validation import ensure_valid
+from engine.core.problems import ERROR
+from engine.core.validation import ensure_valid, errors, validate_document
 from engine.journeys import schedule, segments
 from engine.messaging import providers
 
+#: the only status whose campaign may be stored with errors: nothing runs it, and launching
+#: it checks again
+DRAFT = "draft"
 
-def create(session: Session, document: Mapping[str, Any]) -> Campaign:
-    """A new draft campaign whose version 1 is `document` (validated first)."""
+
+def create(session: Session, document: Mapping[str, Any], *, draft: bool = False) -> Campaign:
+    """A new draft campaign whose version 1 is `document`. Validated first: refused with
+    every error, or, with `draft`, stored with its problems (a half-built campaign the
+    marketer finishes later; launching it checks again)."""
     document = with_node_versions(document)
-    ensure_valid(document)
-    _ensure_targets_allowed(session, document)
-    campaign = Campaign(status="draft")
+    problems = checked(session, document, keep_errors=draft)
+    campaign = Campaign(status=DRAFT)
     session.add(campaign)
-    _describe(session, campaign, document)
-    _new_version(session, campaign, document)
+    _describe(session, campaign, document, problems)
+    _new_version(session, campaign, document, problems)
     return campaign
 
 
-def save(session: Session, campaign_id: int, document: Mapping[str, Any], now: datetime | None = None
-         ) -> CampaignVersion:
+def save(session: Session, campaign_id: int, document: Mapping[str, Any], now: datetime | None = None,
+         *, draft: bool = False) -> CampaignVersion:
     """Store an edited document as a new version; customers in flight stay on theirs, and
-    a campaign that runs by itself follows the new timing."""
+    a campaign that runs by itself follows the new timing. `draft` keeps a document with
+    errors, but only for a campaign still in draft: anything that runs, or may run again,
+    takes only a valid one.
+
+    The campaign row is locked first (FOR UPDATE; SQLite's writes take turns), so two tabs
+    saving at once store two whole versions one after the other, never a mix."""
     campaign = get(session, campaign_id, lock=True)
     document = with_node_versions(document)
-    ensure_valid(document)
-    _ensure_targets_allowed(session, document)
+    problems = checked(session, document, keep_errors=draft and campaign.status == DRAFT)
     current = session.get_one(CampaignVersion, campaign.version_id)
     if current is not None and current.document == dict(document):
         return current
-    _describe(session, campaign, document)
-    version = _new_version(session, campaign, document)
+    _describe(session, campaign, document, problems)
+    version = _new_version(session, campaign, document, problems)
     schedule.reschedule(session, campaign, document, now or clock.now())
     return version
+
+
+def checked(session: Session, document: Mapping[str, Any], *, keep_errors: bool) -> list[dict[str, Any]]:
+    """Every problem of `document` (errors and warnings, as stored with its version).
+    Errors refuse it (DocumentInvalid, 422, naming each) unless `keep_errors`.
+
+    Why the provider targets only once the rest is clean: they read the database by ids the
+    document gives, which only a valid document guarantees are sane; a draft meets them at
+    its last save or at launch."""
+    problems = validate_document(document)
+    if not errors(problems):
+        problems += providers.target_problems(session, document)
+    found = errors(problems)
+    if found and not keep_errors:
+        noun = "problem" if len(found) == 1 else "problems"
+        raise DocumentInvalid(f"campaign document is invalid: {len(found)} {noun}",
+                              details=[p.to_dict() for p in found])
+    return [p.to_dict() for p in problems]
+
+
+def stored_problems(version: CampaignVersion) -> list[dict[str, Any]]:
+    """The problems kept with a version; for a version saved before they were kept (always
+    a valid one), its warnings found now."""
+    if version.problems is not None:
+        return list(version.problems)
+    return [p.to_dict() for p in validate_document(version.document)]
 
 
 def with_node_versions(document: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -91,10 +127,13 @@ def _unversioned(node: object) -> bool:
             and registry.get(node["type"]) is not None)
 
 
-def _describe(session: Session, campaign: Campaign, document: Mapping[str, Any]) -> None:
+def _describe(session: Session, campaign: Campaign, document: Mapping[str, Any],
+              problems: list[dict[str, Any]]) -> None:
     """The campaign row mirrors the newest document's name, description and tags (for lists),
-    and its tag and event rows are rewritten for the lookups that filter and ingest by them."""
-    campaign.name = document["name"]
+    and its tag and event rows are rewritten for the lookups that filter and ingest by them.
+    A draft with errors links no events: its triggers and goal may be half-typed, and
+    nothing ingests for a draft (launching needs a valid version, which links them)."""
+    campaign.name = document["name"] or "Untitled campaign"
     campaign.description = document.get("description", "")
     campaign.tags = list(dict.fromkeys(document.get("tags", [])))
     session.flush()
@@ -102,7 +141,7 @@ def _describe(session: Session, campaign: Campaign, document: Mapping[str, Any])
     session.execute(delete_rows(CampaignEvent).where(CampaignEvent.campaign_id == campaign.id))
     if campaign.tags:
         session.execute(insert(CampaignTag), [{"campaign_id": campaign.id, "tag": t} for t in campaign.tags])
-    if links := event_links(document):
+    if not any(p["severity"] == ERROR for p in problems) and (links := event_links(document)):
         session.execute(insert(CampaignEvent), [{"campaign_id": campaign.id, "role": r, "event": e} for r, e in links])
 
 
@@ -115,10 +154,11 @@ def event_links(document: Mapping[str, Any]) -> set[tuple[str, str]]:
     return {(role, name) for role, name in links if name}
 
 
-def _new_version(session: Session, campaign: Campaign, document: Mapping[str, Any]) -> CampaignVersion:
+def _new_version(session: Session, campaign: Campaign, document: Mapping[str, Any],
+                 problems: list[dict[str, Any]]) -> CampaignVersion:
     number = (session.scalar(select(func.max(CampaignVersion.number)).where(
         CampaignVersion.campaign_id == campaign.id)) or 0) + 1
-    version = CampaignVersion(campaign_id=campaign.id, number=number, document=dict(document))
+    version = CampaignVersion(campaign_id=campaign.id, number=number, document=dict(document), problems=problems)
     session.add(version)
     session.flush()
     campaign.version_id = version.id
@@ -140,8 +180,7 @@ def launch(session: Session, campaign_id: int, now: datetime) -> int:
         raise InvalidState(f"campaign {campaign_id} is {campaign.status}; only a draft or scheduled "
                            "campaign can be launched (resume a paused one)")
     version = session.get_one(CampaignVersion, campaign.version_id)
-    ensure_valid(version.document)
-    _ensure_targets_allowed(session, version.document)
+    _ensure_launchable(session, campaign_id, version.document)
     entry = entry_node(version.document)
     campaign.status, campaign.launched_at, campaign.status_reason = "active", now, ""
     campaign.next_run_at = None
@@ -227,14 +266,15 @@ def finish_completed(session: Session, now: datetime) -> list[int]:
     return finished
 
 
-def _ensure_targets_allowed(session: Session, document: Mapping[str, Any]) -> None:
-    """No node may send through a provider config that points at an internal address (one
-    saved before the outbound allow-list was narrowed): the marketer hears it now, on the
-    node, rather than from failed messages later."""
-    if problems := providers.target_problems(session, document):
-        noun = "problem" if len(problems) == 1 else "problems"
-        raise DocumentInvalid(f"campaign document is invalid: {len(problems)} {noun}",
-                              details=[p.to_dict() for p in problems])
+def _ensure_launchable(session: Session, campaign_id: int, document: Mapping[str, Any]) -> None:
+    """A draft saved half-built launches only once nothing is left to fix: refused (422)
+    with every error, each on its node and field, as the canvas shows them."""
+    try:
+        checked(session, document, keep_errors=False)
+    except DocumentInvalid as exc:
+        count = len(exc.details)
+        raise DocumentInvalid(f"campaign {campaign_id} cannot be launched yet: {count} "
+                              f"{'problem' if count == 1 else 'problems'} to fix first", exc.details) from None
 
 
 def _ensure_providers_exist(session: Session, campaign: Campaign) -> None:
@@ -269,13 +309,14 @@ def delete(session: Session, campaign_id: int) -> None:
 
 
 def clone(session: Session, campaign_id: int, name: object = None) -> Campaign:
-    """A new draft with the current document (and its tags and settings) of another campaign."""
+    """A new draft with the current document (and its tags and settings) of another campaign;
+    a draft saved half-built is copied with its problems."""
     source = get(session, campaign_id)
     document = dict(session.get_one(CampaignVersion, source.version_id).document)
     if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
         raise InvalidInput.field("/name", "must be a non-empty string of at most 200 characters")
     document["name"] = name.strip() if isinstance(name, str) else f"{source.name} (copy)"[:200]
-    return create(session, document)
+    return create(session, document, draft=True)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from engine.core import jsonschemas
-from engine.core.errors import InvalidInput
+from engine.core.errors import CampaignCanvasError, InvalidInput
 from engine.core.pointers import parts, pointer
 from engine.web.api import parsed_body
 from engine.web.checks import CHECKS, STAND_INS
@@ -52,7 +52,7 @@ class Body:
     required: bool = True
     media_type: str = JSON
     checked: bool = True
-    refuse: Callable[[list[dict[str, Any]], Any], InvalidInput] = lambda found, _body: InvalidInput.of(found)
+    refuse: Callable[[list[dict[str, Any]], Any], CampaignCanvasError] = lambda found, _body: InvalidInput.of(found)
 
 
 @dataclass
@@ -74,7 +74,7 @@ def declaration(view: Any) -> Declaration | None:
 
 
 def accepts(schema: str | None, *, required: bool = True, media_type: str = JSON, checked: bool = True,
-            refuse: Callable[[list[dict[str, Any]], Any], InvalidInput] | None = None) -> Callable[[View], View]:
+            refuse: Callable[[list[dict[str, Any]], Any], CampaignCanvasError] | None = None) -> Callable[[View], View]:
     """The request body is `schema`; `required=False`: it may be left out (read as {}).
     `checked=False` for bodies the view reads itself (files, provider webhooks, which
     prove their sender before anything is read); `refuse` builds the error from the problems

@@ -100,18 +100,15 @@ def test_a_node_is_placed_by_clicking_the_palette_then_the_canvas(page: Page, ui
     expect(page.locator("[data-testid=canvas-node][data-node-type=wait]")).to_have_count(1)
 
 
-def test_errors_are_shown_on_their_node_and_saving_waits_for_them(page: Page, ui_server: Any) -> None:
+def test_errors_are_shown_on_their_node_and_launching_waits_for_them(page: Page, ui_server: Any) -> None:
     open_editor(page, ui_server.url)
     page.get_by_test_id("campaign-name-input").fill(unique("Half-written"))
     points = drop(page, "award_points", 420, 200)  # no trigger, no points: two problems
     expect(node(page, points).get_by_test_id("node-problems")).to_contain_text("error")
     expect(page.get_by_test_id("problem-count")).to_contain_text("error")
     expect(page.get_by_role("button", name="Save and launch")).to_be_disabled()
-    expect(page.get_by_role("button", name="Save", exact=True)).to_be_disabled()  # only valid campaigns are stored
+    expect(page.get_by_role("button", name="Save", exact=True)).to_be_enabled()  # a draft saves half-built
     expect(page.locator("[data-testid=settings-panel] .error-detail")).not_to_have_count(0)  # inline, at once
-    page.keyboard.press("Control+s")
-    expect(page.get_by_test_id("editor-error")).to_contain_text("Not saved")
-    assert "/campaigns/new" in page.url
 
     field(page, "points").fill("3")
     trigger = drop(page, "event_trigger", 420, 40)

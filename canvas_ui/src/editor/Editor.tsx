@@ -16,6 +16,8 @@ import {
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useLive } from "../live";
+import { Choose } from "../Modal";
+import { setLeaveGuard } from "../router";
 import type { Campaign, CampaignStats, DocNode, Me, NodeUpgrade, Position, Problem } from "../types";
 import { api, errorText } from "../api";
 import { CampaignNode } from "./CampaignNode";
@@ -29,7 +31,8 @@ import { OverlayContext, problemsByNode } from "./overlay";
 import { DRAG_TYPE, Palette } from "./Palette";
 import { SettingsPanel } from "./SettingsPanel";
 import { Toolbar } from "./Toolbar";
-import { loadVersions, useCampaignActions, useLoad, type Loaded, type Meta } from "./useCampaign";
+import { draftKey, dropDraft, tabId, writeDraft } from "./drafts";
+import { loadVersions, NEW_DOCUMENT, useCampaignActions, useLoad, type Loaded, type Meta } from "./useCampaign";
 import { useDynamicPorts, useValidation } from "./useChecks";
 import "./editor.css";
 
@@ -37,28 +40,44 @@ const nodeTypes = { campaign: CampaignNode };
 const edgeTypes = { count: CountEdge };
 const GRID: [number, number] = [20, 20];
 const LIVE_STATUSES = new Set(["active", "paused", "finished", "stopped", "suspended"]);
+/** a draft campaign's changes go to the server this long after the last one */
+const AUTOSAVE_AFTER_MS = 2000;
 
-export function Editor(props: { campaignId: number | null; me: Me }) {
-  const { loaded, error } = useLoad(props.campaignId);
+export function Editor(props: { campaignId: number | null; me: Me; editorKey: string }) {
+  // the campaign it opened with: a first save changes the URL (and campaignId), not the editor
+  const [opened] = useState(props.campaignId);
+  const { loaded, error } = useLoad(opened);
   if (error) return <div className="banner error">{errorText(error)}</div>;
   if (!loaded) return <div className="page">Loading…</div>;
   return (
     <ReactFlowProvider>
-      <Workspace loaded={loaded} me={props.me} />
+      <Workspace loaded={loaded} me={props.me} editorKey={props.editorKey} />
     </ReactFlowProvider>
   );
 }
 
-function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
+/** What the editor starts with: the saved document, or this browser's unsaved changes to it
+ *  when there are some (`restored`); `savedText` is the saved one as the canvas writes it. */
+function startingPoint(loaded: Loaded, types: TypeMap) {
+  const canvasText = (d: Loaded["document"]) =>
+    JSON.stringify(toDocument(metaOf(d), d.nodes.map((n, i) => toCanvasNode(n, types, i)), d.edges.map(toCanvasEdge)));
+  const savedText = canvasText(loaded.document);
+  const draft = loaded.draft && canvasText(loaded.draft.document) !== savedText ? loaded.draft : null;
+  return { savedText, document: draft?.document ?? loaded.document, restored: draft };
+}
+
+function Workspace({ loaded, me, editorKey }: { loaded: Loaded; me: Me; editorKey: string }) {
   const flow = useReactFlow<CanvasNode, CanvasEdge>();
   // the newest declarations (the palette's) and the old versions nodes are on, loaded as needed
   const [oldTypes, setOldTypes] = useState(loaded.oldTypes);
   const types: TypeMap = useMemo(() => typeMap(loaded.types, oldTypes), [loaded.types, oldTypes]);
   const readOnly = me.role === "viewer";
-  const [nodes, setNodes] = useState<CanvasNode[]>(() => loaded.document.nodes.map((n, i) => toCanvasNode(n, types, i)));
-  const [edges, setEdges] = useState<CanvasEdge[]>(() => loaded.document.edges.map(toCanvasEdge));
-  const [meta, setMeta] = useState<Meta>(() => metaOf(loaded.document));
-  const { campaign, setCampaign, save, act } = useCampaignActions(loaded.campaign);
+  const [start] = useState(() => startingPoint(loaded, types));
+  const [nodes, setNodes] = useState<CanvasNode[]>(() => start.document.nodes.map((n, i) => toCanvasNode(n, types, i)));
+  const [edges, setEdges] = useState<CanvasEdge[]>(() => start.document.edges.map(toCanvasEdge));
+  const [meta, setMeta] = useState<Meta>(() => metaOf(start.document));
+  const [restored, setRestored] = useState(start.restored);
+  const { campaign, setCampaign, save, act } = useCampaignActions(loaded.campaign, editorKey);
   const [stats, setStats] = useState<CampaignStats | null>(null);
   const [message, setMessage] = useState<{ kind: "error" | "info"; text: string } | null>(null);
   const [placing, setPlacing] = useState<string | null>(null);
@@ -74,9 +93,10 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
   const restore = useCallback((s: Snapshot) => { setNodes(s.nodes); setEdges(s.edges); }, []);
   const history = useHistory(current, restore);
   const document = useMemo(() => toDocument(meta, nodes, edges), [meta, nodes, edges]);
-  const [savedText, setSavedText] = useState(() => JSON.stringify(toDocument(metaOf(loaded.document), nodes, edges)));
+  const [savedText, setSavedText] = useState(start.savedText);
   const documentText = useMemo(() => JSON.stringify(document), [document]);
-  const dirty = documentText !== savedText || campaign === null;
+  const dirty = documentText !== savedText && !readOnly;
+  const isDraft = campaign === null || campaign.status === "draft";
 
   // --- what the server says: problems, dynamic ports, live counts, status
   const checked = useValidation(documentText);
@@ -217,21 +237,98 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
     };
   }, [copy, paste, readOnly]);
 
-  // --- saving
-  const doSave = useCallback(async (launch: boolean) => {
+  // --- saving: by hand, and (a draft) by itself; unsaved changes are kept in this browser at once
+  const [keyTab] = useState(() => tabId());
+  const localKey = draftKey(campaign?.id ?? null, keyTab);
+  const [autosave, setAutosave] = useState<{ kind: "ok" | "error"; text: string } | null>(null);
+  const doSave = useCallback(async (launch: boolean): Promise<boolean> => {
     setBusy(true);
     setMessage(null);
+    const sent = documentText;
     try {
-      const saved = await save(document, launch);
-      setSavedText(documentText);
-      setMessage({ kind: "info", text: launch ? `Launched: ${saved.status}.` : `Saved as version ${saved.version ?? ""}.` });
+      const saved = await save(document, { launch, draft: !launch && isDraft });
+      setSavedText(sent);
+      if (campaign === null) dropDraft(localStorage, draftKey(null, keyTab)); // now kept under its id
+      const left = (saved.problems ?? []).filter((p) => p.severity !== "warning").length;
+      const text = launch ? `Launched: ${saved.status}.`
+        : left ? `Saved as version ${saved.version ?? ""}, a draft with ${left} problem${left === 1 ? "" : "s"} to fix before it can be launched.`
+        : `Saved as version ${saved.version ?? ""}.`;
+      setMessage({ kind: "info", text });
+      setAutosave(null);
       if (LIVE_STATUSES.has(saved.status)) setStats((s) => s ?? { nodes: {}, entered: 0, converted: 0 });
+      return true;
     } catch (e) {
-      setMessage({ kind: "error", text: errorText(e) });
+      setMessage({ kind: "error", text: `Not saved: ${errorText(e)}` });
+      return false;
     } finally {
       setBusy(false);
     }
-  }, [document, documentText, save]);
+  }, [campaign, document, documentText, isDraft, keyTab, save]);
+
+  // kept in this browser the moment anything changes, dropped once saved
+  useEffect(() => {
+    if (readOnly) return;
+    if (!dirty) {
+      dropDraft(localStorage, localKey);
+      return;
+    }
+    const kept = writeDraft(localStorage, localKey, { document: JSON.parse(documentText), baseVersion: campaign?.version ?? null, savedAt: Date.now() });
+    if (!kept) setAutosave({ kind: "error", text: "This browser cannot keep your changes: save them before leaving." });
+  }, [campaign?.version, dirty, documentText, localKey, readOnly]);
+
+  // a saved draft goes to the server by itself, a moment after the last change (errors and all)
+  useEffect(() => {
+    if (!dirty || busy || campaign === null || campaign.status !== "draft") return;
+    const timer = setTimeout(() => {
+      const sent = documentText;
+      save(JSON.parse(sent), { draft: true }).then((saved) => {
+        setSavedText(sent);
+        setAutosave({ kind: "ok", text: `Draft saved (version ${saved.version ?? ""})` });
+      }, (e) => setAutosave({ kind: "error", text: `Draft not saved to the server (${errorText(e)}); kept in this browser.` }));
+    }, AUTOSAVE_AFTER_MS);
+    return () => clearTimeout(timer);
+  }, [busy, campaign, dirty, documentText, save]);
+
+  // leaving with unsaved changes: the browser asks on reload or close, the editor on any link
+  const [leaving, setLeaving] = useState<(() => void) | null>(null);
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (event: BeforeUnloadEvent) => {
+      event.preventDefault();
+      event.returnValue = ""; // older browsers ask only when it is set
+    };
+    window.addEventListener("beforeunload", warn);
+    const unguard = setLeaveGuard((proceed) => {
+      setLeaving(() => proceed);
+      return true;
+    });
+    return () => {
+      window.removeEventListener("beforeunload", warn);
+      unguard();
+    };
+  }, [dirty]);
+  const leave = useCallback((how: "save" | "leave" | "stay") => {
+    const proceed = leaving;
+    setLeaving(null);
+    if (how === "stay" || !proceed) return;
+    if (how === "leave") {
+      dropDraft(localStorage, localKey); // the user chose to lose these changes
+      proceed();
+      return;
+    }
+    doSave(false).then((savedOk) => savedOk && proceed());
+  }, [doSave, leaving, localKey]);
+
+  // the changes restored from this browser can be thrown away (one undo step: even that is
+  // undoable), back to the campaign as it was opened: a draft may have autosaved them since
+  const discardRestored = useCallback(() => {
+    const saved = loaded.document ?? NEW_DOCUMENT;
+    history.record();
+    setNodes(saved.nodes.map((n, i) => toCanvasNode(n, types, i)));
+    setEdges(saved.edges.map(toCanvasEdge));
+    setMeta(metaOf(saved));
+    setRestored(null);
+  }, [history, loaded.document, types]);
   const doAct = useCallback(async (action: "pause" | "resume" | "stop") => {
     setBusy(true);
     try {
@@ -255,7 +352,7 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
       if (mod && event.key.toLowerCase() === "s") {
         event.preventDefault();
         if (readOnly || busy) return;
-        if (errors.length) setMessage({ kind: "error", text: "Not saved: fix the errors first (the server stores only a valid campaign)." });
+        if (errors.length && !isDraft) setMessage({ kind: "error", text: "Not saved: fix the errors first (a running campaign takes only a valid version)." });
         else doSave(false);
         return;
       }
@@ -267,13 +364,7 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [busy, doSave, errors.length, history, readOnly]);
-  useEffect(() => {
-    if (!dirty || campaign === null) return;
-    const warn = (event: BeforeUnloadEvent) => event.preventDefault();
-    window.addEventListener("beforeunload", warn);
-    return () => window.removeEventListener("beforeunload", warn);
-  }, [dirty, campaign]);
+  }, [busy, doSave, errors.length, history, isDraft, readOnly]);
 
   const selected = nodes.filter((n) => n.selected);
   const shown = nodes.find((n) => n.id === (selected.length === 1 ? selected[0].id : openNode));
@@ -295,12 +386,32 @@ function Workspace({ loaded, me }: { loaded: Loaded; me: Me }) {
     <div className="cc-editor" data-testid="editor">
       <Toolbar
         meta={meta} onName={(name) => setMeta((m) => ({ ...m, name }))} campaign={campaign} dirty={dirty} busy={busy}
-        readOnly={readOnly} errors={errors.length} warnings={problems.length - errors.length}
+        readOnly={readOnly} errors={errors.length} warnings={problems.length - errors.length} isDraft={isDraft} autosave={autosave}
         canUndo={history.canUndo} canRedo={history.canRedo} onUndo={history.undo} onRedo={history.redo}
         onSave={() => doSave(false)} onLaunch={() => doSave(true)} onAction={doAct}
         onLayout={layout} onFit={() => flow.fitView({ padding: 0.15, duration: 200 })}
         onCopy={() => copy(null)} onPaste={() => { const f = sharedFragment(); if (f) paste(f); }}
       />
+      {restored && (
+        <div className="banner info" data-testid="restored-notice" role="status">
+          Restored your unsaved changes from {new Date(restored.savedAt).toLocaleString()}
+          {restored.baseVersion !== null && campaign?.version !== undefined && restored.baseVersion !== campaign.version
+            ? ` (made to version ${restored.baseVersion}; the campaign has been saved as version ${campaign.version} since)` : ""}.{" "}
+          <button type="button" className="link" onClick={() => setRestored(null)}>Keep them</button>{" "}
+          <button type="button" className="link" data-testid="discard-restored" onClick={discardRestored}>Discard them</button>
+        </div>
+      )}
+      {leaving && (
+        <Choose
+          title="Leave without saving?" testId="leave-dialog" initial={2} onCancel={() => leave("stay")}
+          message={`Your changes to “${meta.name || "this campaign"}” are not saved yet. Save them, or leave and lose them.`}
+          choices={[
+            { label: isDraft && errors.length ? "Save as draft and leave" : "Save and leave", kind: "primary", testId: "leave-save", onChoose: () => leave("save") },
+            { label: "Leave without saving", kind: "danger", testId: "leave-discard", onChoose: () => leave("leave") },
+            { label: "Stay", testId: "leave-stay", onChoose: () => leave("stay") },
+          ]}
+        />
+      )}
       {message && (
         <div className={`banner ${message.kind}`} data-testid={`editor-${message.kind}`} role={message.kind === "error" ? "alert" : "status"}>
           {message.text} <button type="button" className="link" onClick={() => setMessage(null)}>dismiss</button>

@@ -19,6 +19,10 @@ export function Toolbar(props: {
   readOnly: boolean;
   errors: number;
   warnings: number;
+  /** a campaign still in draft (or never saved): it saves even with errors */
+  isDraft: boolean;
+  /** how the last autosave of a draft went */
+  autosave: { kind: "ok" | "error"; text: string } | null;
   canUndo: boolean;
   canRedo: boolean;
   onUndo: () => void;
@@ -44,7 +48,10 @@ export function Toolbar(props: {
              disabled={!edit} onChange={(e) => props.onName(e.target.value)} />
       <span className={`status status-${status}`} data-testid="editor-status" title={props.campaign?.status_reason ?? undefined}>{status}</span>
       {props.campaign?.version && <span className="cc-hint">v{props.campaign.version}</span>}
-      {props.dirty && props.campaign && <span className="cc-hint" data-testid="unsaved">unsaved changes</span>}
+      {props.dirty && <span className="cc-hint" data-testid="unsaved">{props.campaign ? "unsaved changes" : "not saved yet"}</span>}
+      {props.autosave && (
+        <span className={props.autosave.kind === "error" ? "cc-count-errors" : "cc-hint"} data-testid="autosave" role="status">{props.autosave.text}</span>
+      )}
       <span className={props.errors ? "cc-count-errors" : "cc-count-ok"} data-testid="problem-count"
             title="Problems the server found in this campaign">
         {props.errors ? `${props.errors} error${props.errors > 1 ? "s" : ""}` : "no errors"}
@@ -65,8 +72,9 @@ export function Toolbar(props: {
       </div>
       {edit && (
         <div className="cc-tools">
-          <button type="button" onClick={props.onSave} disabled={props.busy || props.errors > 0}
-                  title={props.errors ? "Fix the errors first: the server stores only a valid campaign" : `Save without launching (${mod}S)`}>Save</button>
+          <button type="button" onClick={props.onSave} disabled={props.busy || (props.errors > 0 && !props.isDraft)} data-testid="save"
+                  title={props.errors && !props.isDraft ? "Fix the errors first: a running campaign takes only a valid version"
+                    : props.errors ? `Save as a draft, problems and all: fix them before launching (${mod}S)` : `Save without launching (${mod}S)`}>Save</button>
           {launchable && (
             <button type="button" className="primary" onClick={props.onLaunch} disabled={props.busy || props.errors > 0}
                     title={props.errors ? "Fix the errors first" : "Save and start the campaign"}>Save and launch</button>

@@ -1,11 +1,13 @@
 // Loading and saving one campaign: the node types (the newest of each, and the older versions
 // its nodes are on), the stored document, its status, and the lifecycle buttons. "Save" keeps
-// the campaign as it is; "Save and launch" starts it.
+// the campaign as it is; "Save and launch" starts it. Saves go one after another (a queue),
+// so an autosave and a click never race each other to the server.
 
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { api } from "../api";
 import { navigate } from "../router";
 import type { Campaign, CampaignDocument, NodeTypeDecl } from "../types";
+import { draftKey, readDraft, tabId, type LocalDraft } from "./drafts";
 import { missingVersions, typeMap } from "./graph";
 
 export type Meta = Omit<CampaignDocument, "nodes" | "edges">;
@@ -17,9 +19,11 @@ export interface Loaded {
   oldTypes: NodeTypeDecl[];
   campaign: Campaign | null;
   document: CampaignDocument;
+  /** unsaved changes this browser kept from an earlier visit, if any */
+  draft: LocalDraft | null;
 }
 
-const NEW_DOCUMENT: CampaignDocument = { name: "Untitled campaign", description: "", tags: [], nodes: [], edges: [] };
+export const NEW_DOCUMENT: CampaignDocument = { name: "Untitled campaign", description: "", tags: [], nodes: [], edges: [] };
 
 export function useLoad(campaignId: number | null): { loaded: Loaded | null; error: unknown } {
   const [loaded, setLoaded] = useState<Loaded | null>(null);
@@ -31,8 +35,10 @@ export function useLoad(campaignId: number | null): { loaded: Loaded | null; err
       campaignId === null ? Promise.resolve(null) : api.get<Campaign>(`/api/campaigns/${campaignId}`),
     ]).then(async ([types, campaign]) => {
       const document = campaign?.document ?? structuredClone(NEW_DOCUMENT);
-      const oldTypes = await loadVersions(missingVersions(document.nodes, typeMap(types, [])));
-      if (live) setLoaded({ types, oldTypes, campaign, document });
+      const draft = readDraft(localStorage, draftKey(campaignId, tabId()));
+      const nodes = [...document.nodes, ...(draft?.document.nodes ?? [])];
+      const oldTypes = await loadVersions(missingVersions(nodes, typeMap(types, [])));
+      if (live) setLoaded({ types, oldTypes, campaign, document, draft });
     }).catch((e) => live && setError(e));
     return () => {
       live = false;
@@ -52,18 +58,39 @@ export async function loadVersions(pairs: Array<[string, number]>): Promise<Node
   return found.filter((decl): decl is NodeTypeDecl => decl !== null);
 }
 
-/** The campaign as saved, and the calls that change it. */
-export function useCampaignActions(initial: Campaign | null) {
+export interface SaveOptions {
+  /** start the campaign too */
+  launch?: boolean;
+  /** keep it even with errors (only a campaign still in draft; the server refuses otherwise) */
+  draft?: boolean;
+}
+
+/** The campaign as saved, and the calls that change it. `editorKey`: the editor's React key,
+ *  kept in the history entry when a first save moves it to the campaign's URL. */
+export function useCampaignActions(initial: Campaign | null, editorKey: string) {
   const [campaign, setCampaign] = useState<Campaign | null>(initial);
-  const save = useCallback(async (document: CampaignDocument, launch: boolean): Promise<Campaign> => {
-    const query = launch ? "?launch=true" : "";
-    const saved = campaign === null
-      ? await api.post<Campaign>(`/api/campaigns${query}`, document)
-      : await api.put<Campaign>(`/api/campaigns/${campaign.id}${query}`, document);
-    setCampaign(saved);
-    if (campaign === null) navigate(`/campaigns/${saved.id}`, true);
-    return saved;
-  }, [campaign]);
+  const latest = useRef(initial);
+  latest.current = campaign;
+  const queue = useRef<Promise<unknown>>(Promise.resolve());
+  const save = useCallback((document: CampaignDocument, options: SaveOptions = {}): Promise<Campaign> => {
+    const run = async () => {
+      const params = new URLSearchParams();
+      if (options.launch) params.set("launch", "true");
+      if (options.draft) params.set("draft", "true");
+      const query = params.size ? `?${params}` : "";
+      const before = latest.current;
+      const saved = before === null
+        ? await api.post<Campaign>(`/api/campaigns${query}`, document)
+        : await api.put<Campaign>(`/api/campaigns/${before.id}${query}`, document);
+      latest.current = saved;
+      setCampaign(saved);
+      if (before === null) navigate(`/campaigns/${saved.id}`, true, { state: { editorKey }, force: true });
+      return saved;
+    };
+    const next = queue.current.then(run, run);
+    queue.current = next.catch(() => undefined);
+    return next;
+  }, [editorKey]);
   const act = useCallback(async (action: "pause" | "resume" | "stop" | "launch") => {
     if (!campaign) return;
     setCampaign(await api.post<Campaign>(`/api/campaigns/${campaign.id}/${action}`));

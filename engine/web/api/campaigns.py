@@ -2,7 +2,10 @@
 
 "Save" stores a version and keeps the campaign as it is; "save and launch" (`?launch=true`
 on create or update) stores and activates in one transaction, so a launch that fails
-leaves no half-saved campaign behind.
+leaves no half-saved campaign behind. `?draft=true` keeps a draft that still has errors
+(the canvas's autosave and "Save" of a half-built campaign), its problems stored with its
+version and answered in `problems`; a body that is not even a campaign's structure is
+refused whatever the flag (the `CampaignDocument` declaration).
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from engine.core import clock, db
 from engine.core.counters import campaign_totals, node_stats
-from engine.core.errors import NotFound
+from engine.core.errors import DocumentInvalid, NotFound
 from engine.core.models import Campaign, CampaignTag, CampaignVersion, Enrollment
-from engine.core.validation import validate_document
+from engine.core.validation import errors, validate_document
 from engine.journeys import campaigns, summaries
 from engine.web.access import read_only
 from engine.web.api import body, iso, runtime
@@ -35,6 +38,19 @@ SORTS: dict[str, UnaryExpression[Any]] = {
 }
 #: app.extensions key: callables given the campaign's JSON after each status change
 STATUS_LISTENERS = "campaign_canvas.status_listeners"
+
+
+def not_a_document(found: list[dict[str, Any]], document: Any) -> DocumentInvalid:
+    """A body that is not even a campaign's structure (draft or not) answers like any invalid
+    document, 422 with every problem by node and field, so a client reads one shape of
+    refusal: the validation's errors, and the structural limits it does not know (sizes)."""
+    problems = [p.to_dict() for p in errors(validate_document(document))]
+    seen = {p["pointer"] for p in problems}
+    problems += [{"code": f["code"], "message": f"{f['pointer'].lstrip('/') or 'the document'} {f['message']}",
+                  "pointer": f["pointer"], "node_id": None, "severity": "error"}
+                 for f in found if f["pointer"] not in seen]
+    noun = "problem" if len(problems) == 1 else "problems"
+    return DocumentInvalid(f"campaign document is invalid: {len(problems)} {noun}", details=problems)
 
 
 @bp.get("")
@@ -62,18 +78,18 @@ def list_campaigns() -> ResponseReturnValue:
 
 
 @bp.post("")
-@accepts("CampaignDocument")
-@query("Launch")
+@accepts("CampaignDocument", refuse=not_a_document)
+@query("Save")
 @responds(201)
 def create_campaign() -> ResponseReturnValue:
     document = body()
-    launch = args()["launch"]
+    options = args()
     with db.transaction(runtime().sessions) as session:
-        campaign = campaigns.create(session, document)
-        entered = campaigns.launch(session, campaign.id, clock.now()) if launch else None
-        stored = session.get_one(CampaignVersion, campaign.version_id).document  # with each node's version
-        payload = _with_entered(campaign_json(campaign, stored), entered)
-    _announce(payload) if launch else None
+        campaign = campaigns.create(session, document, draft=options["draft"])
+        entered = campaigns.launch(session, campaign.id, clock.now()) if options["launch"] else None
+        stored = session.get_one(CampaignVersion, campaign.version_id)  # with each node's version
+        payload = _with_entered(campaign_json(campaign, stored, session), entered)
+    _announce(payload) if options["launch"] else None
     return jsonify(payload)
 
 
@@ -82,23 +98,25 @@ def get_campaign(campaign_id: int) -> ResponseReturnValue:
     with runtime().sessions() as session:
         campaign = campaigns.get(session, campaign_id)
         version = session.get_one(CampaignVersion, campaign.version_id)
-        return jsonify(campaign_json(campaign, version.document if version else None, session))
+        return jsonify(campaign_json(campaign, version, session))
 
 
 @bp.put("/<int:campaign_id>")
-@accepts("CampaignDocument")
-@query("Launch")
+@accepts("CampaignDocument", refuse=not_a_document)
+@query("Save")
 def update_campaign(campaign_id: int) -> ResponseReturnValue:
-    """A changed document becomes a new version; customers in flight stay on theirs."""
+    """A changed document becomes a new version; customers in flight stay on theirs. With
+    `?draft=true` a draft campaign keeps a document with errors; any other status takes
+    only a valid one."""
     document = body()
-    launch = args()["launch"]
+    options = args()
     with db.transaction(runtime().sessions) as session:
-        version = campaigns.save(session, campaign_id, document)
+        version = campaigns.save(session, campaign_id, document, draft=options["draft"])
         campaign = campaigns.get(session, campaign_id)
         entered = None
-        if launch and campaign.status in ("draft", "scheduled"):
+        if options["launch"] and campaign.status in ("draft", "scheduled"):
             entered = campaigns.launch(session, campaign_id, clock.now())
-        payload = _with_entered(campaign_json(campaign, version.document, session), entered)
+        payload = _with_entered(campaign_json(campaign, version, session), entered)
     _announce(payload) if entered is not None else None
     return jsonify(payload)
 
@@ -118,7 +136,7 @@ def clone_campaign(campaign_id: int) -> ResponseReturnValue:
     data = body()
     with db.transaction(runtime().sessions) as session:
         copy = campaigns.clone(session, campaign_id, data.get("name"))
-        payload = campaign_json(copy, session.get_one(CampaignVersion, copy.version_id).document)
+        payload = campaign_json(copy, session.get_one(CampaignVersion, copy.version_id), session)
     return jsonify(payload)
 
 
@@ -150,8 +168,8 @@ def restore_version(campaign_id: int, number: int) -> ResponseReturnValue:
     """Make an old version's document the newest version again (history is never rewritten)."""
     with db.transaction(runtime().sessions) as session:
         old = _version(session, campaign_id, number)
-        version = campaigns.save(session, campaign_id, old.document)
-        payload = campaign_json(campaigns.get(session, campaign_id), version.document, session)
+        version = campaigns.save(session, campaign_id, old.document, draft=True)  # a draft's own past
+        payload = campaign_json(campaigns.get(session, campaign_id), version, session)
     return jsonify(payload)
 
 
@@ -162,7 +180,7 @@ def upgrade_nodes(campaign_id: int) -> ResponseReturnValue:
     node, from and to which version, or why it stayed."""
     with db.transaction(runtime().sessions) as session:
         version, report = campaigns.upgrade_nodes(session, campaign_id, clock.now())
-        payload = campaign_json(campaigns.get(session, campaign_id), version.document, session)
+        payload = campaign_json(campaigns.get(session, campaign_id), version, session)
     return jsonify({**payload, "upgraded": [step.to_dict() for step in report]})
 
 
@@ -238,9 +256,11 @@ def stats(campaign_id: int) -> ResponseReturnValue:
         return jsonify(nodes=node_stats(session, campaign_id), **campaign_totals(session, [campaign_id])[campaign_id])
 
 
-def campaign_json(campaign: Campaign, document: dict[str, Any] | None = None,
+def campaign_json(campaign: Campaign, version: CampaignVersion | None = None,
                   session: Session | None = None) -> dict[str, Any]:
-    data = {
+    """The campaign's row; with its `version`, the document and the problems kept with it
+    (a draft saved half-built lists what is left to fix)."""
+    data: dict[str, Any] = {
         "id": campaign.id, "name": campaign.name, "description": campaign.description, "tags": campaign.tags,
         "status": campaign.status, "status_reason": campaign.status_reason, "version_id": campaign.version_id,
         "created_at": iso(campaign.created_at), "updated_at": iso(campaign.updated_at),
@@ -250,8 +270,9 @@ def campaign_json(campaign: Campaign, document: dict[str, Any] | None = None,
     if session is not None and campaign.version_id is not None:
         data["version"] = session.scalar(select(CampaignVersion.number).where(
             CampaignVersion.id == campaign.version_id))
-    if document is not None:
-        data["document"] = document
+    if version is not None:
+        data["document"] = version.document
+        data["problems"] = campaigns.stored_problems(version)
     return data
 
 
