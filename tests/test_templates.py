@@ -159,6 +159,8 @@ def test_push_data_and_web_api_bodies_keep_their_shape():
 
 SLOW = "{% set big = ('x' * 200000)|list %}{% for i in big %}{{ big|sort|length }}{% endfor %}"
 
+#: the time limit's message: heavy attacks may meet it before their own limit on a slow CPU
+TOO_SLOW = "rendering took longer than 1 s"
 ATTACKS = [
     # (template, what the message names)
     ("{{ ''.__class__ }}", "access to attribute '__class__' of 'str' object is unsafe"),
@@ -203,16 +205,16 @@ ATTACKS = [
     ("{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}",
      "more than 10000 loop iterations and macro calls"),
     ("{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% else %}{{ s|length }}{% endif %}{% endmacro %}"
-     "{{ f('a', 60) }}", "output longer than 500000 characters"),
+     "{{ f('a', 60) }}", ("output longer than 500000 characters", TOO_SLOW)),
     ("{% for x in profile.attributes.tags recursive %}{{ loop([x, x]) }}{% endfor %}", "recursion"),
     ("{% set a = ['x' * 1000] %}" + "{% set a = [a, a] %}" * 40 + "{{ a }}",
      "a list or object larger than 5000000 characters"),
     ("{% set a = {'k': 'x' * 1000} %}" + "{% set a = {'l': a, 'r': a} %}" * 40 + "{{ a == a }}",
      "a list or object larger than 5000000 characters"),
     ("{% set a = ['x' * 1000] %}{{ [a] * 10000 }}", "a list or object larger than 5000000 characters"),
-    ("{{ ('x' * 400000)|list|batch(1)|sum(start=[]) }}", "rendering built more than 5000000 characters"),
+    ("{{ ('x' * 400000)|list|batch(1)|sum(start=[]) }}", ("rendering built more than 5000000 characters", TOO_SLOW)),
     ("{% set l = ('x' * 400000)|list %}{% for i in l %}{% set copy = l|list %}{% endfor %}",
-     "rendering built more than 5000000 characters"),
+     ("rendering built more than 5000000 characters", TOO_SLOW)),
     ("{% set l = ('x' * 400000)|list %}{% for b in [1]|batch(10000, l) %}{{ b }}{% endfor %}",
      "a list or object larger than 5000000 characters"),
     ("{% set l = ('x' * 400000)|list %}{% macro m() %}{{ varargs|length }}{% endmacro %}"
@@ -234,7 +236,8 @@ def test_sandbox_refuses_with_a_clear_error_naming_the_field_and_never_hangs(sou
     error = caught.value
     assert error.status == 422 and error.code == "invalid_template"
     assert error.message.startswith(f"{field}: "), error.message
-    assert fragment in error.message, error.message
+    # an attack that is both heavy and slow may meet either limit first, by the CPU's speed
+    assert any(f in error.message for f in ((fragment,) if isinstance(fragment, str) else fragment)), error.message
     assert error.details[0]["pointer"] == f"/content/{field}" and error.details[0]["field"] == field
 
 
