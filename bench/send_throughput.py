@@ -12,8 +12,6 @@ Prints one JSON object.
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
 import sys
 import tempfile
@@ -25,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _runner import run_sizes  # noqa: E402
+from _runner import sized_main  # noqa: E402
 
 CONTENT = {"subject": "Hello {{ profile.attributes.city }}",
            "html": "<h1>Hi {{ profile.external_id }}</h1><p>You have {{ profile.points }} points.</p>",
@@ -90,17 +88,8 @@ def run_one(size: int, database_url: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.one:
-        print(json.dumps(run_one(args.one, args.database_url)))
-        return
-    results = run_sizes(__file__, (int(n) for n in args.sizes.split(",")))
-    print(json.dumps({"benchmark": "send_throughput", "provider": "SendGrid SDK -> stand-in on 127.0.0.1",
-                      "results": results}, indent=2))
+    sized_main(__file__, __doc__, "send_throughput", lambda size, args: run_one(size, args.database_url),
+               lambda _args: {"provider": "SendGrid SDK -> stand-in on 127.0.0.1"})
 
 
 if __name__ == "__main__":
