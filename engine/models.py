@@ -1,14 +1,6 @@
 """Deprecated path of engine.core.models: plugins import engine.sdk (and engine.sdk.data for
 the tables). Kept for one release so plugins written against 0.1 keep loading."""
 
-import warnings
-from typing import Any
+from engine._moved import moved
 
-from engine.core import models as _moved
-
-warnings.warn("engine.models is deprecated and will be removed in the next release: import from engine.sdk",
-              DeprecationWarning, stacklevel=2)
-
-
-def __getattr__(name: str) -> Any:
-    return getattr(_moved, name)
+__getattr__ = moved(__name__, "engine.core.models")
